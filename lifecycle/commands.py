@@ -1,0 +1,125 @@
+"""Commands (what someone asks the core to do) and queries (what they ask to see).
+
+Every command carries the actor and an idempotency key: the platform's delivery id (Slack
+trigger/action id, Feishu event id) or a fresh one from the console. The same key is applied once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from lifecycle.access import Actor
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    actor: Actor
+    key: str
+    via: str = ""  # the platform the command came through; defaults to the actor's
+
+    @property
+    def channel(self) -> str:
+        return self.via or self.actor.platform
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddAccount(Command):
+    name: str
+    stage: str | None = None
+    amount: Decimal | None = None
+    owner: str | None = None
+    segment: str | None = None
+    external_id: str | None = None
+    contract_end: date | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoveStage(Command):
+    account: str  # exact name, unique prefix or #ID
+    target: str  # stage key, zh or en label
+    reason: str = ""
+    expected_version: int | None = None  # set by buttons rendered from a known version
+
+
+@dataclass(frozen=True, kw_only=True)
+class Churn(Command):
+    account: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WinBack(Command):
+    account: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Archive(Command):
+    account: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecideApproval(Command):
+    approval_id: int
+    approve: bool
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TickChecklist(Command):
+    account: str
+    item: str  # 1-based number, item key, or (part of) its label
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssignOwner(Command):
+    account: str
+    owner: str  # platform:user_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordRenewal(Command):
+    account: str
+    amount: Decimal
+    until: date
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimHandoff(Command):
+    account: str | None = None
+    handoff_id: int | None = None
+
+
+# ---------------------------------------------------------------- queries (read-only, no key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Query:
+    actor: Actor
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShowAccount(Query):
+    account: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListAccounts(Query):
+    stage: str | None = None
+    mine: bool = False
+    limit: int = 200
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShowHistory(Query):
+    account: str
+    limit: int = 200
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListApprovals(Query):
+    pending_only: bool = True

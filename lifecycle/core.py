@@ -1,0 +1,31 @@
+"""The one door adapters use: execute a command or ask a query, with storage, clock and rules bound."""
+
+from __future__ import annotations
+
+from lifecycle import commands as c
+from lifecycle.clock import Clock, SystemClock
+from lifecycle.db.uow import Database
+from lifecycle.queries import QUERIES
+from lifecycle.services import HANDLERS, Rules
+from lifecycle.views import Outcome, ReadModel
+
+
+class Lifecycle:
+    """Binds the use-case functions to a database, a clock and the rules. Holds no other state."""
+
+    def __init__(self, db: Database, rules: Rules, clock: Clock | None = None) -> None:
+        self.db = db
+        self.rules = rules
+        self.clock = clock or SystemClock()
+
+    @property
+    def pipeline(self):  # noqa: ANN201 - a property alias kept short for adapters
+        return self.rules.pipeline
+
+    def execute(self, cmd: c.Command) -> Outcome:
+        handler = HANDLERS[type(cmd)]
+        return handler(cmd, uow=self.db.uow(), clock=self.clock, rules=self.rules)
+
+    def ask(self, query: c.Query) -> ReadModel:
+        handler = QUERIES[type(query)]
+        return handler(query, uow=self.db.reader(), clock=self.clock, rules=self.rules)

@@ -1,0 +1,145 @@
+"""Domain events, past tense, written to the outbox in the same transaction as the change.
+
+Each event names its `audience`: the team keys whose channels should hear of it. Adapters map
+teams to channels and render; the core never knows a channel id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    account_id: int
+    account: str
+    at: datetime
+    actor: str
+    audience: tuple[str, ...] = ()
+
+    @property
+    def subject(self) -> str:
+        """What a posted message of this event is about, so a later event can update it in place."""
+        return f"account:{self.account_id}"
+
+
+class AccountAdded(_Event):
+    kind: Literal["AccountAdded"] = "AccountAdded"
+    stage: str
+    owner: str | None = None
+    amount: Decimal | None = None
+
+
+class StageChanged(_Event):
+    kind: Literal["StageChanged"] = "StageChanged"
+    from_stage: str
+    to_stage: str
+    transition: str  # advance | back | churn | winback | archive
+    reason: str = ""
+    via: str = ""
+    owner: str | None = None
+    approved_by: str | None = None
+
+
+class ApprovalRequested(_Event):
+    kind: Literal["ApprovalRequested"] = "ApprovalRequested"
+    approval_id: int
+    from_stage: str
+    to_stage: str
+    reject_to: str | None
+    team: str
+    reason: str = ""
+    amount: Decimal | None = None
+    owner: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return f"approval:{self.approval_id}"
+
+
+class ApprovalDecided(_Event):
+    kind: Literal["ApprovalDecided"] = "ApprovalDecided"
+    approval_id: int
+    decision: Literal["approved", "rejected"]
+    from_stage: str
+    to_stage: str
+    requested_by: str
+    note: str = ""
+
+    @property
+    def subject(self) -> str:
+        return f"approval:{self.approval_id}"
+
+
+class HandoffOpened(_Event):
+    kind: Literal["HandoffOpened"] = "HandoffOpened"
+    handoff_id: int
+    stage: str
+    from_teams: tuple[str, ...]
+    to_team: str
+    owner: str | None = None
+    amount: Decimal | None = None
+    segment: str | None = None
+    contract_end: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return f"handoff:{self.handoff_id}"
+
+
+class HandoffClaimed(_Event):
+    kind: Literal["HandoffClaimed"] = "HandoffClaimed"
+    handoff_id: int
+    stage: str
+    to_team: str
+
+    @property
+    def subject(self) -> str:
+        return f"handoff:{self.handoff_id}"
+
+
+class OwnerAssigned(_Event):
+    kind: Literal["OwnerAssigned"] = "OwnerAssigned"
+    owner: str
+    previous: str | None = None
+    stage: str
+
+
+class ChecklistTicked(_Event):
+    kind: Literal["ChecklistTicked"] = "ChecklistTicked"
+    stage: str
+    item: str
+    done: int
+    total: int
+
+
+class RenewalRecorded(_Event):
+    kind: Literal["RenewalRecorded"] = "RenewalRecorded"
+    renewal: Literal["renewal", "expansion"]
+    amount: Decimal
+    contract_end: str
+    stage: str
+
+
+Event = Annotated[
+    AccountAdded
+    | StageChanged
+    | ApprovalRequested
+    | ApprovalDecided
+    | HandoffOpened
+    | HandoffClaimed
+    | OwnerAssigned
+    | ChecklistTicked
+    | RenewalRecorded,
+    Field(discriminator="kind"),
+]
+EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def load_event(payload: str) -> Event:
+    return EVENT.validate_json(payload)

@@ -1,0 +1,271 @@
+"""The outbox dispatcher: delivers committed domain events to notifiers, at least once, in order.
+
+Rows are claimed under a lease (FOR UPDATE SKIP LOCKED on PostgreSQL) so several dispatchers can
+share one database; a dispatcher that dies mid-batch leaves leases that expire, and the rows are
+picked up again. Per (account, target), a row is never sent while an earlier one is still pending,
+so a retrying notification holds back the later ones for that account instead of overtaking them.
+Each notifier gets the outbox row's `delivery_key` so platforms that deduplicate can make the rare
+re-send after a crash between "posted" and "marked delivered" harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.orm import aliased
+
+from lifecycle.clock import Clock
+from lifecycle.db.models import OutboxRow, PostedMessage
+from lifecycle.db.uow import Database
+from lifecycle.events import Event, load_event
+
+log = logging.getLogger(__name__)
+OUTBOX = OutboxRow.__table__
+POSTED = PostedMessage.__table__
+
+
+class DeliveryError(Exception):
+    """A notifier could not deliver. `permanent` errors are not retried; `retry_after` is honoured."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outbox_id: int
+    event_id: str
+    target: str
+    attempt: int  # 1 for the first try
+    event: Event
+
+    @property
+    def delivery_key(self) -> str:
+        return f"{self.event_id}:{self.target}"
+
+
+@dataclass(frozen=True)
+class Posted:
+    """Where a message landed, recorded so later events can update it in place."""
+
+    channel: str
+    message_id: str
+    subject: str | None = None
+
+
+class Notifier(Protocol):
+    """A delivery target (console, slack, feishu). Returns what it posted, raises DeliveryError."""
+
+    target: str
+
+    def deliver(self, delivery: Delivery) -> Iterable[Posted]: ...
+
+
+@dataclass
+class DispatchReport:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return self.delivered + self.retried + self.dead
+
+
+@dataclass
+class RetryPolicy:
+    base_seconds: float = 1.0
+    max_seconds: float = 300.0
+    max_attempts: int = 20
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
+        backoff *= random.uniform(0.8, 1.2)  # jitter: replicas retrying together would stampede
+        return max(backoff, retry_after or 0.0)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        notifiers: Mapping[str, Notifier],
+        clock: Clock,
+        *,
+        owner: str | None = None,
+        batch: int = 50,
+        lease_seconds: float = 120.0,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.db = db
+        self.notifiers = dict(notifiers)
+        self.clock = clock
+        self.owner = owner or f"dispatcher-{uuid.uuid4().hex[:12]}"
+        self.batch = batch
+        self.lease = timedelta(seconds=lease_seconds)
+        self.policy = policy or RetryPolicy()
+
+    def _claim(self, now: datetime) -> list[tuple[int, str, str, str, int]]:
+        earlier = aliased(OUTBOX)
+        blocked = (
+            select(earlier.c.id)
+            .where(
+                earlier.c.account_id == OUTBOX.c.account_id,
+                earlier.c.target == OUTBOX.c.target,
+                earlier.c.status == "pending",
+                earlier.c.id < OUTBOX.c.id,
+            )
+            .exists()
+        )
+        stmt = (
+            select(OUTBOX.c.id, OUTBOX.c.event_id, OUTBOX.c.target, OUTBOX.c.payload, OUTBOX.c.attempts)
+            .where(
+                OUTBOX.c.status == "pending",
+                OUTBOX.c.target.in_(list(self.notifiers)),
+                OUTBOX.c.available_at <= now,
+                (OUTBOX.c.lease_until.is_(None)) | (OUTBOX.c.lease_until < now),
+                ~blocked,
+            )
+            .order_by(OUTBOX.c.id)
+            .limit(self.batch)
+        )
+        with self.db.uow() as uow:
+            s = uow.session
+            if self.db.dialect == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True, of=OUTBOX)
+            rows = [tuple(r) for r in s.execute(stmt)]
+            if rows:
+                s.execute(
+                    update(OUTBOX)
+                    .where(OUTBOX.c.id.in_([r[0] for r in rows]))
+                    .values(lease_owner=self.owner, lease_until=now + self.lease)
+                )
+            uow.commit()
+        return rows  # type: ignore[return-value]
+
+    def run_once(self) -> DispatchReport:
+        """Claim a batch of due rows and deliver them; returns what happened."""
+        report = DispatchReport()
+        now = self.clock.now()
+        rows = self._claim(now)
+        held_back: set[tuple[int | None, str]] = set()
+        for outbox_id, event_id, target, payload, attempts in rows:
+            event = load_event(payload)
+            lane = (event.account_id, target)
+            if lane in held_back:  # an earlier event of this account failed: keep the order
+                self._release(outbox_id)
+                continue
+            delivery = Delivery(outbox_id, event_id, target, attempts + 1, event)
+            try:
+                posted = list(self.notifiers[target].deliver(delivery))
+            except DeliveryError as exc:
+                held_back.add(lane)
+                self._failed(delivery, exc, report)
+                continue
+            except Exception as exc:  # a notifier bug must not stop the other deliveries
+                log.exception("notifier %s crashed on outbox row %s", target, outbox_id)
+                held_back.add(lane)
+                self._failed(delivery, DeliveryError(f"{type(exc).__name__}: {exc}"), report)
+                continue
+            self._delivered(delivery, posted)
+            report.delivered += 1
+        return report
+
+    def drain(self, max_rounds: int = 1000) -> DispatchReport:
+        """Deliver until nothing is due now (failures wait for their backoff)."""
+        total = DispatchReport()
+        for _ in range(max_rounds):
+            r = self.run_once()
+            total.delivered += r.delivered
+            total.retried += r.retried
+            total.dead += r.dead
+            total.errors += r.errors
+            if r.handled == 0:
+                break
+        return total
+
+    def _delivered(self, d: Delivery, posted: list[Posted]) -> None:
+        now = self.clock.now()
+        with self.db.uow() as uow:
+            s = uow.session
+            s.execute(
+                update(OUTBOX)
+                .where(and_(OUTBOX.c.id == d.outbox_id, OUTBOX.c.lease_owner == self.owner))
+                .values(
+                    status="delivered",
+                    delivered_at=now,
+                    attempts=d.attempt,
+                    lease_owner=None,
+                    lease_until=None,
+                    last_error=None,
+                )
+            )
+            for p in posted:
+                s.execute(
+                    insert(POSTED).values(
+                        outbox_id=d.outbox_id,
+                        target=d.target,
+                        subject=p.subject or d.event.subject,
+                        channel=p.channel,
+                        message_id=p.message_id,
+                        posted_at=now,
+                    )
+                )
+            uow.commit()
+
+    def _failed(self, d: Delivery, exc: DeliveryError, report: DispatchReport) -> None:
+        now = self.clock.now()
+        dead = exc.permanent or d.attempt >= self.policy.max_attempts
+        delay = self.policy.delay(d.attempt, exc.retry_after)
+        message = str(exc)[:500]
+        report.errors.append(f"{d.target} #{d.outbox_id}: {message}")
+        if dead:
+            report.dead += 1
+            log.error("giving up on %s delivery of outbox row %s: %s", d.target, d.outbox_id, message)
+        else:
+            report.retried += 1
+            log.warning("%s delivery of outbox row %s failed (attempt %s): %s", d.target, d.outbox_id, d.attempt, message)
+        with self.db.uow() as uow:
+            uow.session.execute(
+                update(OUTBOX)
+                .where(and_(OUTBOX.c.id == d.outbox_id, OUTBOX.c.lease_owner == self.owner))
+                .values(
+                    status="dead" if dead else "pending",
+                    attempts=d.attempt,
+                    available_at=now + timedelta(seconds=delay),
+                    last_error=message,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            uow.commit()
+
+    def _release(self, outbox_id: int) -> None:
+        with self.db.uow() as uow:
+            uow.session.execute(
+                update(OUTBOX)
+                .where(and_(OUTBOX.c.id == outbox_id, OUTBOX.c.lease_owner == self.owner))
+                .values(lease_owner=None, lease_until=None)
+            )
+            uow.commit()
+
+
+def posted_message(db: Database, target: str, subject: str) -> tuple[str, str] | None:
+    """The (channel, message id) of the first message posted about `subject` on `target`."""
+    with db.reader() as uow:
+        row = uow.session.execute(
+            select(POSTED.c.channel, POSTED.c.message_id)
+            .where(POSTED.c.subject == subject, POSTED.c.target == target)
+            .order_by(POSTED.c.id)
+            .limit(1)
+        ).first()
+    return (row.channel, row.message_id) if row else None

@@ -1,0 +1,178 @@
+"""Read side: the account card, lists, history and pending approvals, straight from SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.orm import Session
+
+from lifecycle import commands as c
+from lifecycle.clock import Clock
+from lifecycle.db.uow import UnitOfWork
+from lifecycle.machine import allowed_next
+from lifecycle.services import (
+    ACC,
+    APPROVALS,
+    HANDOFFS,
+    HIST,
+    TICKS,
+    Rules,
+    _view,
+    find_account,
+)
+from lifecycle.views import (
+    AccountCard,
+    AccountList,
+    ApprovalList,
+    ApprovalView,
+    ChecklistLine,
+    HandoffView,
+    History,
+    HistoryLine,
+    ReadModel,
+)
+
+
+def _approval_view(row: Row[Any], account: str) -> ApprovalView:
+    return ApprovalView(
+        id=row.id,
+        account_id=row.account_id,
+        account=account,
+        from_stage=row.from_stage,
+        to_stage=row.to_stage,
+        reject_to=row.reject_to,
+        team=row.team,
+        status=row.status,
+        requested_by=row.requested_by,
+        requested_at=row.requested_at,
+        reason=row.reason,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+    )
+
+
+def account_card(q: c.ShowAccount, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> AccountCard:
+    with uow:
+        s = uow.session
+        acc = find_account(s, q.account)
+        return _card(s, acc, clock.now(), rules)
+
+
+def _card(s: Session, acc: Row[Any], now: datetime, rules: Rules) -> AccountCard:
+    stage = rules.pipeline.stage(acc.stage)
+    ticks = {
+        r.item: r
+        for r in s.execute(
+            select(TICKS.c.item, TICKS.c.ticked_by, TICKS.c.ticked_at).where(
+                TICKS.c.account_id == acc.id, TICKS.c.stage == stage.key
+            )
+        )
+    }
+    lines = tuple(
+        ChecklistLine(
+            number=n,
+            key=item.key,
+            en=item.en,
+            zh=item.zh,
+            done=item.key in ticks,
+            by=ticks[item.key].ticked_by if item.key in ticks else None,
+            at=ticks[item.key].ticked_at if item.key in ticks else None,
+        )
+        for n, item in enumerate(stage.checklist, 1)
+    )
+    pending = s.execute(
+        select(APPROVALS).where(APPROVALS.c.account_id == acc.id, APPROVALS.c.status == "pending")
+    ).first()
+    handoffs = tuple(
+        HandoffView(
+            id=h.id,
+            account_id=h.account_id,
+            stage=h.stage,
+            to_team=h.to_team,
+            opened_at=h.opened_at,
+            claimed_by=h.claimed_by,
+            claimed_at=h.claimed_at,
+        )
+        for h in s.execute(
+            select(HANDOFFS).where(HANDOFFS.c.account_id == acc.id, HANDOFFS.c.claimed_by.is_(None))
+        )
+    )
+    seconds = max(0.0, (now - acc.stage_entered_at).total_seconds())
+    return AccountCard(
+        account=_view(acc),
+        checklist=lines,
+        time_in_stage_seconds=seconds,
+        sla_days=stage.sla_days,
+        overdue=stage.sla_days is not None and seconds > stage.sla_days * 86400,
+        pending_approval=_approval_view(pending, acc.name) if pending is not None else None,
+        open_handoffs=handoffs,
+        allowed_next=tuple(allowed_next(rules.pipeline, stage.key)),
+    )
+
+
+def history(q: c.ShowHistory, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> History:
+    with uow:
+        s = uow.session
+        acc = find_account(s, q.account)
+        rows = s.execute(
+            select(HIST).where(HIST.c.account_id == acc.id).order_by(HIST.c.id).limit(q.limit + 1)
+        ).all()
+        lines = tuple(
+            HistoryLine(
+                at=r.at,
+                actor=r.actor,
+                from_stage=r.from_stage,
+                to_stage=r.to_stage,
+                kind=r.kind,
+                reason=r.reason,
+                via=r.via,
+            )
+            for r in rows[: q.limit]
+        )
+        return History(account=_view(acc), lines=lines, truncated=len(rows) > q.limit)
+
+
+def list_accounts(q: c.ListAccounts, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> AccountList:
+    p = rules.pipeline
+    stage = p.resolve_stage(q.stage) if q.stage else None
+    with uow:
+        s = uow.session
+        where = []
+        if stage is not None:
+            where.append(ACC.c.stage == stage.key)
+        if q.mine:
+            where.append(ACC.c.owner == q.actor.ref)
+        total = s.execute(select(func.count()).select_from(ACC).where(*where)).scalar_one()
+        rows = s.execute(select(ACC).where(*where).order_by(ACC.c.stage_entered_at).limit(q.limit)).all()
+    order = {st.key: n for n, st in enumerate(p.stages)}
+    grouped: dict[str, list[Any]] = {}
+    for r in sorted(rows, key=lambda r: (order.get(r.stage, 99), r.name_key)):
+        grouped.setdefault(r.stage, []).append(_view(r))
+    return AccountList(
+        groups=tuple((k, tuple(v)) for k, v in grouped.items()),
+        total=int(total),
+        truncated=int(total) > len(rows),
+        stage_filter=stage.key if stage else None,
+        mine=q.mine,
+    )
+
+
+def list_approvals(q: c.ListApprovals, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> ApprovalList:
+    with uow:
+        s = uow.session
+        stmt = select(APPROVALS, ACC.c.name.label("account_name")).join(ACC, ACC.c.id == APPROVALS.c.account_id)
+        if q.pending_only:
+            stmt = stmt.where(APPROVALS.c.status == "pending")
+        rows = s.execute(stmt.order_by(APPROVALS.c.id).limit(200)).all()
+        return ApprovalList(approvals=tuple(_approval_view(r, r.account_name) for r in rows))
+
+
+QUERIES: dict[type[c.Query], Callable[..., ReadModel]] = {
+    c.ShowAccount: account_card,
+    c.ShowHistory: history,
+    c.ListAccounts: list_accounts,
+    c.ListApprovals: list_approvals,
+}

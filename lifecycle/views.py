@@ -1,0 +1,134 @@
+"""What the core answers with: outcomes of commands and read models for queries, as plain data."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class AccountView(_View):
+    id: int
+    name: str
+    stage: str
+    stage_entered_at: datetime
+    owner: str | None = None
+    amount: Decimal | None = None
+    segment: str | None = None
+    external_id: str | None = None
+    contract_end: date | None = None
+    version: int = 1
+
+
+OutcomeKind = Literal[
+    "added",
+    "moved",
+    "approval_requested",
+    "approved",
+    "rejected",
+    "ticked",
+    "already_ticked",
+    "assigned",
+    "renewed",
+    "claimed",
+]
+
+
+class Outcome(_View):
+    """The result of a command. `replayed` is true when the idempotency key had been seen before."""
+
+    kind: OutcomeKind
+    account: AccountView
+    from_stage: str | None = None
+    to_stage: str | None = None
+    approval_id: int | None = None
+    approval_team: str | None = None
+    handoff_ids: tuple[int, ...] = ()
+    item: str | None = None
+    renewal: Literal["renewal", "expansion"] | None = None
+    decided_by: str | None = None
+    replayed: bool = False
+
+
+class ChecklistLine(_View):
+    number: int
+    key: str
+    en: str
+    zh: str
+    done: bool
+    by: str | None = None
+    at: datetime | None = None
+
+
+class ApprovalView(_View):
+    id: int
+    account_id: int
+    account: str
+    from_stage: str
+    to_stage: str
+    reject_to: str | None
+    team: str
+    status: str
+    requested_by: str
+    requested_at: datetime
+    reason: str
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+
+
+class HandoffView(_View):
+    id: int
+    account_id: int
+    stage: str
+    to_team: str
+    opened_at: datetime
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
+
+
+class AccountCard(_View):
+    account: AccountView
+    checklist: tuple[ChecklistLine, ...]
+    time_in_stage_seconds: float
+    sla_days: int | None
+    overdue: bool
+    pending_approval: ApprovalView | None = None
+    open_handoffs: tuple[HandoffView, ...] = ()
+    allowed_next: tuple[str, ...] = ()
+
+
+class HistoryLine(_View):
+    at: datetime
+    actor: str
+    from_stage: str | None
+    to_stage: str
+    kind: str
+    reason: str
+    via: str
+
+
+class History(_View):
+    account: AccountView
+    lines: tuple[HistoryLine, ...]
+    truncated: bool = False
+
+
+class AccountList(_View):
+    groups: tuple[tuple[str, tuple[AccountView, ...]], ...]  # (stage key, accounts) in pipeline order
+    total: int
+    truncated: bool = False
+    stage_filter: str | None = None
+    mine: bool = False
+
+
+class ApprovalList(_View):
+    approvals: tuple[ApprovalView, ...]
+
+
+ReadModel = AccountCard | History | AccountList | ApprovalList
