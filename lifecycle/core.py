@@ -19,7 +19,7 @@ class Lifecycle:
         self.clock = clock or SystemClock()
 
     @property
-    def pipeline(self):  # noqa: ANN201 - a property alias kept short for adapters
+    def pipeline(self):
         return self.rules.pipeline
 
     def execute(self, cmd: c.Command) -> Outcome:

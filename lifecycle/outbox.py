@@ -233,7 +233,9 @@ class Dispatcher:
             log.error("giving up on %s delivery of outbox row %s: %s", d.target, d.outbox_id, message)
         else:
             report.retried += 1
-            log.warning("%s delivery of outbox row %s failed (attempt %s): %s", d.target, d.outbox_id, d.attempt, message)
+            log.warning(
+                "%s delivery of outbox row %s failed (attempt %s): %s", d.target, d.outbox_id, d.attempt, message
+            )
         with self.db.uow() as uow:
             uow.session.execute(
                 update(OUTBOX)

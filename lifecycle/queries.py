@@ -96,9 +96,7 @@ def _card(s: Session, acc: Row[Any], now: datetime, rules: Rules) -> AccountCard
             claimed_by=h.claimed_by,
             claimed_at=h.claimed_at,
         )
-        for h in s.execute(
-            select(HANDOFFS).where(HANDOFFS.c.account_id == acc.id, HANDOFFS.c.claimed_by.is_(None))
-        )
+        for h in s.execute(select(HANDOFFS).where(HANDOFFS.c.account_id == acc.id, HANDOFFS.c.status == "open"))
     )
     seconds = max(0.0, (now - acc.stage_entered_at).total_seconds())
     return AccountCard(
@@ -117,9 +115,7 @@ def history(q: c.ShowHistory, *, uow: UnitOfWork, clock: Clock, rules: Rules) ->
     with uow:
         s = uow.session
         acc = find_account(s, q.account)
-        rows = s.execute(
-            select(HIST).where(HIST.c.account_id == acc.id).order_by(HIST.c.id).limit(q.limit + 1)
-        ).all()
+        rows = s.execute(select(HIST).where(HIST.c.account_id == acc.id).order_by(HIST.c.id).limit(q.limit + 1)).all()
         lines = tuple(
             HistoryLine(
                 at=r.at,

@@ -316,6 +316,19 @@ def _move(
         now,
     )
     handoffs: list[int] = []
+    if set(source.owners) != set(target.owners):
+        # A team that no longer owns the account has nothing left to take over; a team that gets a
+        # fresh handoff below needs only that one.
+        new_teams = [t for t in target.owners if t not in source.owners] if kind in ("advance", "winback") else []
+        s.execute(
+            update(HANDOFFS)
+            .where(
+                HANDOFFS.c.account_id == acc.id,
+                HANDOFFS.c.status == "open",
+                HANDOFFS.c.to_team.not_in(target.owners) | HANDOFFS.c.to_team.in_(new_teams),
+            )
+            .values(status="superseded")
+        )
     if kind in ("advance", "winback"):
         for team in target.owners:
             if team in source.owners:
@@ -330,6 +343,7 @@ def _move(
                     to_team=team,
                     opened_at=now,
                     opened_by=actor.ref,
+                    status="open",
                 )
                 .returning(HANDOFFS.c.id)
             ).scalar_one()
@@ -907,9 +921,9 @@ def _claim_handoff(cmd: c.ClaimHandoff, s: Session, now: datetime, rules: Rules)
     else:
         acc = find_account(s, cmd.account or "")
         rows = s.execute(select(HANDOFFS).where(HANDOFFS.c.account_id == acc.id).order_by(HANDOFFS.c.id.desc())).all()
-    open_rows = [r for r in rows if r.claimed_by is None]
+    open_rows = [r for r in rows if r.status == "open"]
     if not open_rows:
-        last = rows[0] if rows else None
+        last = next((r for r in rows if r.status == "claimed"), None)
         if last is not None:
             raise Conflict(
                 Text(
@@ -930,8 +944,8 @@ def _claim_handoff(cmd: c.ClaimHandoff, s: Session, now: datetime, rules: Rules)
     h = mine[0]
     res = s.execute(
         update(HANDOFFS)
-        .where(HANDOFFS.c.id == h.id, HANDOFFS.c.claimed_by.is_(None))
-        .values(claimed_by=cmd.actor.ref, claimed_at=now)
+        .where(HANDOFFS.c.id == h.id, HANDOFFS.c.status == "open")
+        .values(status="claimed", claimed_by=cmd.actor.ref, claimed_at=now)
     )
     if res.rowcount != 1:  # type: ignore[attr-defined]
         who = s.execute(select(HANDOFFS.c.claimed_by).where(HANDOFFS.c.id == h.id)).scalar()

@@ -168,6 +168,7 @@ class Handoff(Base):
     to_team: Mapped[str] = mapped_column(String(32))
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     opened_by: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | claimed | superseded
     claimed_by: Mapped[str | None] = mapped_column(String(120))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

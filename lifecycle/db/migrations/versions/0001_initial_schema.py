@@ -126,6 +126,7 @@ def upgrade() -> None:
         sa.Column("to_team", sa.String(length=32), nullable=False),
         sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("opened_by", sa.String(length=120), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("claimed_by", sa.String(length=120), nullable=True),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_handoffs_account_id_accounts")),

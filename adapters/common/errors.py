@@ -1,0 +1,20 @@
+"""The error boundary every adapter uses: known errors shown as they are, bugs as a reference id."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from lifecycle.errors import LifecycleError
+from lifecycle.i18n import Lang
+
+log = logging.getLogger("stagebot.errors")
+
+
+def user_message(exc: BaseException, lang: Lang = "en", *, context: str = "") -> str:
+    """What the person sees. Unknown exceptions are logged with a short ref and never shown raw."""
+    if isinstance(exc, LifecycleError):
+        return exc.text(lang)
+    ref = uuid.uuid4().hex[:8]
+    log.error("unexpected error ref=%s %s", ref, context, exc_info=exc)
+    return f"操作失败,错误编号 {ref}。" if lang == "zh" else f"Something went wrong (ref {ref}). It has been logged."

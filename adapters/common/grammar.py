@@ -1,0 +1,405 @@
+"""The one command grammar every platform shares (Slack `/stage ...`, Feishu text, console lines).
+
+`parse(text, actor=..., key=...)` turns a line into a lifecycle command or query, or a `Help`
+request, and raises `UsageError` (a user-safe, bilingual message) for anything it cannot use.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from lifecycle import commands as c
+from lifecycle.access import Actor
+from lifecycle.errors import InvalidInput
+from lifecycle.i18n import Text
+
+MAX_TEXT = 2000
+
+
+class UsageError(InvalidInput):
+    """The text could not be understood; the message says what was expected."""
+
+
+@dataclass(frozen=True)
+class Help:
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """`report`: answered by the reporting feature where it is enabled."""
+
+
+Parsed = c.Command | c.Query | Help | Report
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    zh: str
+    usage: str
+    en_help: str
+    zh_help: str
+    example: str
+    options: dict[str, str] = field(default_factory=dict)  # --name -> kind: value | flag
+    aliases: tuple[str, ...] = ()
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("help", "帮助", "help [COMMAND]", "show usage", "查看用法", "help move"),
+    Spec(
+        "add",
+        "新建",
+        "add NAME [--amount N] [--stage S] [--owner @user] [--segment S] [--external-id ID] [--contract-end DATE]",
+        "new account (starts in the pipeline's first stage)",
+        "新建客户(默认从第一个阶段开始)",
+        'add "Acme Corp" --amount 50k --segment enterprise',
+        {
+            "--amount": "value",
+            "--stage": "value",
+            "--owner": "value",
+            "--segment": "value",
+            "--external-id": "value",
+            "--contract-end": "value",
+        },
+        ("new",),
+    ),
+    Spec(
+        "show",
+        "查看",
+        "show ACCOUNT",
+        "stage, owner, time in stage, checklist, amount",
+        "查看阶段、负责人、停留时间、检查项、金额",
+        "show Acme",
+        aliases=("card",),
+    ),
+    Spec(
+        "list",
+        "列表",
+        "list [STAGE] [--mine]",
+        "accounts grouped by stage",
+        "按阶段列出客户",
+        "list P2 --mine",
+        {"--mine": "flag"},
+        ("ls",),
+    ),
+    Spec(
+        "move",
+        "推进",
+        "move ACCOUNT STAGE [REASON...]",
+        "move an account to another stage",
+        "推进客户到另一个阶段",
+        "move Acme P2 first test sent",
+        aliases=("mv",),
+    ),
+    Spec(
+        "check",
+        "完成",
+        "check ACCOUNT ITEM",
+        "tick a checklist item (its number or text)",
+        "勾选检查项(序号或文字)",
+        "check Acme 1",
+        aliases=("tick",),
+    ),
+    Spec("history", "历史", "history ACCOUNT", "every stage change of an account", "查看阶段变更历史", "history Acme"),
+    Spec("assign", "分配", "assign ACCOUNT @user", "set the owner person", "设置负责人", "assign Acme @alice"),
+    Spec(
+        "renew",
+        "续费",
+        "renew ACCOUNT --amount N --until DATE",
+        "record a renewal or expansion on a mature account",
+        "记录成熟客户的续费或增购",
+        "renew Acme --amount 120k --until 2027-06-30",
+        {"--amount": "value", "--until": "value", "--note": "value"},
+    ),
+    Spec(
+        "approve",
+        "批准",
+        "approve APPROVAL_ID [NOTE...]",
+        "approve a waiting conversion (same as the Approve button)",
+        "批准等待中的审批(等同于“批准”按钮)",
+        "approve 7",
+    ),
+    Spec(
+        "reject",
+        "驳回",
+        "reject APPROVAL_ID [REASON...]",
+        "reject a waiting conversion (same as the Reject button)",
+        "驳回等待中的审批(等同于“驳回”按钮)",
+        "reject 7 trial bounced",
+    ),
+    Spec("approvals", "审批", "approvals", "approvals waiting for a decision", "查看待处理的审批", "approvals"),
+    Spec(
+        "claim",
+        "接手",
+        "claim ACCOUNT",
+        "take ownership of a handed-off account",
+        "接手交接过来的客户",
+        "claim Acme",
+        aliases=("take",),
+    ),
+    Spec(
+        "churn", "流失", "churn ACCOUNT [REASON...]", "mark an account churned", "标记客户流失", "churn Acme no renewal"
+    ),
+    Spec(
+        "winback",
+        "召回",
+        "winback ACCOUNT [REASON...]",
+        "win a churned account back",
+        "召回流失客户",
+        "winback Acme new budget",
+    ),
+    Spec("archive", "归档", "archive ACCOUNT [REASON...]", "archive a churned account", "归档流失客户", "archive Acme"),
+    Spec(
+        "report",
+        "报表",
+        "report",
+        "funnel, conversion, time in stage, forecast",
+        "漏斗、转化、停留时间、预测",
+        "report",
+    ),
+)
+
+_BY_NAME: dict[str, Spec] = {}
+for _spec in SPECS:
+    for _n in (_spec.name, _spec.zh, *_spec.aliases):
+        _BY_NAME[_n.casefold()] = _spec
+
+_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "\u3000": " ", "「": '"', "」": '"'})
+_SLACK_MENTION = re.compile(r"^<@([A-Z0-9]+)(?:\|[^>]*)?>$")
+
+
+def spec_for(name: str) -> Spec | None:
+    return _BY_NAME.get(name.casefold())
+
+
+def _usage_error(spec: Spec, problem_en: str, problem_zh: str) -> UsageError:
+    return UsageError(
+        Text(
+            f"{problem_en} Usage: {spec.usage} (e.g. `{spec.example}`)",
+            f"{problem_zh} 用法:{spec.usage}(例如 `{spec.example}`)",
+        )
+    )
+
+
+def tokenize(text: str) -> list[str]:
+    text = text.translate(_QUOTES).strip()
+    try:
+        return shlex.split(text)
+    except ValueError:
+        raise UsageError(
+            Text('A quote is not closed. Quote names with spaces like "Acme Corp".', "引号未闭合。")
+        ) from None
+
+
+def parse_amount(raw: str) -> Decimal:
+    s = raw.strip().replace(",", "").replace("，", "").lstrip("$¥￥").lower()
+    mult = Decimal(1)
+    for suffix, m in (("k", 1000), ("m", 1_000_000), ("万", 10_000), ("w", 10_000), ("亿", 100_000_000)):
+        if s.endswith(suffix):
+            s, mult = s[: -len(suffix)], Decimal(m)
+            break
+    try:
+        value = Decimal(s) * mult
+    except InvalidOperation:
+        raise UsageError(
+            Text(
+                f'"{raw}" is not an amount. Write 50000, 50,000, 50k, 1.2m or 5万.',
+                f"“{raw}”不是有效金额。可写作 50000、50,000、50k、1.2m 或 5万。",
+            )
+        ) from None
+    if not value.is_finite() or value < 0 or value >= Decimal("1e14"):
+        raise UsageError(Text(f'"{raw}" is out of range for an amount.', f"金额“{raw}”超出范围。"))
+    return value.quantize(Decimal("0.01"))
+
+
+def parse_date(raw: str) -> date:
+    s = raw.strip().replace("/", "-").replace(".", "-")
+    try:
+        return date.fromisoformat(s)
+    except ValueError:
+        raise UsageError(
+            Text(f'"{raw}" is not a date. Write it as YYYY-MM-DD.', f"“{raw}”不是有效日期,请写作 YYYY-MM-DD。")
+        ) from None
+
+
+def parse_user(raw: str, platform: str) -> str:
+    """`@alice`, `<@U0ALICE|alice>` or `slack:U0ALICE` -> `platform:user_id`."""
+    s = raw.strip()
+    m = _SLACK_MENTION.match(s)
+    if m:
+        return f"slack:{m.group(1)}"
+    s = s.lstrip("@")
+    if not s or any(ch.isspace() for ch in s):
+        raise UsageError(Text(f'"{raw}" is not a person. Write @name.', f"“{raw}”不是有效的人员,请写作 @姓名。"))
+    return s if ":" in s else f"{platform}:{s}"
+
+
+def _split(spec: Spec, tokens: list[str]) -> tuple[list[str], dict[str, str | bool]]:
+    positional: list[str] = []
+    options: dict[str, str | bool] = {}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.startswith("--") and len(tok) > 2:
+            name, eq, value = tok.partition("=")
+            kind = spec.options.get(name)
+            if kind is None:
+                known = ", ".join(spec.options) or "none"
+                raise _usage_error(spec, f"Unknown option {name} (options: {known}).", f"未知选项 {name}。")
+            if kind == "flag":
+                options[name] = True
+            elif eq:
+                options[name] = value
+            elif i + 1 < len(tokens):
+                i += 1
+                options[name] = tokens[i]
+            else:
+                raise _usage_error(spec, f"{name} needs a value.", f"{name} 需要一个值。")
+        else:
+            positional.append(tok)
+        i += 1
+    return positional, options
+
+
+def _opt(options: dict[str, str | bool], name: str) -> str | None:
+    v = options.get(name)
+    return v if isinstance(v, str) else None
+
+
+def parse(
+    text: str,
+    *,
+    actor: Actor,
+    key: str,
+    via: str = "",
+    is_stage: Callable[[str], bool] | None = None,
+) -> Parsed:
+    """Parse one command line. `is_stage` lets `move Acme Corp P2` work without quotes."""
+    if len(text) > MAX_TEXT:
+        raise UsageError(
+            Text(
+                f"That is {len(text)} characters; commands are at most {MAX_TEXT}.",
+                f"内容共 {len(text)} 个字符,命令最多 {MAX_TEXT} 个字符。",
+            )
+        )
+    tokens = tokenize(text)
+    if tokens and tokens[0].lower() in ("/stage", "stage"):
+        tokens = tokens[1:]
+    if not tokens:
+        return Help()
+    word, rest = tokens[0], tokens[1:]
+    spec = spec_for(word)
+    if spec is None:
+        names = [s.name for s in SPECS] + [s.zh for s in SPECS]
+        close = difflib.get_close_matches(word.casefold(), names, n=2, cutoff=0.6)
+        hint_en = f" Did you mean `{close[0]}`?" if close else ""
+        hint_zh = f"你是不是想用 `{close[0]}`?" if close else ""
+        raise UsageError(
+            Text(
+                f'Unknown command "{word}".{hint_en} Type `help` for the list.',
+                f"未知命令“{word}”。{hint_zh}输入 `help` 查看命令列表。",
+            )
+        )
+    pos, opts = _split(spec, rest)
+    common = {"actor": actor, "key": key, "via": via}
+    name = spec.name
+
+    def need(n: int, what_en: str, what_zh: str) -> None:
+        if len(pos) < n:
+            raise _usage_error(spec, f"Missing {what_en}.", f"缺少{what_zh}。")
+
+    if name == "help":
+        return Help(pos[0] if pos else None)
+    if name == "report":
+        return Report()
+    if name == "approvals":
+        return c.ListApprovals(actor=actor)
+    if name == "list":
+        return c.ListAccounts(actor=actor, stage=" ".join(pos) or None, mine=bool(opts.get("--mine")))
+    if name in ("show", "history", "claim"):
+        need(1, "the account", "客户名称")
+        account = " ".join(pos)
+        if name == "show":
+            return c.ShowAccount(actor=actor, account=account)
+        if name == "history":
+            return c.ShowHistory(actor=actor, account=account)
+        return c.ClaimHandoff(account=account, **common)
+    if name == "add":
+        need(1, "the account name", "客户名称")
+        amount = _opt(opts, "--amount")
+        end = _opt(opts, "--contract-end")
+        owner = _opt(opts, "--owner")
+        return c.AddAccount(
+            name=" ".join(pos),
+            stage=_opt(opts, "--stage"),
+            amount=parse_amount(amount) if amount is not None else None,
+            owner=parse_user(owner, actor.platform) if owner is not None else None,
+            segment=_opt(opts, "--segment"),
+            external_id=_opt(opts, "--external-id"),
+            contract_end=parse_date(end) if end is not None else None,
+            **common,
+        )
+    if name == "move":
+        need(2, "the account and the stage", "客户名称和目标阶段")
+        split = 1
+        if is_stage is not None and not is_stage(pos[1]):
+            split = next((i for i in range(2, len(pos)) if is_stage(pos[i])), 1)
+        return c.MoveStage(
+            account=" ".join(pos[:split]), target=pos[split], reason=" ".join(pos[split + 1 :]), **common
+        )
+    if name == "check":
+        need(2, "the account and the checklist item", "客户名称和检查项")
+        if pos[-1].isdigit():
+            return c.TickChecklist(account=" ".join(pos[:-1]), item=pos[-1], **common)
+        return c.TickChecklist(account=pos[0], item=" ".join(pos[1:]), **common)
+    if name == "assign":
+        need(2, "the account and the person", "客户名称和负责人")
+        return c.AssignOwner(account=" ".join(pos[:-1]), owner=parse_user(pos[-1], actor.platform), **common)
+    if name == "renew":
+        need(1, "the account", "客户名称")
+        amount, until = _opt(opts, "--amount"), _opt(opts, "--until")
+        if amount is None or until is None:
+            raise _usage_error(spec, "Give both --amount and --until.", "需要同时提供 --amount 和 --until。")
+        return c.RecordRenewal(
+            account=" ".join(pos),
+            amount=parse_amount(amount),
+            until=parse_date(until),
+            note=_opt(opts, "--note") or "",
+            **common,
+        )
+    if name in ("approve", "reject"):
+        need(1, "the approval number", "审批编号")
+        raw = pos[0].lstrip("#")
+        if not raw.isdigit():
+            raise _usage_error(spec, f'"{pos[0]}" is not an approval number.', f"“{pos[0]}”不是审批编号。")
+        return c.DecideApproval(approval_id=int(raw), approve=name == "approve", note=" ".join(pos[1:]), **common)
+    if name in ("churn", "winback", "archive"):
+        need(1, "the account", "客户名称")
+        cls = {"churn": c.Churn, "winback": c.WinBack, "archive": c.Archive}[name]
+        return cls(account=pos[0], reason=" ".join(pos[1:]), **common)
+    raise AssertionError(f"grammar spec {name} has no parser")  # every SPECS entry is handled above
+
+
+def help_text(topic: str | None = None, lang: str = "en") -> str:
+    """The command list, or one command's usage, with Chinese aliases."""
+    if topic:
+        spec = spec_for(topic)
+        if spec is None:
+            raise UsageError(Text(f'No command "{topic}". Type `help`.', f"没有命令“{topic}”。输入 `help`。"))
+        desc = spec.zh_help if lang == "zh" else spec.en_help
+        return f"{spec.usage}\n  {desc}\n  alias: {spec.zh}\n  e.g. {spec.example}"
+    width = max(len(s.name) for s in SPECS)
+    lines = ["Commands (中文别名):" if lang != "zh" else "命令(English):"]
+    for s in SPECS:
+        desc = s.zh_help if lang == "zh" else s.en_help
+        lines.append(f"  {s.name.ljust(width)}  {s.zh}  {desc}")
+    lines.append("Stages by key (P2), Chinese (测试发送) or English (Testing) label; accounts by name, prefix or #ID.")
+    lines.append("`help COMMAND` shows its usage.")
+    return "\n".join(lines)

@@ -1,0 +1,286 @@
+"""Plain-text rendering of outcomes, read models and notifications, in en or zh.
+
+The console prints these; Slack and Feishu use them as the text fallback of their rich messages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from lifecycle import events as ev
+from lifecycle.i18n import Lang
+from lifecycle.pipeline import Pipeline
+from lifecycle.views import AccountCard, AccountList, AccountView, ApprovalList, History, Outcome
+
+MAX_LINES = 60  # lists longer than this are cut with a note, on every platform
+
+
+def duration(seconds: float, lang: Lang = "en") -> str:
+    s = int(max(0, seconds))
+    d, h, m = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    if lang == "zh":
+        if d:
+            return f"{d}天{h}小时" if h else f"{d}天"
+        return f"{h}小时{m}分" if h else f"{m}分钟"
+    if d:
+        return f"{d}d {h}h" if h else f"{d}d"
+    return f"{h}h {m}m" if h else f"{m}m"
+
+
+def amount(value: Decimal | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.2f}".removesuffix(".00")
+
+
+def when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M") if at else "-"
+
+
+def person(ref: str | None) -> str:
+    if not ref:
+        return "-"
+    platform, _, user = ref.partition(":")
+    return f"@{user}" if platform in ("slack", "feishu", "console") else ref
+
+
+def stage_title(p: Pipeline, key: str | None, lang: Lang = "en") -> str:
+    if key is None:
+        return "-"
+    st = p.stage_by_key.get(key)
+    if st is None:
+        return key
+    other = st.zh if lang == "en" else st.en
+    return f"{st.title(lang)} ({other})"
+
+
+def outcome(o: Outcome, p: Pipeline, lang: Lang = "en") -> str:
+    a = o.account
+    zh = lang == "zh"
+    t = lambda k: stage_title(p, k, lang)  # noqa: E731
+    lines: list[str]
+    if o.kind == "added":
+        lines = [
+            f"已新建 {a.name} (#{a.id}),阶段 {t(a.stage)}。" if zh else f"Added {a.name} (#{a.id}) in {t(a.stage)}."
+        ]
+    elif o.kind == "moved":
+        lines = [
+            f"{a.name}:{t(o.from_stage)} → {t(o.to_stage)}。"
+            if zh
+            else f"{a.name}: {t(o.from_stage)} → {t(o.to_stage)}."
+        ]
+    elif o.kind == "approval_requested":
+        team = p.team_by_key[o.approval_team or ""].label(lang) if o.approval_team else "-"
+        lines = [
+            f"{a.name} 推进到 {t(o.to_stage)} 需要审批:已发给{team}审批人(审批 #{o.approval_id})。"
+            if zh
+            else f"{a.name} → {t(o.to_stage)} needs approval: sent to the {team} approvers (approval #{o.approval_id})."
+        ]
+    elif o.kind in ("approved", "rejected"):
+        verb = ("批准" if o.kind == "approved" else "驳回") if zh else o.kind
+        lines = [
+            f"审批 #{o.approval_id} 已{verb}:{a.name} 现在处于 {t(a.stage)}。"
+            if zh
+            else f"Approval #{o.approval_id} {verb}: {a.name} is now in {t(a.stage)}."
+        ]
+    elif o.kind in ("ticked", "already_ticked"):
+        st = p.stage(a.stage)
+        item = next((i for i in st.checklist if i.key == o.item), None)
+        label = item.label(lang) if item else o.item
+        done = "已勾选" if o.kind == "ticked" else "之前已勾选"
+        lines = [
+            f"{a.name}:{done}“{label}”。"
+            if zh
+            else f"{a.name}: {'ticked' if o.kind == 'ticked' else 'already ticked'} “{label}”."
+        ]
+    elif o.kind == "assigned":
+        lines = [f"{a.name} 的负责人为 {person(a.owner)}。" if zh else f"{a.name} is now owned by {person(a.owner)}."]
+    elif o.kind == "renewed":
+        kind = ("增购" if o.renewal == "expansion" else "续费") if zh else (o.renewal or "renewal")
+        lines = [
+            f"{a.name}:已记录{kind} {amount(a.amount)},合同至 {a.contract_end}。"
+            if zh
+            else f"{a.name}: {kind} of {amount(a.amount)} recorded, contract until {a.contract_end}."
+        ]
+    elif o.kind == "claimed":
+        lines = [f"你已接手 {a.name}。" if zh else f"You now own {a.name}."]
+    else:  # pragma: no cover - OutcomeKind is a closed Literal
+        lines = [o.kind]
+    if o.handoff_ids and o.kind in ("moved", "approved"):
+        lines.append("已通知接收团队接手。" if zh else "The receiving team has been asked to take ownership.")
+    if o.replayed:
+        lines.append(
+            "(重复请求:之前已处理,未再次执行。)" if zh else "(Repeat of a request already applied; nothing changed.)"
+        )
+    return "\n".join(lines)
+
+
+def card(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> str:
+    a, zh = cd.account, lang == "zh"
+    st = p.stage(a.stage)
+    sla = ""
+    if cd.sla_days:
+        sla = f" / SLA {cd.sla_days}{'天' if zh else 'd'}" + (
+            " ⚠ 超期" if zh and cd.overdue else " ⚠ overdue" if cd.overdue else ""
+        )
+    lines = [
+        f"{a.name} (#{a.id})",
+        f"  {'阶段' if zh else 'Stage'}: {stage_title(p, a.stage, lang)}  {duration(cd.time_in_stage_seconds, lang)}{sla}",
+        f"  {'负责团队' if zh else 'Owner team'}: {p.owner_labels(st, lang)}   {'负责人' if zh else 'Owner'}: {person(a.owner)}",
+        f"  {'金额' if zh else 'Amount'}: {amount(a.amount)}"
+        + (f"   {'细分' if zh else 'Segment'}: {a.segment}" if a.segment else "")
+        + (f"   {'合同到期' if zh else 'Contract end'}: {a.contract_end}" if a.contract_end else ""),
+    ]
+    if cd.checklist:
+        lines.append(
+            f"  {'检查项' if zh else 'Checklist'}:"
+            + (
+                " (离开前必须完成)"
+                if zh and st.require_checklist
+                else " (required to leave)"
+                if st.require_checklist
+                else ""
+            )
+        )
+        for item in cd.checklist:
+            mark = "[x]" if item.done else "[ ]"
+            by = f"  — {person(item.by)} {when(item.at)}" if item.done else ""
+            lines.append(f"    {mark} {item.number}. {item.zh if zh else item.en}{by}")
+    if cd.pending_approval:
+        ap = cd.pending_approval
+        lines.append(
+            f"  {'等待审批' if zh else 'Waiting for approval'} #{ap.id} → {ap.to_stage} ({person(ap.requested_by)}, {when(ap.requested_at)})"
+        )
+    for h in cd.open_handoffs:
+        team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
+        lines.append(
+            f"  {'待接手' if zh else 'Handoff open for'} {team} {'since' if not zh else '自'} {when(h.opened_at)}"
+        )
+    if cd.allowed_next:
+        lines.append(
+            f"  {'可推进到' if zh else 'Next'}: " + ", ".join(stage_title(p, k, lang) for k in cd.allowed_next)
+        )
+    return "\n".join(lines)
+
+
+def history(h: History, p: Pipeline, lang: Lang = "en") -> str:
+    zh = lang == "zh"
+    lines = [f"{h.account.name} (#{h.account.id}) — {'历史' if zh else 'history'}:"]
+    for ln in h.lines:
+        if ln.from_stage is None:
+            move = f"{'新建于' if zh else 'created in'} {stage_title(p, ln.to_stage, lang)}"
+        else:
+            move = f"{stage_title(p, ln.from_stage, lang)} → {stage_title(p, ln.to_stage, lang)}"
+        why = f" — {ln.reason}" if ln.reason else ""
+        lines.append(f"  {when(ln.at)}  {person(ln.actor)} via {ln.via}: {move}{why}")
+    if h.truncated:
+        lines.append(f"  …(只显示前 {len(h.lines)} 条)" if zh else f"  … (first {len(h.lines)} shown)")
+    return "\n".join(lines)
+
+
+def account_list(al: AccountList, p: Pipeline, lang: Lang = "en") -> str:
+    zh = lang == "zh"
+    if al.total == 0:
+        return "没有符合条件的客户。" if zh else "No accounts match."
+    lines: list[str] = []
+    shown = 0
+    for stage, accounts in al.groups:
+        lines.append(f"{stage_title(p, stage, lang)} — {len(accounts)}")
+        for a in accounts:
+            if shown >= MAX_LINES:
+                break
+            lines.append(f"  #{a.id} {a.name}  {person(a.owner)}  {amount(a.amount)}")
+            shown += 1
+    listed = sum(len(a) for _, a in al.groups)
+    if shown < al.total:
+        more = al.total - shown
+        lines.append(
+            f"…还有 {more} 个未显示;用 `list 阶段` 缩小范围。"
+            if zh
+            else f"… {more} more not shown; narrow with `list STAGE`."
+        )
+    elif listed < al.total:
+        lines.append(f"… {al.total - listed} more")
+    return "\n".join(lines)
+
+
+def approval_list(al: ApprovalList, p: Pipeline, lang: Lang = "en") -> str:
+    zh = lang == "zh"
+    if not al.approvals:
+        return "没有待处理的审批。" if zh else "No approvals are waiting."
+    lines = ["待处理审批:" if zh else "Waiting approvals:"]
+    for ap in al.approvals[:MAX_LINES]:
+        lines.append(
+            f"  #{ap.id} {ap.account}: {ap.from_stage} → {ap.to_stage}  {person(ap.requested_by)} {when(ap.requested_at)}"
+            f"  ({'approve' if not zh else '批准'} {ap.id} / {'reject' if not zh else '驳回'} {ap.id})"
+        )
+    return "\n".join(lines)
+
+
+def notification(e: ev.Event, p: Pipeline, lang: Lang = "en") -> str:
+    """One line (or a few) for a team channel."""
+    zh = lang == "zh"
+    t = lambda k: stage_title(p, k, lang)  # noqa: E731
+    who = person(e.actor)
+    if isinstance(e, ev.StageChanged):
+        why = f" — {e.reason}" if e.reason else ""
+        return (
+            f"{e.account}:{t(e.from_stage)} → {t(e.to_stage)}(操作人 {who}){why}"
+            if zh
+            else f"{e.account} moved {t(e.from_stage)} → {t(e.to_stage)} by {who}{why}"
+        )
+    if isinstance(e, ev.AccountAdded):
+        return (
+            f"新客户 {e.account},阶段 {t(e.stage)}(创建人 {who})"
+            if zh
+            else f"New account {e.account} in {t(e.stage)} by {who}"
+        )
+    if isinstance(e, ev.ApprovalRequested):
+        why = f" — {e.reason}" if e.reason else ""
+        return (
+            f"审批 #{e.approval_id}:{who} 申请将 {e.account} 从 {t(e.from_stage)} 推进到 {t(e.to_stage)}"
+            f"(金额 {amount(e.amount)}){why}"
+            if zh
+            else f"Approval #{e.approval_id}: {who} asks to move {e.account} {t(e.from_stage)} → {t(e.to_stage)}"
+            f" (amount {amount(e.amount)}){why}"
+        )
+    if isinstance(e, ev.ApprovalDecided):
+        verb = ("批准" if e.decision == "approved" else "驳回") if zh else e.decision
+        return (
+            f"审批 #{e.approval_id}({e.account})已由 {who} {verb},{when(e.at)}"
+            if zh
+            else f"Approval #{e.approval_id} ({e.account}) {verb} by {who} at {when(e.at)} UTC"
+        )
+    if isinstance(e, ev.HandoffOpened):
+        team = p.team_by_key[e.to_team].label(lang) if e.to_team in p.team_by_key else e.to_team
+        facts = f"{'金额' if zh else 'amount'} {amount(e.amount)}, {'负责人' if zh else 'owner'} {person(e.owner)}"
+        if e.contract_end:
+            facts += f", {'合同到期' if zh else 'contract end'} {e.contract_end}"
+        return (
+            f"交接:{e.account} 进入 {t(e.stage)},请{team}接手({facts})"
+            if zh
+            else f"Handoff: {e.account} entered {t(e.stage)}; {team}, please take ownership ({facts})"
+        )
+    if isinstance(e, ev.HandoffClaimed):
+        return f"{e.account} 已由 {who} 接手" if zh else f"{e.account} taken over by {who}"
+    if isinstance(e, ev.OwnerAssigned):
+        return f"{e.account} 的负责人改为 {person(e.owner)}" if zh else f"{e.account} is now owned by {person(e.owner)}"
+    if isinstance(e, ev.ChecklistTicked):
+        return (
+            f"{e.account}:{e.stage} 检查项 {e.done}/{e.total} 已完成({who})"
+            if zh
+            else f"{e.account}: {e.stage} checklist {e.done}/{e.total} done ({who})"
+        )
+    if isinstance(e, ev.RenewalRecorded):
+        kind = ("增购" if e.renewal == "expansion" else "续费") if zh else e.renewal
+        return (
+            f"{e.account}:{kind} {amount(e.amount)},合同至 {e.contract_end}"
+            if zh
+            else f"{e.account}: {kind} of {amount(e.amount)}, contract until {e.contract_end}"
+        )
+    raise AssertionError(f"no rendering for {type(e).__name__}")  # pragma: no cover
+
+
+def account_line(a: AccountView, p: Pipeline, lang: Lang = "en") -> str:
+    return f"#{a.id} {a.name} — {stage_title(p, a.stage, lang)}"

@@ -1,0 +1,187 @@
+"""The `stagebot` command line: console, check-config, db upgrade, pipeline show, and the rest.
+
+`--config PATH` is accepted before or after the subcommand. Exit codes: 0 ok, 1 a problem was
+found (invalid config, failed check), 2 wrong usage or a feature that is not available yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from bot.config import ConfigError, Settings, load_settings
+from lifecycle.pipeline import Pipeline
+
+CONSOLE_USER = "console:local"
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", default=argparse.SUPPRESS, help="config file (default: $STAGEBOT_CONFIG or ./stagebot.toml)"
+    )
+    p = argparse.ArgumentParser(
+        prog="stagebot",
+        description="Customer lifecycle stages, made explicit in Slack, Feishu and a local console.",
+        parents=[common],
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    con = sub.add_parser("console", parents=[common], help="local chat on stdin/stdout (works piped)")
+    con.add_argument("--as", dest="as_user", metavar="USER", help="act as a configured member, e.g. slack:U0ALICE")
+    con.add_argument("--lang", choices=["en", "zh"], help="reply language (default: [bot] language)")
+    sub.add_parser("serve", parents=[common], help="run the HTTP server, chat adapters, scheduler and dispatcher")
+    sub.add_parser("check-config", parents=[common], help="validate config and pipeline; non-zero exit on any problem")
+    db = sub.add_parser("db", parents=[common], help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION")
+    db_sub.add_parser("upgrade", parents=[common], help="apply schema migrations")
+    jobs = sub.add_parser("jobs", parents=[common], help="scheduled work")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION")
+    run = jobs_sub.add_parser("run", parents=[common], help="run all due scheduled work once")
+    run.add_argument("--now", help="ISO-8601 instant to run as")
+    rep = sub.add_parser("report", parents=[common], help="funnel, conversion, time in stage, forecast")
+    rep.add_argument("--format", choices=["text", "csv", "png"], default="text")
+    rep.add_argument("--out")
+    imp = sub.add_parser("import", parents=[common], help="import accounts from CSV")
+    imp.add_argument("file")
+    exp = sub.add_parser("export", parents=[common], help="export accounts to CSV")
+    exp.add_argument("file")
+    pipe = sub.add_parser("pipeline", parents=[common], help="the pipeline")
+    pipe_sub = pipe.add_subparsers(dest="pipeline_command", metavar="ACTION")
+    show = pipe_sub.add_parser("show", parents=[common], help="the pipeline as a table and a Mermaid flowchart")
+    show.add_argument("--format", choices=["all", "table", "mermaid"], default="all")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    stdin = stdin or sys.stdin
+    out = stdout or sys.stdout
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help(out)
+        return 2
+    try:
+        settings = load_settings(getattr(args, "config", None))
+    except ConfigError as exc:
+        print("stagebot: the configuration has problems:", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 1
+    cmd = args.command
+    if cmd == "console":
+        return _console(settings, args, stdin, out)
+    if cmd == "check-config":
+        return _check_config(settings, out)
+    if cmd == "db":
+        if args.db_command != "upgrade":
+            parser.parse_args(["db", "--help"])
+        return _db_upgrade(settings, out)
+    if cmd == "pipeline":
+        if args.pipeline_command != "show":
+            parser.parse_args(["pipeline", "--help"])
+        return _pipeline_show(settings.pipeline, args.format, out)
+    return _not_yet(cmd)
+
+
+def _not_yet(cmd: str) -> int:
+    what = {
+        "serve": "the HTTP server with the Slack and Feishu adapters",
+        "jobs": "scheduled reminders, handoff escalation and renewals",
+        "report": "reports (funnel, time in stage, forecast)",
+        "import": "CSV import",
+        "export": "CSV export",
+    }[cmd]
+    print(
+        f"stagebot {cmd}: {what} is not available in this version yet. "
+        "See the README's Status section; `stagebot console` runs the lifecycle locally.",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _console(settings: Settings, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    from adapters.console.console import Console, ConsoleNotifier
+    from bot.bootstrap import build
+    from lifecycle.access import Actor
+
+    lang = args.lang or settings.config.bot.language
+    actor_ref = args.as_user or CONSOLE_USER
+    try:
+        actor = Actor.parse(actor_ref)
+    except ValueError as exc:
+        print(f"stagebot console: --as {exc}", file=sys.stderr)
+        return 2
+    notifier = ConsoleNotifier(out, settings.pipeline, lang=lang)
+    app = build(
+        settings,
+        notifiers={notifier.target: notifier},
+        extra_admins=(CONSOLE_USER,) if args.as_user is None else (),
+    )
+    try:
+        if args.as_user is not None and not app.core.rules.roster.known(actor):
+            print(f"stagebot console: {actor_ref} is not a member of any team in {settings.source}", file=sys.stderr)
+            return 2
+        console = Console(app.core, app.dispatcher, actor=actor, out=out, lang=lang)
+        return console.run(stdin, prompt=stdin.isatty())
+    finally:
+        app.close()
+
+
+def _check_config(settings: Settings, out: TextIO) -> int:
+    from lifecycle.db.engine import make_engine
+    from lifecycle.db.migrate import current_revision, head_revision
+
+    p = settings.pipeline
+    out.write(f"config: {settings.source}\n")
+    out.write(f"pipeline: {p.key} ({p.en}), {len(p.stages)} stages, {len(p.transitions)} transitions\n")
+    teams = settings.config.teams
+    out.write(f"teams configured: {', '.join(sorted(teams)) or 'none (console user only)'}\n")
+    problems: list[str] = []
+    engine = make_engine(settings.database_url)
+    try:
+        current, head = current_revision(engine), head_revision(engine)
+        state = "up to date" if current == head else f"at {current or 'empty'}, head {head}: run `stagebot db upgrade`"
+        out.write(f"database: {settings.database_url_safe} (schema {state})\n")
+    except Exception as exc:  # any driver error: report it, never a traceback
+        problems.append(f"[database] cannot connect to {settings.database_url_safe}: {type(exc).__name__}")
+    finally:
+        engine.dispose()
+    for w in settings.warnings:
+        out.write(f"warning: {w}\n")
+    for prob in problems:
+        out.write(f"problem: {prob}\n")
+    out.write("OK\n" if not problems else f"{len(problems)} problem(s)\n")
+    return 1 if problems else 0
+
+
+def _db_upgrade(settings: Settings, out: TextIO) -> int:
+    from lifecycle.db.engine import make_engine
+    from lifecycle.db.migrate import current_revision, upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        out.write(f"database {settings.database_url_safe} is at revision {current_revision(engine)}\n")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _pipeline_show(p: Pipeline, fmt: str, out: TextIO) -> int:
+    from bot.pipeline_view import mermaid, table
+
+    if fmt in ("all", "table"):
+        out.write(table(p) + "\n")
+    if fmt == "all":
+        out.write("\n")
+    if fmt in ("all", "mermaid"):
+        out.write(mermaid(p) + "\n")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""Configuration: one TOML file plus environment variables for secrets, validated in one place.
+
+Where the file comes from: `--config PATH`, else `$STAGEBOT_CONFIG`, else `./stagebot.toml` if it
+exists, else built-in defaults (SQLite at ./stagebot.db, the default pipeline). Every problem is
+collected and reported at once. Secret values are read from the environment and never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from lifecycle.access import Roster
+from lifecycle.errors import PipelineError
+from lifecycle.pipeline import Pipeline, load
+
+USER_REF = re.compile(r"^(slack|feishu|console):[A-Za-z0-9_.\-]+$")
+SLACK_SECRETS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
+FEISHU_SECRETS = ("FEISHU_APP_ID", "FEISHU_APP_SECRET", "FEISHU_VERIFICATION_TOKEN", "FEISHU_ENCRYPT_KEY")
+SECRET_NAMES = (*SLACK_SECRETS, "SLACK_APP_TOKEN", *FEISHU_SECRETS, "STAGEBOT_API_TOKEN")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSection(_Section):
+    url: str = "sqlite:///stagebot.db"
+
+
+class ServerSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+
+
+class SlackSection(_Section):
+    enabled: bool = False
+    command: str = Field(default="/stage", pattern=r"^/[a-z0-9_\-]{1,31}$")
+    api_url: str = "https://slack.com/api/"
+
+
+class FeishuSection(_Section):
+    enabled: bool = False
+    mode: Literal["webhook", "websocket"] = "webhook"
+    domain: str = "https://open.feishu.cn"
+
+
+class SchedulerSection(_Section):
+    enabled: bool = True
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Asia/Shanghai)") from None
+        return v
+
+
+class PipelineSection(_Section):
+    preset: str = "default"
+
+
+def _people(v: list[str]) -> list[str]:
+    bad = [r for r in v if not USER_REF.match(r)]
+    if bad:
+        raise ValueError(f"write people as platform:user_id (slack:U0ALICE, feishu:ou_xxx); got {bad}")
+    return v
+
+
+class TeamSection(_Section):
+    slack_channel: str | None = None
+    feishu_chat: str | None = None
+    members: list[str] = []
+    approvers: list[str] = []
+
+    _check_people = field_validator("members", "approvers")(_people)
+
+
+class AccessSection(_Section):
+    admins: list[str] = []
+
+    _check_people = field_validator("admins")(_people)
+
+
+class BotSection(_Section):
+    language: Literal["en", "zh"] = "en"
+
+
+class Config(_Section):
+    database: DatabaseSection = DatabaseSection()
+    server: ServerSection = ServerSection()
+    slack: SlackSection = SlackSection()
+    feishu: FeishuSection = FeishuSection()
+    scheduler: SchedulerSection = SchedulerSection()
+    pipeline: PipelineSection = PipelineSection()
+    teams: dict[str, TeamSection] = {}
+    access: AccessSection = AccessSection()
+    bot: BotSection = BotSection()
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Settings:
+    """The validated configuration with its pipeline, roster and where it came from."""
+
+    config: Config
+    pipeline: Pipeline
+    source: str
+    env: Mapping[str, str] = field(repr=False, default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def database_url(self) -> str:
+        return self.env.get("STAGEBOT_DATABASE_URL") or self.config.database.url
+
+    @property
+    def database_url_safe(self) -> str:
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    def roster(self, *, extra_admins: tuple[str, ...] = ()) -> Roster:
+        teams = self.config.teams
+        return Roster.build(
+            members={k: t.members for k, t in teams.items()},
+            approvers={k: t.approvers for k, t in teams.items()},
+            admins=[*self.config.access.admins, *extra_admins],
+        )
+
+    def secret(self, name: str) -> str | None:
+        return self.env.get(name) or None
+
+    def channels(self, platform: Literal["slack", "feishu"]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, team in self.config.teams.items():
+            ch = team.slack_channel if platform == "slack" else team.feishu_chat
+            if ch:
+                out[key] = ch
+        return out
+
+
+def _validate_sections(data: dict[str, Any], problems: list[str]) -> Config:
+    """Validate each section on its own so one bad section does not hide the others' problems."""
+    good: dict[str, Any] = {}
+    for name, value in data.items():
+        f = Config.model_fields.get(name)
+        if f is None:
+            problems.append(f"[{name}] unknown section")
+            continue
+        try:
+            good[name] = TypeAdapter(f.annotation).validate_python(value)
+        except ValidationError as exc:
+            for err in exc.errors():
+                where = ".".join(str(p) for p in (name, *err["loc"]))
+                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+                problems.append(f"[{where}] {msg}")
+    return Config.model_validate(good)
+
+
+def find_config_path(explicit: str | None, env: Mapping[str, str], cwd: Path | None = None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if env.get("STAGEBOT_CONFIG"):
+        return Path(env["STAGEBOT_CONFIG"])
+    local = (cwd or Path.cwd()) / "stagebot.toml"
+    return local if local.exists() else None
+
+
+def load_settings(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read, validate and cross-check everything; ConfigError lists every problem found."""
+    env = dict(os.environ if env is None else env)
+    path = find_config_path(explicit, env)
+    problems: list[str] = []
+    data: dict[str, Any] = {}
+    source = "built-in defaults (no config file)"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([f"config file {path} does not exist"]) from None
+        except OSError as exc:
+            raise ConfigError([f"cannot read config file {path}: {exc.strerror}"]) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    config = _validate_sections(data, problems)
+
+    preset = config.pipeline.preset
+    if (preset.endswith(".toml") or "/" in preset) and path is not None and not Path(preset).is_absolute():
+        preset = str(path.parent / preset)  # a pipeline file sits next to the config that names it
+    pipeline: Pipeline | None = None
+    try:
+        pipeline = load(preset)
+    except PipelineError as exc:
+        problems += [f"[pipeline] {p}" for p in exc.problems]
+
+    url = env.get("STAGEBOT_DATABASE_URL") or config.database.url
+    try:
+        backend = make_url(url).get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            problems.append(f"[database] url: {backend} is not supported; use sqlite:/// or postgresql+psycopg://")
+    except ArgumentError:
+        problems.append("[database] url: not a database URL (e.g. sqlite:///stagebot.db)")
+
+    warnings: list[str] = []
+    if pipeline is not None:
+        known = set(pipeline.team_by_key)
+        for key, team in config.teams.items():
+            if key not in known:
+                problems.append(f"[teams.{key}] is not a team of the pipeline; teams: {', '.join(sorted(known))}")
+            if config.slack.enabled and not team.slack_channel:
+                warnings.append(f"[teams.{key}] has no slack_channel: its Slack notifications have nowhere to go")
+            if config.feishu.enabled and not team.feishu_chat:
+                warnings.append(f"[teams.{key}] has no feishu_chat: its Feishu notifications have nowhere to go")
+        gated = {t.approval.team for t in pipeline.transitions if t.approval is not None}
+        for team in sorted(gated):
+            if not config.teams.get(team, TeamSection()).approvers and not config.access.admins and config.teams:
+                warnings.append(f"[teams.{team}] has no approvers: its approval gates can only be decided by admins")
+    if config.slack.enabled:
+        problems += [
+            f"[slack] enabled, but the environment variable {n} is not set" for n in SLACK_SECRETS if not env.get(n)
+        ]
+    if config.feishu.enabled:
+        problems += [
+            f"[feishu] enabled, but the environment variable {n} is not set" for n in FEISHU_SECRETS if not env.get(n)
+        ]
+    if problems or pipeline is None:
+        raise ConfigError(problems)
+    return Settings(config=config, pipeline=pipeline, source=source, env=env, warnings=warnings)
