@@ -5,6 +5,7 @@ from __future__ import annotations
 from lifecycle import commands as c
 from lifecycle.clock import Clock, SystemClock
 from lifecycle.db.uow import Database
+from lifecycle.pipeline import Pipeline
 from lifecycle.queries import QUERIES
 from lifecycle.services import HANDLERS, Rules
 from lifecycle.views import Outcome, ReadModel
@@ -19,7 +20,7 @@ class Lifecycle:
         self.clock = clock or SystemClock()
 
     @property
-    def pipeline(self):
+    def pipeline(self) -> Pipeline:
         return self.rules.pipeline
 
     def execute(self, cmd: c.Command) -> Outcome:

@@ -22,13 +22,13 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.orm import aliased
 
 from lifecycle.clock import Clock
-from lifecycle.db.models import OutboxRow, PostedMessage
+from lifecycle.db.models import OutboxRow, PostedMessage, table
 from lifecycle.db.uow import Database
 from lifecycle.events import Event, load_event
 
 log = logging.getLogger(__name__)
-OUTBOX = OutboxRow.__table__
-POSTED = PostedMessage.__table__
+OUTBOX = table(OutboxRow)
+POSTED = table(PostedMessage)
 
 
 class DeliveryError(Exception):
@@ -91,7 +91,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
         backoff *= random.uniform(0.8, 1.2)  # jitter: replicas retrying together would stampede
-        return max(backoff, retry_after or 0.0)
+        return float(max(backoff, retry_after or 0.0))
 
 
 class Dispatcher:
@@ -142,7 +142,7 @@ class Dispatcher:
             s = uow.session
             if self.db.dialect == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True, of=OUTBOX)
-            rows = [tuple(r) for r in s.execute(stmt)]
+            rows = [(r.id, r.event_id, r.target, r.payload, r.attempts) for r in s.execute(stmt)]
             if rows:
                 s.execute(
                     update(OUTBOX)
@@ -150,7 +150,7 @@ class Dispatcher:
                     .values(lease_owner=self.owner, lease_until=now + self.lease)
                 )
             uow.commit()
-        return rows  # type: ignore[return-value]
+        return rows
 
     def run_once(self) -> DispatchReport:
         """Claim a batch of due rows and deliver them; returns what happened."""

@@ -192,10 +192,10 @@ def validate(p: Pipeline) -> list[str]:
     for dup in sorted({k for k in stage_keys if stage_keys.count(k) > 1}):
         problems.append(f"stage {dup} is defined more than once")
     seen_team: set[str] = set()
-    for t in p.teams:
-        if t.key in seen_team:
-            problems.append(f"team {t.key} is defined more than once")
-        seen_team.add(t.key)
+    for team in p.teams:
+        if team.key in seen_team:
+            problems.append(f"team {team.key} is defined more than once")
+        seen_team.add(team.key)
 
     # Labels must identify one stage, since people type them.
     owner_of_label: dict[str, str] = {}
@@ -208,9 +208,9 @@ def validate(p: Pipeline) -> list[str]:
         items = [i.key for i in s.checklist]
         for dup in sorted({k for k in items if items.count(k) > 1}):
             problems.append(f"stage {s.key}: checklist item {dup} is listed more than once")
-        for team in s.owners:
-            if team not in team_keys:
-                problems.append(f"stage {s.key}: unknown owner team {team}")
+        for owner in s.owners:
+            if owner not in team_keys:
+                problems.append(f"stage {s.key}: unknown owner team {owner}")
         if s.require_checklist and not s.checklist:
             problems.append(f"stage {s.key}: require_checklist is set but the checklist is empty")
 

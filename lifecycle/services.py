@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +30,7 @@ from lifecycle.db.models import (
     ProcessedCommand,
     Renewal,
     StageChange,
+    table,
 )
 from lifecycle.db.uow import UnitOfWork
 from lifecycle.errors import (
@@ -58,13 +59,14 @@ from lifecycle.machine import decide
 from lifecycle.pipeline import ChecklistItem, Pipeline, Stage, TransitionKind
 from lifecycle.views import AccountView, Outcome
 
-ACC = Account.__table__
-HIST = StageChange.__table__
-OUTBOX = OutboxRow.__table__
-KEYS = ProcessedCommand.__table__
-APPROVALS = Approval.__table__
-TICKS = ChecklistTick.__table__
-HANDOFFS = Handoff.__table__
+ACC = table(Account)
+HIST = table(StageChange)
+OUTBOX = table(OutboxRow)
+KEYS = table(ProcessedCommand)
+APPROVALS = table(Approval)
+TICKS = table(ChecklistTick)
+HANDOFFS = table(Handoff)
+RENEWALS = table(Renewal)
 
 MAX_NAME = 200
 MAX_REASON = 1000
@@ -222,7 +224,7 @@ def _bump(s: Session, acc: Row[Any], now: datetime, **values: Any) -> int:
                 f"{acc.name} 刚被其他人修改(当前阶段 {current})。请刷新后重试。",
             )
         )
-    return new_version
+    return int(new_version)
 
 
 def _require_known(rules: Rules, actor: Actor) -> None:
@@ -662,7 +664,7 @@ def _decide_approval(cmd: c.DecideApproval, s: Session, now: datetime, rules: Ru
                 f"只有{team.zh}的审批人可以处理审批 #{ap.id}。",
             )
         )
-    status = "approved" if cmd.approve else "rejected"
+    status: Literal["approved", "rejected"] = "approved" if cmd.approve else "rejected"
     note = _clean_reason(cmd.note)
     # First decision wins: the conditional update lets exactly one of two racing approvers through.
     res = s.execute(
@@ -711,7 +713,7 @@ def _decide_approval(cmd: c.DecideApproval, s: Session, now: datetime, rules: Ru
             actor=cmd.actor.ref,
             audience=(ap.team,),
             approval_id=ap.id,
-            decision=status,  # type: ignore[arg-type]
+            decision=status,
             from_stage=ap.from_stage,
             to_stage=dest_key or ap.from_stage,
             requested_by=ap.requested_by,
@@ -720,7 +722,7 @@ def _decide_approval(cmd: c.DecideApproval, s: Session, now: datetime, rules: Ru
         now,
     )
     return Outcome(
-        kind=status,  # type: ignore[arg-type]
+        kind=status,
         account=view,
         from_stage=ap.from_stage,
         to_stage=dest_key or ap.from_stage,
@@ -876,7 +878,7 @@ def _record_renewal(cmd: c.RecordRenewal, s: Session, now: datetime, rules: Rule
         )
     kind = "expansion" if acc.amount is not None and cmd.amount > acc.amount else "renewal"
     s.execute(
-        insert(Renewal.__table__).values(
+        insert(RENEWALS).values(
             account_id=acc.id,
             kind=kind,
             amount=cmd.amount,

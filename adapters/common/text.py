@@ -124,10 +124,12 @@ def card(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> str:
         sla = f" / SLA {cd.sla_days}{'天' if zh else 'd'}" + (
             " ⚠ 超期" if zh and cd.overdue else " ⚠ overdue" if cd.overdue else ""
         )
+    in_stage = duration(cd.time_in_stage_seconds, lang)
     lines = [
         f"{a.name} (#{a.id})",
-        f"  {'阶段' if zh else 'Stage'}: {stage_title(p, a.stage, lang)}  {duration(cd.time_in_stage_seconds, lang)}{sla}",
-        f"  {'负责团队' if zh else 'Owner team'}: {p.owner_labels(st, lang)}   {'负责人' if zh else 'Owner'}: {person(a.owner)}",
+        f"  {'阶段' if zh else 'Stage'}: {stage_title(p, a.stage, lang)}  {in_stage}{sla}",
+        f"  {'负责团队' if zh else 'Owner team'}: {p.owner_labels(st, lang)}"
+        f"   {'负责人' if zh else 'Owner'}: {person(a.owner)}",
         f"  {'金额' if zh else 'Amount'}: {amount(a.amount)}"
         + (f"   {'细分' if zh else 'Segment'}: {a.segment}" if a.segment else "")
         + (f"   {'合同到期' if zh else 'Contract end'}: {a.contract_end}" if a.contract_end else ""),
@@ -150,7 +152,8 @@ def card(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> str:
     if cd.pending_approval:
         ap = cd.pending_approval
         lines.append(
-            f"  {'等待审批' if zh else 'Waiting for approval'} #{ap.id} → {ap.to_stage} ({person(ap.requested_by)}, {when(ap.requested_at)})"
+            f"  {'等待审批' if zh else 'Waiting for approval'} #{ap.id} → {ap.to_stage}"
+            f" ({person(ap.requested_by)}, {when(ap.requested_at)})"
         )
     for h in cd.open_handoffs:
         team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
@@ -212,7 +215,8 @@ def approval_list(al: ApprovalList, p: Pipeline, lang: Lang = "en") -> str:
     lines = ["待处理审批:" if zh else "Waiting approvals:"]
     for ap in al.approvals[:MAX_LINES]:
         lines.append(
-            f"  #{ap.id} {ap.account}: {ap.from_stage} → {ap.to_stage}  {person(ap.requested_by)} {when(ap.requested_at)}"
+            f"  #{ap.id} {ap.account}: {ap.from_stage} → {ap.to_stage}"
+            f"  {person(ap.requested_by)} {when(ap.requested_at)}"
             f"  ({'approve' if not zh else '批准'} {ap.id} / {'reject' if not zh else '驳回'} {ap.id})"
         )
     return "\n".join(lines)

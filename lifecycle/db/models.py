@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -48,6 +49,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if isinstance(value, str):  # raw SQLite text from hand-written SQL
             value = datetime.fromisoformat(value)
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -224,3 +227,10 @@ class ProcessedCommand(Base):
     account_id: Mapped[int | None] = mapped_column(BigId)
     outcome: Mapped[str] = mapped_column(Text)
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of a model, for the hot paths that skip the ORM unit of work."""
+    t = model.__table__
+    assert isinstance(t, Table)
+    return t

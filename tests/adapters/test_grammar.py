@@ -1,0 +1,175 @@
+"""The shared grammar: every command, aliases, helpful errors, and no crash on any text."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.common.grammar import SPECS, Help, Report, UsageError, help_text, parse, parse_amount, parse_user
+from lifecycle import commands as c
+from lifecycle.access import Actor
+from lifecycle.errors import LifecycleError
+from lifecycle.pipeline import load_preset
+
+ME = Actor("slack", "U0ALICE")
+PIPE = load_preset("default")
+
+
+def is_stage(word: str) -> bool:
+    try:
+        PIPE.resolve_stage(word)
+    except LifecycleError:
+        return False
+    return True
+
+
+def p(text: str):
+    return parse(text, actor=ME, key="k1", via="slack", is_stage=is_stage)
+
+
+def test_move_with_reason_and_chinese_alias() -> None:
+    cmd = p("move Acme P2 first test sent")
+    assert cmd == c.MoveStage(account="Acme", target="P2", reason="first test sent", actor=ME, key="k1", via="slack")
+    zh = p("推进 Acme 测试发送 已发送测试邮件")
+    assert isinstance(zh, c.MoveStage) and zh.target == "测试发送" and zh.reason == "已发送测试邮件"
+
+
+def test_unquoted_multi_word_account_is_split_at_the_stage() -> None:
+    cmd = p("move Acme Corp Asia P2 kick-off")
+    assert isinstance(cmd, c.MoveStage)
+    assert (cmd.account, cmd.target, cmd.reason) == ("Acme Corp Asia", "P2", "kick-off")
+    quoted = p('move "Acme Corp" Testing')
+    assert isinstance(quoted, c.MoveStage) and quoted.account == "Acme Corp" and quoted.target == "Testing"
+    chinese_quotes = p("move “Acme Corp” P1")
+    assert isinstance(chinese_quotes, c.MoveStage) and chinese_quotes.account == "Acme Corp"
+
+
+def test_add_with_every_option() -> None:
+    cmd = p(
+        'add "Acme Corp" --amount 50k --stage SQL --owner <@U0BOB|bob> --segment smb '
+        "--external-id hs-1 --contract-end 2027-06-30"
+    )
+    assert cmd == c.AddAccount(
+        name="Acme Corp",
+        stage="SQL",
+        amount=Decimal("50000.00"),
+        owner="slack:U0BOB",
+        segment="smb",
+        external_id="hs-1",
+        contract_end=date(2027, 6, 30),
+        actor=ME,
+        key="k1",
+        via="slack",
+    )
+    assert p("新建 示例科技 --amount=5万").amount == Decimal("50000.00")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("show Acme", c.ShowAccount(actor=ME, account="Acme")),
+        ("查看 #12", c.ShowAccount(actor=ME, account="#12")),
+        ("history Acme Corp", c.ShowHistory(actor=ME, account="Acme Corp")),
+        ("list", c.ListAccounts(actor=ME)),
+        ("列表 P2 --mine", c.ListAccounts(actor=ME, stage="P2", mine=True)),
+        ("approvals", c.ListApprovals(actor=ME)),
+        ("check Acme 2", c.TickChecklist(account="Acme", item="2", actor=ME, key="k1", via="slack")),
+        ("check Acme Corp 2", c.TickChecklist(account="Acme Corp", item="2", actor=ME, key="k1", via="slack")),
+        ("完成 Acme test email", c.TickChecklist(account="Acme", item="test email", actor=ME, key="k1", via="slack")),
+        ("assign Acme @carol", c.AssignOwner(account="Acme", owner="slack:carol", actor=ME, key="k1", via="slack")),
+        (
+            "renew Acme --amount 120,000 --until 2027/06/30",
+            c.RecordRenewal(
+                account="Acme", amount=Decimal("120000.00"), until=date(2027, 6, 30), actor=ME, key="k1", via="slack"
+            ),
+        ),
+        ("approve 7", c.DecideApproval(approval_id=7, approve=True, actor=ME, key="k1", via="slack")),
+        (
+            "驳回 #7 trial bounced",
+            c.DecideApproval(approval_id=7, approve=False, note="trial bounced", actor=ME, key="k1", via="slack"),
+        ),
+        ("claim Acme", c.ClaimHandoff(account="Acme", actor=ME, key="k1", via="slack")),
+        ("churn Acme no renewal", c.Churn(account="Acme", reason="no renewal", actor=ME, key="k1", via="slack")),
+        ("召回 Acme", c.WinBack(account="Acme", actor=ME, key="k1", via="slack")),
+        ("archive Acme", c.Archive(account="Acme", actor=ME, key="k1", via="slack")),
+        ("report", Report()),
+        ("", Help()),
+        ("help move", Help("move")),
+        ("/stage help", Help()),
+    ],
+)
+def test_commands(text: str, expected: object) -> None:
+    assert p(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("mvoe Acme P2", "Did you mean `move`"),
+        ("frobnicate", "Unknown command"),
+        ("move Acme", "Usage: move ACCOUNT STAGE"),
+        ("add", "Missing the account name"),
+        ("add Acme --amount", "--amount needs a value"),
+        ("add Acme --amount lots", "is not an amount"),
+        ("add Acme --colour red", "Unknown option --colour"),
+        ("add Acme --contract-end tomorrow", "is not a date"),
+        ('move "Acme P2', "quote is not closed"),
+        ("renew Acme --amount 5", "Give both --amount and --until"),
+        ("approve seven", "is not an approval number"),
+        ("assign Acme", "Usage: assign"),
+        ("x" * 3000, "commands are at most"),
+    ],
+)
+def test_errors_are_specific(text: str, fragment: str) -> None:
+    with pytest.raises(UsageError) as err:
+        p(text)
+    assert fragment in err.value.text("en")
+    assert err.value.text("zh")  # every message has a Chinese version too
+
+
+def test_text_with_the_word_payload_is_ordinary_text() -> None:
+    cmd = p("move Acme P2 payload=test the payload endpoint")
+    assert isinstance(cmd, c.MoveStage) and cmd.reason == "payload=test the payload endpoint"
+
+
+def test_amounts_and_users() -> None:
+    assert parse_amount("1.2m") == Decimal("1200000.00")
+    assert parse_amount("¥3,000") == Decimal("3000.00")
+    for bad in ("-5", "nan", "1e99", ""):
+        with pytest.raises(UsageError):
+            parse_amount(bad)
+    assert parse_user("feishu:ou_x", "slack") == "feishu:ou_x"
+    assert parse_user("@bob", "feishu") == "feishu:bob"
+
+
+def test_help_lists_every_command_with_its_alias() -> None:
+    text = help_text()
+    for spec in SPECS:
+        assert spec.name in text and spec.zh in text
+    assert "move ACCOUNT STAGE" in help_text("推进")
+    with pytest.raises(UsageError):
+        help_text("nope")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_parses_or_raises_a_user_error(text: str) -> None:
+    try:
+        p(text)
+    except LifecycleError as exc:
+        assert exc.text("en") and exc.text("zh")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([s.name for s in SPECS] + ["--amount", "--stage", "'", '"', "P2", "#1", "5k"]), max_size=8)
+)
+def test_command_shaped_noise_never_crashes(words: list[str]) -> None:
+    try:
+        p(" ".join(words))
+    except LifecycleError:
+        pass

@@ -1,0 +1,118 @@
+"""Shared fixtures: databases (SQLite always; PostgreSQL when STAGEBOT_TEST_DATABASE_URL is set),
+a fixed clock, the default pipeline with a small roster, and a Lifecycle bound to them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from lifecycle.access import Actor, Roster
+from lifecycle.clock import FixedClock
+from lifecycle.core import Lifecycle
+from lifecycle.db.engine import make_engine
+from lifecycle.db.migrate import upgrade
+from lifecycle.db.uow import Database
+from lifecycle.pipeline import Pipeline, load_preset
+from lifecycle.services import Rules
+
+PG_URL = os.environ.get("STAGEBOT_TEST_DATABASE_URL", "")
+PG_SKIP = "PostgreSQL tests need STAGEBOT_TEST_DATABASE_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+
+ADMIN = Actor("console", "local")
+ALICE = Actor("slack", "U0ALICE", "alice")  # sales
+BOB = Actor("slack", "U0BOB", "bob")  # sales approver
+CAROL = Actor("feishu", "ou_carol", "carol")  # cs
+DAVE = Actor("slack", "U0DAVE", "dave")  # support
+MARY = Actor("slack", "U0MARY", "mary")  # marketing
+EVE = Actor("slack", "U0EVE", "eve")  # in no team
+
+ROSTER = Roster.build(
+    members={
+        "marketing": [MARY.ref],
+        "sales": [ALICE.ref],
+        "cs": [CAROL.ref],
+        "support": [DAVE.ref],
+    },
+    approvers={"sales": [BOB.ref]},
+    admins=[ADMIN.ref],
+)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def new_key() -> str:
+    return uuid.uuid4().hex
+
+
+def sqlite_database(path: Path) -> Database:
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    return Database(engine)
+
+
+class PgSchema:
+    """A throwaway schema on the test PostgreSQL server, so tests never see each other's rows."""
+
+    def __init__(self, base_url: str) -> None:
+        self.name = f"t_{uuid.uuid4().hex[:12]}"
+        self.admin = make_engine(base_url, pool_size=1, max_overflow=0)
+        with self.admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{self.name}"'))
+        self.url = base_url
+        self.engine = make_engine(
+            base_url, connect_args={"options": f"-csearch_path={self.name}"}, pool_size=12, max_overflow=4
+        )
+
+    def drop(self) -> None:
+        self.engine.dispose()
+        with self.admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
+        self.admin.dispose()
+
+
+@pytest.fixture
+def pg_database() -> Iterator[Database]:
+    if not PG_URL:
+        pytest.skip(PG_SKIP)
+    schema = PgSchema(PG_URL)
+    try:
+        upgrade(schema.engine)
+        yield Database(schema.engine)
+    finally:
+        schema.drop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The same test on SQLite and, when a server is configured, on PostgreSQL."""
+    if request.param == "sqlite":
+        db = sqlite_database(tmp_path / "stagebot.db")
+        yield db
+        db.dispose()
+    else:
+        yield request.getfixturevalue("pg_database")
+
+
+@pytest.fixture
+def pipeline() -> Pipeline:
+    return load_preset("default")
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture
+def rules(pipeline: Pipeline) -> Rules:
+    return Rules(pipeline, ROSTER, targets=("console",))
+
+
+@pytest.fixture
+def core(database: Database, rules: Rules, clock: FixedClock) -> Lifecycle:
+    return Lifecycle(database, rules, clock)

@@ -1,0 +1,112 @@
+"""The CLI a sales-ops admin uses: check-config, db upgrade, pipeline show, and honest 'not yet's."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+
+def run(
+    args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    monkeypatch.chdir(cwd)
+    for name in ("STAGEBOT_CONFIG", "STAGEBOT_DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    for k, v in (env or {}).items():
+        monkeypatch.setenv(k, v)
+    out = io.StringIO()
+    code = main(args, stdin=io.StringIO(""), stdout=out)
+    return code, out.getvalue()
+
+
+def test_check_config_defaults_ok(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = run(["check-config"], tmp_path, monkeypatch)
+    assert code == 0
+    assert "config: built-in defaults" in out and "pipeline: default" in out and out.endswith("OK\n")
+    assert "run `stagebot db upgrade`" in out  # a fresh directory has no schema yet
+
+
+def test_check_config_lists_every_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(
+        textwrap.dedent(
+            """\
+            [database]
+            url = "mysql://root@localhost/x"
+            [slack]
+            enabled = true
+            colour = "blue"
+            [scheduler]
+            timezone = "Mars/Olympus"
+            [teams.sales]
+            members = ["alice"]
+            [teams.finance]
+            [pipeline]
+            preset = "missing.toml"
+            """
+        )
+    )
+    code, _ = run(
+        ["check-config", "--config", str(cfg)], tmp_path, monkeypatch, {"SLACK_SIGNING_SECRET": "s3cr3t-value"}
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    for fragment in (
+        "[slack.colour] unknown key",
+        "[scheduler.timezone]",
+        "[teams.sales.members]",
+        "[database] url: mysql is not supported",
+        "cannot read pipeline file",
+    ):
+        assert fragment in err, fragment
+    assert "s3cr3t-value" not in err
+
+
+def test_check_config_cross_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "stagebot.toml").write_text('[slack]\nenabled = true\n[teams.finance]\nmembers = ["slack:U1"]\n')
+    code, _ = run(["check-config"], tmp_path, monkeypatch, {"SLACK_SIGNING_SECRET": "x"})
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "[teams.finance] is not a team of the pipeline" in err
+    assert "SLACK_BOT_TOKEN is not set" in err and "SLACK_SIGNING_SECRET is not set" not in err
+
+
+def test_config_option_after_the_subcommand_and_db_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "conf.toml"
+    cfg.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "x.db"}"\n')
+    code, out = run(["db", "upgrade", "--config", str(cfg)], tmp_path, monkeypatch)
+    assert code == 0 and "is at revision 0001" in out
+    code, out = run(["--config", str(cfg), "check-config"], tmp_path, monkeypatch)
+    assert code == 0 and "schema up to date" in out
+
+
+def test_pipeline_show_table_and_mermaid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = run(["pipeline", "show"], tmp_path, monkeypatch)
+    assert code == 0
+    assert "P0 (approval: sales, reject -> SQL)" in out
+    assert "测试发送" in out and "flowchart TD" in out
+    assert "PQL -->|approval: sales| P0" in out and "CHURNED -->|winback| PQL" in out
+    code, out = run(["pipeline", "show", "--format", "mermaid"], tmp_path, monkeypatch)
+    assert out.startswith("```mermaid")
+    (tmp_path / "stagebot.toml").write_text('[pipeline]\npreset = "journey"\n')
+    code, out = run(["pipeline", "show", "--format", "table"], tmp_path, monkeypatch)
+    assert "VISITOR" in out and "LOYAL" in out
+
+
+@pytest.mark.parametrize("args", [["serve"], ["jobs", "run"], ["report"], ["import", "x.csv"], ["export", "x.csv"]])
+def test_unbuilt_commands_say_so(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = run(args, tmp_path, monkeypatch)
+    assert code == 2 and "not available in this version yet" in capsys.readouterr().err
