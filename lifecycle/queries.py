@@ -20,7 +20,7 @@ from lifecycle.services import (
     HIST,
     TICKS,
     Rules,
-    _view,
+    account_view,
     find_account,
 )
 from lifecycle.views import (
@@ -100,7 +100,7 @@ def _card(s: Session, acc: Row[Any], now: datetime, rules: Rules) -> AccountCard
     )
     seconds = max(0.0, (now - acc.stage_entered_at).total_seconds())
     return AccountCard(
-        account=_view(acc),
+        account=account_view(acc),
         checklist=lines,
         time_in_stage_seconds=seconds,
         sla_days=stage.sla_days,
@@ -128,7 +128,7 @@ def history(q: c.ShowHistory, *, uow: UnitOfWork, clock: Clock, rules: Rules) ->
             )
             for r in rows[: q.limit]
         )
-        return History(account=_view(acc), lines=lines, truncated=len(rows) > q.limit)
+        return History(account=account_view(acc), lines=lines, truncated=len(rows) > q.limit)
 
 
 def list_accounts(q: c.ListAccounts, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> AccountList:
@@ -146,7 +146,7 @@ def list_accounts(q: c.ListAccounts, *, uow: UnitOfWork, clock: Clock, rules: Ru
     order = {st.key: n for n, st in enumerate(p.stages)}
     grouped: dict[str, list[Any]] = {}
     for r in sorted(rows, key=lambda r: (order.get(r.stage, 99), r.name_key)):
-        grouped.setdefault(r.stage, []).append(_view(r))
+        grouped.setdefault(r.stage, []).append(account_view(r))
     return AccountList(
         groups=tuple((k, tuple(v)) for k, v in grouped.items()),
         total=int(total),

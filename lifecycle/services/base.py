@@ -1,0 +1,264 @@
+"""What every use case shares: the tables, the rules, the transaction-with-idempotency wrapper,
+account lookup, outbox writes, version-checked updates and permission checks.
+
+Every use case runs in one transaction: it applies the change, appends history, writes domain
+events to the outbox and records the idempotency key, all or nothing. A repeated key returns the
+first outcome (marked `replayed`) and changes nothing. Hot paths use SQLAlchemy Core statements on
+the typed models' tables: a stage move is a handful of single-row statements.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from lifecycle import commands as c
+from lifecycle.access import Actor, Roster
+from lifecycle.clock import Clock
+from lifecycle.db.models import (
+    Account,
+    Approval,
+    ChecklistTick,
+    Handoff,
+    OutboxRow,
+    ProcessedCommand,
+    Renewal,
+    StageChange,
+    table,
+)
+from lifecycle.db.uow import UnitOfWork
+from lifecycle.errors import (
+    AmbiguousAccount,
+    Conflict,
+    InvalidInput,
+    NotAuthorized,
+    NotFound,
+)
+from lifecycle.events import (
+    Event,
+)
+from lifecycle.i18n import Text
+from lifecycle.pipeline import Pipeline, Stage
+from lifecycle.views import AccountView, Outcome
+
+ACC = table(Account)
+HIST = table(StageChange)
+OUTBOX = table(OutboxRow)
+KEYS = table(ProcessedCommand)
+APPROVALS = table(Approval)
+TICKS = table(ChecklistTick)
+HANDOFFS = table(Handoff)
+RENEWALS = table(Renewal)
+
+MAX_NAME = 200
+MAX_REASON = 1000
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The configuration the use cases obey: the pipeline, who is in which team, where events go."""
+
+    pipeline: Pipeline
+    roster: Roster
+    targets: tuple[str, ...] = ("console",)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+C = TypeVar("C", bound=c.Command)
+Body = Callable[[C, Session, datetime, Rules], Outcome]
+
+
+def apply_command(cmd: C, body: Body[C], *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:
+    """Run `body` in one transaction under the command's idempotency key."""
+    if not cmd.key:
+        raise InvalidInput(Text("Every command needs an idempotency key.", "每个命令都需要幂等键。"))
+    with uow:
+        s = uow.session
+        prior = s.execute(select(KEYS.c.outcome).where(KEYS.c.key == cmd.key)).scalar_one_or_none()
+        if prior is not None:
+            return replayed(prior)
+        now = clock.now()
+        outcome = body(cmd, s, now, rules)
+        s.execute(
+            insert(KEYS).values(
+                key=cmd.key,
+                command=type(cmd).__name__,
+                account_id=outcome.account.id,
+                outcome=outcome.model_dump_json(),
+                processed_at=now,
+            )
+        )
+        try:
+            uow.commit()
+        except IntegrityError:
+            uow.rollback()
+            prior = s.execute(select(KEYS.c.outcome).where(KEYS.c.key == cmd.key)).scalar_one_or_none()
+            if prior is not None:  # the same delivery, applied concurrently by another worker
+                return replayed(prior)
+            raise Conflict(
+                Text(
+                    "Someone else changed this at the same moment. Look again and retry.",
+                    "有人同时修改了它。请刷新后重试。",
+                )
+            ) from None
+        return outcome
+
+
+def replayed(stored: str) -> Outcome:
+    return Outcome.model_validate_json(stored).model_copy(update={"replayed": True})
+
+
+# ---------------------------------------------------------------- shared steps
+
+
+def account_view(row: Row[Any]) -> AccountView:
+    return AccountView(
+        id=row.id,
+        name=row.name,
+        stage=row.stage,
+        stage_entered_at=row.stage_entered_at,
+        owner=row.owner,
+        amount=row.amount,
+        segment=row.segment,
+        external_id=row.external_id,
+        contract_end=row.contract_end,
+        version=row.version,
+    )
+
+
+def name_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def find_account(s: Session, ref: str) -> Row[Any]:
+    """An account by `#ID`, exact name, or unique name prefix (case-insensitive)."""
+    ref = ref.strip()
+    if not ref:
+        raise InvalidInput(Text("Which account? Give a name or #ID.", "请指定客户名称或 #编号。"))
+    if ref.startswith("#") and ref[1:].isdigit():
+        row = s.execute(select(ACC).where(ACC.c.id == int(ref[1:]))).first()
+        if row is None:
+            raise NotFound(Text(f"No account {ref}.", f"没有编号为 {ref} 的客户。"))
+        return row
+    key = name_key(ref)
+    # One index range scan finds the exact name (sorted first) or every name with this prefix.
+    rows = s.execute(
+        select(ACC)
+        .where(ACC.c.name_key >= key, ACC.c.name_key < key + "\U0010ffff")
+        .order_by((ACC.c.name_key == key).desc(), ACC.c.name_key)
+        .limit(6)
+    ).all()
+    if rows and (rows[0].name_key == key or len(rows) == 1):
+        return rows[0]
+    if len(rows) > 1:
+        names = [r.name for r in rows[:5]] + (["…"] if len(rows) > 5 else [])
+        raise AmbiguousAccount(ref, names)
+    by_ext = s.execute(select(ACC).where(ACC.c.external_id == ref)).first()
+    if by_ext is not None:
+        return by_ext
+    similar = s.execute(select(ACC.c.name).where(ACC.c.name_key.contains(key, autoescape=True)).limit(5)).scalars()
+    hint = ", ".join(similar)
+    raise NotFound(
+        Text(
+            f'No account named "{ref}".' + (f" Did you mean: {hint}?" if hint else ""),
+            f"没有名为“{ref}”的客户。" + (f"你是不是要找:{hint}?" if hint else ""),
+        )
+    )
+
+
+def emit(s: Session, rules: Rules, event: Event, now: datetime) -> None:
+    """Write one outbox row per delivery target, in the caller's transaction."""
+    if not rules.targets:
+        return
+    payload = event.model_dump_json()
+    event_id = str(uuid.uuid4())
+    rows = [
+        {
+            "event_id": event_id,
+            "target": target,
+            "account_id": event.account_id,
+            "kind": event.kind,
+            "payload": payload,
+            "created_at": now,
+            "available_at": now,
+            "status": "pending",
+            "attempts": 0,
+        }
+        for target in rules.targets
+    ]
+    # A single-row insert is a cheaper statement than executemany on the hot path.
+    s.execute(insert(OUTBOX).values(rows[0])) if len(rows) == 1 else s.execute(insert(OUTBOX), rows)
+
+
+def bump(s: Session, acc: Row[Any], now: datetime, **values: Any) -> int:
+    """Update an account if nobody changed it since it was read; the new version, else Conflict."""
+    new_version = acc.version + 1
+    res = s.execute(
+        update(ACC)
+        .where(ACC.c.id == acc.id, ACC.c.version == acc.version)
+        .values(version=new_version, updated_at=now, **values)
+    )
+    if res.rowcount != 1:  # type: ignore[attr-defined]
+        current = s.execute(select(ACC.c.stage).where(ACC.c.id == acc.id)).scalar_one_or_none()
+        raise Conflict(
+            Text(
+                f"Someone else just changed {acc.name} (now in {current}). Look again and retry.",
+                f"{acc.name} 刚被其他人修改(当前阶段 {current})。请刷新后重试。",
+            )
+        )
+    return int(new_version)
+
+
+def require_known(rules: Rules, actor: Actor) -> None:
+    if not rules.roster.known(actor):
+        raise NotAuthorized(
+            Text(
+                f"You ({actor.ref}) are not in any stagebot team yet. "
+                f"Ask an admin to add {actor.ref} to a team in the config.",
+                f"你({actor.ref})还不在任何团队中。请管理员在配置中把 {actor.ref} 加入团队。",
+            )
+        )
+
+
+def require_owner_team(rules: Rules, actor: Actor, stage: Stage, acc_name: str, doing: Text) -> None:
+    require_known(rules, actor)
+    if not rules.roster.in_any_team(actor, stage.owners):
+        p = rules.pipeline
+        raise NotAuthorized(
+            Text(
+                f"Only {p.owner_labels(stage, 'en')} (owners of {stage.key}) or an admin can {doing.en} {acc_name}.",
+                f"只有{p.owner_labels(stage, 'zh')}({stage.key} 的负责团队)或管理员可以{doing.zh} {acc_name}。",
+            )
+        )
+
+
+def clean_reason(reason: str) -> str:
+    reason = " ".join(reason.split())
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(
+            Text(
+                f"The reason is {len(reason)} characters; keep it under {MAX_REASON}.",
+                f"原因共 {len(reason)} 个字符,请控制在 {MAX_REASON} 以内。",
+            )
+        )
+    return reason
+
+
+def ticked_items(s: Session, account_id: int, stage: str) -> set[str]:
+    return set(
+        s.execute(select(TICKS.c.item).where(TICKS.c.account_id == account_id, TICKS.c.stage == stage)).scalars()
+    )
+
+
+# ---------------------------------------------------------------- use cases
+
+
+def count_accounts(s: Session) -> int:
+    return int(s.execute(select(func.count()).select_from(ACC)).scalar_one())

@@ -1,0 +1,423 @@
+"""Stage moves: add an account, move it (or open the approval its gate needs), churn, win back, archive."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from lifecycle import commands as c
+from lifecycle.access import Actor
+from lifecycle.clock import Clock
+from lifecycle.db.uow import UnitOfWork
+from lifecycle.errors import (
+    Conflict,
+    InvalidInput,
+    TransitionRefused,
+)
+from lifecycle.events import (
+    AccountAdded,
+    ApprovalRequested,
+    HandoffOpened,
+    StageChanged,
+)
+from lifecycle.i18n import Text
+from lifecycle.machine import decide
+from lifecycle.pipeline import Stage, TransitionKind
+from lifecycle.services.base import (
+    ACC,
+    APPROVALS,
+    HANDOFFS,
+    HIST,
+    MAX_NAME,
+    Body,
+    Rules,
+    account_view,
+    apply_command,
+    bump,
+    clean_reason,
+    emit,
+    find_account,
+    name_key,
+    require_known,
+    require_owner_team,
+    ticked_items,
+)
+from lifecycle.views import AccountView, Outcome
+
+
+def apply_transition(
+    s: Session,
+    rules: Rules,
+    acc: Row[Any],
+    source: Stage,
+    target: Stage,
+    kind: str,
+    *,
+    actor: Actor,
+    via: str,
+    reason: str,
+    now: datetime,
+    approved_by: str | None = None,
+) -> tuple[AccountView, tuple[int, ...]]:
+    """Apply a decided transition: account row, history row, events, handoffs."""
+    p = rules.pipeline
+    version = bump(s, acc, now, stage=target.key, stage_entered_at=now)
+    s.execute(
+        insert(HIST).values(
+            account_id=acc.id,
+            from_stage=source.key,
+            to_stage=target.key,
+            kind=kind,
+            at=now,
+            actor=actor.ref,
+            via=via,
+            reason=reason,
+        )
+    )
+    if any(t.approval is not None for t in p.next_stages(source.key)):
+        # Leaving a gated stage by another road withdraws the approval that was waiting there.
+        s.execute(
+            update(APPROVALS)
+            .where(APPROVALS.c.account_id == acc.id, APPROVALS.c.status == "pending")
+            .values(status="cancelled", decided_at=now, decided_by=actor.ref, note="account moved")
+        )
+    emit(
+        s,
+        rules,
+        StageChanged(
+            account_id=acc.id,
+            account=acc.name,
+            at=now,
+            actor=actor.ref,
+            audience=target.owners,
+            from_stage=source.key,
+            to_stage=target.key,
+            transition=kind,
+            reason=reason,
+            via=via,
+            owner=acc.owner,
+            approved_by=approved_by,
+        ),
+        now,
+    )
+    handoffs: list[int] = []
+    if set(source.owners) != set(target.owners):
+        # A team that no longer owns the account has nothing left to take over; a team that gets a
+        # fresh handoff below needs only that one.
+        new_teams = [t for t in target.owners if t not in source.owners] if kind in ("advance", "winback") else []
+        s.execute(
+            update(HANDOFFS)
+            .where(
+                HANDOFFS.c.account_id == acc.id,
+                HANDOFFS.c.status == "open",
+                HANDOFFS.c.to_team.not_in(target.owners) | HANDOFFS.c.to_team.in_(new_teams),
+            )
+            .values(status="superseded")
+        )
+    if kind in ("advance", "winback"):
+        for team in target.owners:
+            if team in source.owners:
+                continue
+            # Ownership passes to a team that did not own the account before: it must be taken.
+            hid = s.execute(
+                insert(HANDOFFS)
+                .values(
+                    account_id=acc.id,
+                    stage=target.key,
+                    from_teams=",".join(source.owners),
+                    to_team=team,
+                    opened_at=now,
+                    opened_by=actor.ref,
+                    status="open",
+                )
+                .returning(HANDOFFS.c.id)
+            ).scalar_one()
+            handoffs.append(hid)
+            emit(
+                s,
+                rules,
+                HandoffOpened(
+                    account_id=acc.id,
+                    account=acc.name,
+                    at=now,
+                    actor=actor.ref,
+                    audience=(team,),
+                    handoff_id=hid,
+                    stage=target.key,
+                    from_teams=source.owners,
+                    to_team=team,
+                    owner=acc.owner,
+                    amount=acc.amount,
+                    segment=acc.segment,
+                    contract_end=acc.contract_end.isoformat() if acc.contract_end else None,
+                ),
+                now,
+            )
+    view = account_view(acc).model_copy(update={"stage": target.key, "stage_entered_at": now, "version": version})
+    return view, tuple(handoffs)
+
+
+def add_account(cmd: c.AddAccount, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:
+    return apply_command(cmd, _add_account, uow=uow, clock=clock, rules=rules)
+
+
+def _add_account(cmd: c.AddAccount, s: Session, now: datetime, rules: Rules) -> Outcome:
+    p = rules.pipeline
+    name = " ".join(cmd.name.split())
+    if not name or name.startswith("#") or len(name) > MAX_NAME:
+        raise InvalidInput(
+            Text(
+                f"An account name must be 1-{MAX_NAME} characters and not start with #.",
+                f"客户名称需为 1-{MAX_NAME} 个字符,且不能以 # 开头。",
+            )
+        )
+    stage = p.resolve_stage(cmd.stage) if cmd.stage else p.first_stage
+    if stage.terminal:
+        raise InvalidInput(
+            Text(f"New accounts cannot start in {stage.title('en')}.", f"新客户不能从{stage.title('zh')}开始。")
+        )
+    require_known(rules, cmd.actor)
+    if stage.key != p.first_stage.key:
+        require_owner_team(rules, cmd.actor, stage, name, Text("add an account in this stage:", "在该阶段新建"))
+    if cmd.amount is not None and cmd.amount < 0:
+        raise InvalidInput(Text("The amount cannot be negative.", "金额不能为负数。"))
+    existing = s.execute(select(ACC.c.id, ACC.c.name, ACC.c.stage).where(ACC.c.name_key == name_key(name))).first()
+    if existing is not None:
+        raise Conflict(
+            Text(
+                f"An account named {existing.name} already exists (#{existing.id}, in {existing.stage}).",
+                f"已存在名为 {existing.name} 的客户(#{existing.id},阶段 {existing.stage})。",
+            )
+        )
+    if cmd.external_id:
+        dup = s.execute(select(ACC.c.name).where(ACC.c.external_id == cmd.external_id)).scalar()
+        if dup is not None:
+            raise Conflict(
+                Text(
+                    f"External id {cmd.external_id} already belongs to {dup}.",
+                    f"外部编号 {cmd.external_id} 已属于 {dup}。",
+                )
+            )
+    values = dict(
+        name=name,
+        name_key=name_key(name),
+        stage=stage.key,
+        stage_entered_at=now,
+        owner=cmd.owner,
+        amount=cmd.amount,
+        segment=cmd.segment,
+        external_id=cmd.external_id or None,
+        contract_end=cmd.contract_end,
+        created_at=now,
+        updated_at=now,
+        version=1,
+    )
+    try:
+        with s.begin_nested():
+            account_id = s.execute(insert(ACC).values(**values).returning(ACC.c.id)).scalar_one()
+    except IntegrityError:
+        raise Conflict(
+            Text(f"An account named {name} was just added by someone else.", f"{name} 刚被其他人新建。")
+        ) from None
+    s.execute(
+        insert(HIST).values(
+            account_id=account_id,
+            from_stage=None,
+            to_stage=stage.key,
+            kind="create",
+            at=now,
+            actor=cmd.actor.ref,
+            via=cmd.channel,
+            reason="",
+        )
+    )
+    emit(
+        s,
+        rules,
+        AccountAdded(
+            account_id=account_id,
+            account=name,
+            at=now,
+            actor=cmd.actor.ref,
+            audience=stage.owners,
+            stage=stage.key,
+            owner=cmd.owner,
+            amount=cmd.amount,
+        ),
+        now,
+    )
+    view = AccountView(id=account_id, **{k: v for k, v in values.items() if k in AccountView.model_fields})
+    return Outcome(kind="added", account=view, to_stage=stage.key)
+
+
+def move_stage(cmd: c.MoveStage, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:
+    return apply_command(cmd, _move_stage, uow=uow, clock=clock, rules=rules)
+
+
+def _move_stage(cmd: c.MoveStage, s: Session, now: datetime, rules: Rules) -> Outcome:
+    p = rules.pipeline
+    target = p.resolve_stage(cmd.target)
+    acc = find_account(s, cmd.account)
+    return _move_to(cmd, s, now, rules, acc, target, cmd.reason, cmd.expected_version)
+
+
+def _move_to(
+    cmd: c.Command,
+    s: Session,
+    now: datetime,
+    rules: Rules,
+    acc: Row[Any],
+    target: Stage,
+    reason: str,
+    expected_version: int | None = None,
+) -> Outcome:
+    p = rules.pipeline
+    reason = clean_reason(reason)
+    if expected_version is not None and acc.version != expected_version:
+        raise Conflict(
+            Text(
+                f"{acc.name} changed since this was shown (now in {acc.stage}). Look again and retry.",
+                f"{acc.name} 在显示后已被修改(当前阶段 {acc.stage})。请刷新后重试。",
+            )
+        )
+    require_known(rules, cmd.actor)
+    source = p.stage(acc.stage)
+    ticked = ticked_items(s, acc.id, source.key) if source.require_checklist else ()
+    decision = decide(
+        p,
+        current=source.key,
+        target=target.key,
+        ticked=ticked,
+        actor=cmd.actor,
+        roster=rules.roster,
+        account_name=acc.name,
+    )
+    decision.raise_if_refused()
+    if decision.verdict == "approval":
+        assert decision.gate is not None
+        return _request_approval(cmd, s, now, rules, acc, source, target, reason)
+    assert decision.transition is not None
+    view, handoffs = apply_transition(
+        s,
+        rules,
+        acc,
+        source,
+        target,
+        decision.transition.kind,
+        actor=cmd.actor,
+        via=cmd.channel,
+        reason=reason,
+        now=now,
+    )
+    return Outcome(kind="moved", account=view, from_stage=source.key, to_stage=target.key, handoff_ids=handoffs)
+
+
+def _move_by_kind(kind: TransitionKind, verb: Text) -> Body[Any]:
+    def body(cmd: c.Churn | c.WinBack | c.Archive, s: Session, now: datetime, rules: Rules) -> Outcome:
+        acc = find_account(s, cmd.account)
+        edge = rules.pipeline.transition_of_kind(acc.stage, kind)
+        if edge is None:
+            sources = [t.source for t in rules.pipeline.transitions if t.kind == kind]
+            raise TransitionRefused(
+                Text(
+                    f"{acc.name} is in {acc.stage}; you can {verb.en} an account only from: "
+                    f"{', '.join(sources) or 'nowhere in this pipeline'}.",
+                    f"{acc.name} 处于 {acc.stage};只有这些阶段可以{verb.zh}:{'、'.join(sources) or '无'}。",
+                ),
+                [t.target for t in rules.pipeline.next_stages(acc.stage)],
+            )
+        return _move_to(cmd, s, now, rules, acc, rules.pipeline.stage(edge.target), cmd.reason)
+
+    return body
+
+
+_churn = _move_by_kind("churn", Text("churn", "标记流失"))
+_win_back = _move_by_kind("winback", Text("win back", "召回"))
+_archive = _move_by_kind("archive", Text("archive", "归档"))
+
+
+def churn(cmd: c.Churn, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:
+    return apply_command(cmd, _churn, uow=uow, clock=clock, rules=rules)
+
+
+def win_back(cmd: c.WinBack, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:
+    return apply_command(cmd, _win_back, uow=uow, clock=clock, rules=rules)
+
+
+def archive(cmd: c.Archive, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:
+    return apply_command(cmd, _archive, uow=uow, clock=clock, rules=rules)
+
+
+def _request_approval(
+    cmd: c.Command,
+    s: Session,
+    now: datetime,
+    rules: Rules,
+    acc: Row[Any],
+    source: Stage,
+    target: Stage,
+    reason: str,
+) -> Outcome:
+    edge = rules.pipeline.transition(source.key, target.key)
+    assert edge is not None and edge.approval is not None
+    gate = edge.approval
+    pending = s.execute(
+        select(APPROVALS.c.id, APPROVALS.c.requested_by, APPROVALS.c.to_stage).where(
+            APPROVALS.c.account_id == acc.id, APPROVALS.c.status == "pending"
+        )
+    ).first()
+    if pending is not None:
+        raise Conflict(
+            Text(
+                f"{acc.name} is already waiting for approval #{pending.id} "
+                f"(to {pending.to_stage}, asked by {pending.requested_by}).",
+                f"{acc.name} 已在等待审批 #{pending.id}(推进到 {pending.to_stage},申请人 {pending.requested_by})。",
+            )
+        )
+    approval_id = s.execute(
+        insert(APPROVALS)
+        .values(
+            account_id=acc.id,
+            from_stage=source.key,
+            to_stage=target.key,
+            reject_to=gate.reject_to,
+            team=gate.team,
+            status="pending",
+            requested_by=cmd.actor.ref,
+            requested_at=now,
+            reason=reason,
+        )
+        .returning(APPROVALS.c.id)
+    ).scalar_one()
+    emit(
+        s,
+        rules,
+        ApprovalRequested(
+            account_id=acc.id,
+            account=acc.name,
+            at=now,
+            actor=cmd.actor.ref,
+            audience=(gate.team,),
+            approval_id=approval_id,
+            from_stage=source.key,
+            to_stage=target.key,
+            reject_to=gate.reject_to,
+            team=gate.team,
+            reason=reason,
+            amount=acc.amount,
+            owner=acc.owner,
+        ),
+        now,
+    )
+    return Outcome(
+        kind="approval_requested",
+        account=account_view(acc),
+        from_stage=source.key,
+        to_stage=target.key,
+        approval_id=approval_id,
+        approval_team=gate.team,
+    )
