@@ -139,7 +139,7 @@ class Dispatcher:
             .limit(self.batch)
         )
         with self.db.uow() as uow:
-            s = uow.session
+            s = uow.conn
             if self.db.dialect == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True, of=OUTBOX)
             rows = [(r.id, r.event_id, r.target, r.payload, r.attempts) for r in s.execute(stmt)]
@@ -196,7 +196,7 @@ class Dispatcher:
     def _delivered(self, d: Delivery, posted: list[Posted]) -> None:
         now = self.clock.now()
         with self.db.uow() as uow:
-            s = uow.session
+            s = uow.conn
             s.execute(
                 update(OUTBOX)
                 .where(and_(OUTBOX.c.id == d.outbox_id, OUTBOX.c.lease_owner == self.owner))
@@ -237,7 +237,7 @@ class Dispatcher:
                 "%s delivery of outbox row %s failed (attempt %s): %s", d.target, d.outbox_id, d.attempt, message
             )
         with self.db.uow() as uow:
-            uow.session.execute(
+            uow.conn.execute(
                 update(OUTBOX)
                 .where(and_(OUTBOX.c.id == d.outbox_id, OUTBOX.c.lease_owner == self.owner))
                 .values(
@@ -253,7 +253,7 @@ class Dispatcher:
 
     def _release(self, outbox_id: int) -> None:
         with self.db.uow() as uow:
-            uow.session.execute(
+            uow.conn.execute(
                 update(OUTBOX)
                 .where(and_(OUTBOX.c.id == outbox_id, OUTBOX.c.lease_owner == self.owner))
                 .values(lease_owner=None, lease_until=None)
@@ -264,7 +264,7 @@ class Dispatcher:
 def posted_message(db: Database, target: str, subject: str) -> tuple[str, str] | None:
     """The (channel, message id) of the first message posted about `subject` on `target`."""
     with db.reader() as uow:
-        row = uow.session.execute(
+        row = uow.conn.execute(
             select(POSTED.c.channel, POSTED.c.message_id)
             .where(POSTED.c.subject == subject, POSTED.c.target == target)
             .order_by(POSTED.c.id)

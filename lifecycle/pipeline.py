@@ -276,6 +276,8 @@ def load_file(path: str | Path) -> Pipeline:
         raw = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise PipelineError([f"cannot read pipeline file {path}: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise PipelineError([f"{path}: not a UTF-8 text file"]) from None
     try:
         data = tomllib.loads(raw)
     except tomllib.TOMLDecodeError as exc:

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, func, select
 
 from lifecycle import commands as c
 from lifecycle.clock import Clock
@@ -56,12 +55,12 @@ def _approval_view(row: Row[Any], account: str) -> ApprovalView:
 
 def account_card(q: c.ShowAccount, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> AccountCard:
     with uow:
-        s = uow.session
+        s = uow.conn
         acc = find_account(s, q.account)
         return _card(s, acc, clock.now(), rules)
 
 
-def _card(s: Session, acc: Row[Any], now: datetime, rules: Rules) -> AccountCard:
+def _card(s: Connection, acc: Row[Any], now: datetime, rules: Rules) -> AccountCard:
     stage = rules.pipeline.stage(acc.stage)
     ticks = {
         r.item: r
@@ -113,7 +112,7 @@ def _card(s: Session, acc: Row[Any], now: datetime, rules: Rules) -> AccountCard
 
 def history(q: c.ShowHistory, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> History:
     with uow:
-        s = uow.session
+        s = uow.conn
         acc = find_account(s, q.account)
         rows = s.execute(select(HIST).where(HIST.c.account_id == acc.id).order_by(HIST.c.id).limit(q.limit + 1)).all()
         lines = tuple(
@@ -135,7 +134,7 @@ def list_accounts(q: c.ListAccounts, *, uow: UnitOfWork, clock: Clock, rules: Ru
     p = rules.pipeline
     stage = p.resolve_stage(q.stage) if q.stage else None
     with uow:
-        s = uow.session
+        s = uow.conn
         where = []
         if stage is not None:
             where.append(ACC.c.stage == stage.key)
@@ -158,7 +157,7 @@ def list_accounts(q: c.ListAccounts, *, uow: UnitOfWork, clock: Clock, rules: Ru
 
 def list_approvals(q: c.ListApprovals, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> ApprovalList:
     with uow:
-        s = uow.session
+        s = uow.conn
         stmt = select(APPROVALS, ACC.c.name.label("account_name")).join(ACC, ACC.c.id == APPROVALS.c.account_id)
         if q.pending_only:
             stmt = stmt.where(APPROVALS.c.status == "pending")

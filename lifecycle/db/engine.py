@@ -1,4 +1,4 @@
-"""Engines and sessions: SQLite (WAL, foreign keys, writers serialised) or PostgreSQL.
+"""Engines: SQLite (WAL, foreign keys, writers serialised) or PostgreSQL.
 
 SQLite write transactions start with BEGIN IMMEDIATE: a deferred transaction that reads and then
 writes fails with "database is locked" when another writer committed in between, which would turn
@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 READONLY = "stagebot_readonly"
@@ -50,9 +49,7 @@ def _sqlite_setup(engine: Engine, *, wal: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         readonly = conn.get_execution_options().get(READONLY, False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        # Straight to the driver: this runs once per transaction, on the hot path.
+        conn.connection.driver_connection.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
-def make_session_factory(engine: Engine, *, readonly: bool = False) -> sessionmaker[Session]:
-    bind = engine.execution_options(**{READONLY: True}) if readonly else engine
-    return sessionmaker(bind=bind, expire_on_commit=False, autoflush=False)

@@ -97,7 +97,7 @@ class StageChange(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     from_stage: Mapped[str | None] = mapped_column(String(32))
-    to_stage: Mapped[str] = mapped_column(String(32), index=True)
+    to_stage: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(120))
@@ -177,11 +177,13 @@ class Handoff(Base):
 
 
 class OutboxRow(Base):
-    """A domain event waiting for (or done with) delivery to one target (console, slack, feishu)."""
+    """A domain event waiting for (or done with) delivery to one target (console, slack, feishu).
+
+    Indexes are kept to what the dispatcher reads: every index is written on every stage move.
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (
-        UniqueConstraint("event_id", "target", name="uq_outbox_event_target"),
         Index("ix_outbox_due", "status", "target", "available_at"),
         Index("ix_outbox_account", "account_id", "target", "id"),
     )
@@ -226,7 +228,7 @@ class ProcessedCommand(Base):
     command: Mapped[str] = mapped_column(String(40))
     account_id: Mapped[int | None] = mapped_column(BigId)
     outcome: Mapped[str] = mapped_column(Text)
-    processed_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    processed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def table(model: type[Base]) -> Table:

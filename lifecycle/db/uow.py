@@ -1,27 +1,41 @@
-"""The unit of work: one transaction per inbound message or tick; rolled back unless committed."""
+"""The unit of work: one transaction per inbound message or tick; rolled back unless committed.
+
+It holds a Core `Connection`, not an ORM `Session`: the use cases and queries run SQLAlchemy Core
+statements on the typed models' tables, and a Session's commit machinery cost more than a quarter
+of a stage move. Code that wants the ORM uses `uow.session`, which joins this transaction.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, RootTransaction
+from sqlalchemy.orm import Session
 
-from lifecycle.db.engine import make_session_factory
+from lifecycle.db.engine import READONLY
 
 
 class UnitOfWork:
-    """`with uow_factory() as uow: ...; uow.commit()`. Never shared across threads."""
+    """`with db.uow() as uow: ...; uow.commit()`. Never shared across threads."""
 
-    session: Session
+    conn: Connection
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         self.committed = False
+        self._tx: RootTransaction | None = None
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """An ORM session on this unit of work's connection and transaction (made on first use)."""
+        if self._session is None:
+            self._session = Session(bind=self.conn, expire_on_commit=False, autoflush=False)
+        return self._session
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self._sessions()
+        self.conn = self._engine.connect()
+        self._tx = self.conn.begin()
         self.committed = False
         return self
 
@@ -32,20 +46,26 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if not self.committed:
-                self.session.rollback()
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+            if self._tx is not None and self._tx.is_active:
+                self._tx.rollback()
         finally:
-            self.session.close()
+            self.conn.close()
 
     def commit(self) -> None:
-        self.session.commit()
+        assert self._tx is not None
+        if self._session is not None:
+            self._session.flush()
+        self._tx.commit()
         self.committed = True
 
     def rollback(self) -> None:
-        self.session.rollback()
-
-
-UowFactory = Callable[[], UnitOfWork]
+        """Roll back and start a fresh transaction on the same connection."""
+        if self._tx is not None and self._tx.is_active:
+            self._tx.rollback()
+        self._tx = self.conn.begin()
 
 
 class Database:
@@ -53,18 +73,17 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._rw = make_session_factory(engine)
-        self._ro = make_session_factory(engine, readonly=True)
+        self._readonly = engine.execution_options(**{READONLY: True})
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self._rw)
+        return UnitOfWork(self.engine)
 
     def reader(self) -> UnitOfWork:
-        return UnitOfWork(self._ro)
+        return UnitOfWork(self._readonly)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, insert, select, update
 
 from lifecycle import commands as c
 from lifecycle.clock import Clock
@@ -75,7 +74,7 @@ def resolve_item(stage: Stage, ref: str) -> ChecklistItem:
     )
 
 
-def _tick_checklist(cmd: c.TickChecklist, s: Session, now: datetime, rules: Rules) -> Outcome:
+def _tick_checklist(cmd: c.TickChecklist, s: Connection, now: datetime, rules: Rules) -> Outcome:
     acc = find_account(s, cmd.account)
     stage = rules.pipeline.stage(acc.stage)
     item = resolve_item(stage, cmd.item)
@@ -116,7 +115,7 @@ def assign_owner(cmd: c.AssignOwner, *, uow: UnitOfWork, clock: Clock, rules: Ru
     return apply_command(cmd, _assign_owner, uow=uow, clock=clock, rules=rules)
 
 
-def _assign_owner(cmd: c.AssignOwner, s: Session, now: datetime, rules: Rules) -> Outcome:
+def _assign_owner(cmd: c.AssignOwner, s: Connection, now: datetime, rules: Rules) -> Outcome:
     acc = find_account(s, cmd.account)
     owner = cmd.owner.strip()
     if not owner or len(owner) > 120 or any(ch.isspace() for ch in owner):
@@ -147,7 +146,7 @@ def record_renewal(cmd: c.RecordRenewal, *, uow: UnitOfWork, clock: Clock, rules
     return apply_command(cmd, _record_renewal, uow=uow, clock=clock, rules=rules)
 
 
-def _record_renewal(cmd: c.RecordRenewal, s: Session, now: datetime, rules: Rules) -> Outcome:
+def _record_renewal(cmd: c.RecordRenewal, s: Connection, now: datetime, rules: Rules) -> Outcome:
     acc = find_account(s, cmd.account)
     p = rules.pipeline
     stage = p.stage(acc.stage)
@@ -208,7 +207,7 @@ def claim_handoff(cmd: c.ClaimHandoff, *, uow: UnitOfWork, clock: Clock, rules: 
     return apply_command(cmd, _claim_handoff, uow=uow, clock=clock, rules=rules)
 
 
-def _claim_handoff(cmd: c.ClaimHandoff, s: Session, now: datetime, rules: Rules) -> Outcome:
+def _claim_handoff(cmd: c.ClaimHandoff, s: Connection, now: datetime, rules: Rules) -> Outcome:
     roster = rules.roster
     if cmd.handoff_id is not None:
         rows: Sequence[Row[Any]] = s.execute(select(HANDOFFS).where(HANDOFFS.c.id == cmd.handoff_id)).all()
@@ -244,7 +243,7 @@ def _claim_handoff(cmd: c.ClaimHandoff, s: Session, now: datetime, rules: Rules)
         .where(HANDOFFS.c.id == h.id, HANDOFFS.c.status == "open")
         .values(status="claimed", claimed_by=cmd.actor.ref, claimed_at=now)
     )
-    if res.rowcount != 1:  # type: ignore[attr-defined]
+    if res.rowcount != 1:
         who = s.execute(select(HANDOFFS.c.claimed_by).where(HANDOFFS.c.id == h.id)).scalar()
         raise Conflict(Text(f"{acc.name} was just taken by {who}.", f"{acc.name} 刚被 {who} 接手。"))
     version = bump(s, acc, now, owner=cmd.actor.ref)

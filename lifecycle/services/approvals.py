@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, select, update
 
 from lifecycle import commands as c
 from lifecycle.clock import Clock
@@ -38,7 +37,7 @@ def decide_approval(cmd: c.DecideApproval, *, uow: UnitOfWork, clock: Clock, rul
     return apply_command(cmd, _decide_approval, uow=uow, clock=clock, rules=rules)
 
 
-def _decide_approval(cmd: c.DecideApproval, s: Session, now: datetime, rules: Rules) -> Outcome:
+def _decide_approval(cmd: c.DecideApproval, s: Connection, now: datetime, rules: Rules) -> Outcome:
     p = rules.pipeline
     ap = s.execute(select(APPROVALS).where(APPROVALS.c.id == cmd.approval_id)).first()
     if ap is None:
@@ -61,7 +60,7 @@ def _decide_approval(cmd: c.DecideApproval, s: Session, now: datetime, rules: Ru
         .where(APPROVALS.c.id == ap.id, APPROVALS.c.status == "pending")
         .values(status=status, decided_by=cmd.actor.ref, decided_at=now, note=note)
     )
-    if res.rowcount != 1:  # type: ignore[attr-defined]
+    if res.rowcount != 1:
         fresh = s.execute(select(APPROVALS).where(APPROVALS.c.id == ap.id)).one()
         raise _already_decided(fresh)
     acc = s.execute(select(ACC).where(ACC.c.id == ap.account_id)).one()

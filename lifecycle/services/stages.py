@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from lifecycle import commands as c
 from lifecycle.access import Actor
@@ -32,6 +31,7 @@ from lifecycle.services.base import (
     APPROVALS,
     HANDOFFS,
     HIST,
+    INSERT_HISTORY,
     MAX_NAME,
     Body,
     Rules,
@@ -48,9 +48,26 @@ from lifecycle.services.base import (
 )
 from lifecycle.views import AccountView, Outcome
 
+_WITHDRAW_APPROVAL = (
+    update(APPROVALS)
+    .where(APPROVALS.c.account_id == bindparam("b_account"), APPROVALS.c.status == "pending")
+    .values(status="cancelled", decided_at=bindparam("now"), decided_by=bindparam("by"), note="account moved")
+)
+_SUPERSEDE_HANDOFFS = (
+    update(HANDOFFS)
+    .where(
+        HANDOFFS.c.account_id == bindparam("b_account"),
+        HANDOFFS.c.status == "open",
+        HANDOFFS.c.to_team.not_in(bindparam("owners", expanding=True))
+        | HANDOFFS.c.to_team.in_(bindparam("new_teams", expanding=True)),
+    )
+    .values(status="superseded")
+)
+_OPEN_HANDOFF = insert(HANDOFFS).returning(HANDOFFS.c.id)
+
 
 def apply_transition(
-    s: Session,
+    s: Connection,
     rules: Rules,
     acc: Row[Any],
     source: Stage,
@@ -67,24 +84,21 @@ def apply_transition(
     p = rules.pipeline
     version = bump(s, acc, now, stage=target.key, stage_entered_at=now)
     s.execute(
-        insert(HIST).values(
-            account_id=acc.id,
-            from_stage=source.key,
-            to_stage=target.key,
-            kind=kind,
-            at=now,
-            actor=actor.ref,
-            via=via,
-            reason=reason,
-        )
+        INSERT_HISTORY,
+        {
+            "account_id": acc.id,
+            "from_stage": source.key,
+            "to_stage": target.key,
+            "kind": kind,
+            "at": now,
+            "actor": actor.ref,
+            "via": via,
+            "reason": reason,
+        },
     )
     if any(t.approval is not None for t in p.next_stages(source.key)):
         # Leaving a gated stage by another road withdraws the approval that was waiting there.
-        s.execute(
-            update(APPROVALS)
-            .where(APPROVALS.c.account_id == acc.id, APPROVALS.c.status == "pending")
-            .values(status="cancelled", decided_at=now, decided_by=actor.ref, note="account moved")
-        )
+        s.execute(_WITHDRAW_APPROVAL, {"b_account": acc.id, "now": now, "by": actor.ref})
     emit(
         s,
         rules,
@@ -109,32 +123,23 @@ def apply_transition(
         # A team that no longer owns the account has nothing left to take over; a team that gets a
         # fresh handoff below needs only that one.
         new_teams = [t for t in target.owners if t not in source.owners] if kind in ("advance", "winback") else []
-        s.execute(
-            update(HANDOFFS)
-            .where(
-                HANDOFFS.c.account_id == acc.id,
-                HANDOFFS.c.status == "open",
-                HANDOFFS.c.to_team.not_in(target.owners) | HANDOFFS.c.to_team.in_(new_teams),
-            )
-            .values(status="superseded")
-        )
+        s.execute(_SUPERSEDE_HANDOFFS, {"b_account": acc.id, "owners": list(target.owners), "new_teams": new_teams})
     if kind in ("advance", "winback"):
         for team in target.owners:
             if team in source.owners:
                 continue
             # Ownership passes to a team that did not own the account before: it must be taken.
             hid = s.execute(
-                insert(HANDOFFS)
-                .values(
-                    account_id=acc.id,
-                    stage=target.key,
-                    from_teams=",".join(source.owners),
-                    to_team=team,
-                    opened_at=now,
-                    opened_by=actor.ref,
-                    status="open",
-                )
-                .returning(HANDOFFS.c.id)
+                _OPEN_HANDOFF,
+                {
+                    "account_id": acc.id,
+                    "stage": target.key,
+                    "from_teams": ",".join(source.owners),
+                    "to_team": team,
+                    "opened_at": now,
+                    "opened_by": actor.ref,
+                    "status": "open",
+                },
             ).scalar_one()
             handoffs.append(hid)
             emit(
@@ -165,7 +170,7 @@ def add_account(cmd: c.AddAccount, *, uow: UnitOfWork, clock: Clock, rules: Rule
     return apply_command(cmd, _add_account, uow=uow, clock=clock, rules=rules)
 
 
-def _add_account(cmd: c.AddAccount, s: Session, now: datetime, rules: Rules) -> Outcome:
+def _add_account(cmd: c.AddAccount, s: Connection, now: datetime, rules: Rules) -> Outcome:
     p = rules.pipeline
     name = " ".join(cmd.name.split())
     if not name or name.startswith("#") or len(name) > MAX_NAME:
@@ -258,7 +263,7 @@ def move_stage(cmd: c.MoveStage, *, uow: UnitOfWork, clock: Clock, rules: Rules)
     return apply_command(cmd, _move_stage, uow=uow, clock=clock, rules=rules)
 
 
-def _move_stage(cmd: c.MoveStage, s: Session, now: datetime, rules: Rules) -> Outcome:
+def _move_stage(cmd: c.MoveStage, s: Connection, now: datetime, rules: Rules) -> Outcome:
     p = rules.pipeline
     target = p.resolve_stage(cmd.target)
     acc = find_account(s, cmd.account)
@@ -267,7 +272,7 @@ def _move_stage(cmd: c.MoveStage, s: Session, now: datetime, rules: Rules) -> Ou
 
 def _move_to(
     cmd: c.Command,
-    s: Session,
+    s: Connection,
     now: datetime,
     rules: Rules,
     acc: Row[Any],
@@ -317,7 +322,7 @@ def _move_to(
 
 
 def _move_by_kind(kind: TransitionKind, verb: Text) -> Body[Any]:
-    def body(cmd: c.Churn | c.WinBack | c.Archive, s: Session, now: datetime, rules: Rules) -> Outcome:
+    def body(cmd: c.Churn | c.WinBack | c.Archive, s: Connection, now: datetime, rules: Rules) -> Outcome:
         acc = find_account(s, cmd.account)
         edge = rules.pipeline.transition_of_kind(acc.stage, kind)
         if edge is None:
@@ -354,7 +359,7 @@ def archive(cmd: c.Archive, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> O
 
 def _request_approval(
     cmd: c.Command,
-    s: Session,
+    s: Connection,
     now: datetime,
     rules: Rules,
     acc: Row[Any],
