@@ -51,5 +51,3 @@ def _sqlite_setup(engine: Engine, *, wal: bool) -> None:
         readonly = conn.get_execution_options().get(READONLY, False)
         # Straight to the driver: this runs once per transaction, on the hot path.
         conn.connection.driver_connection.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
-
-

@@ -38,6 +38,7 @@ from lifecycle.services.base import (
     clean_reason,
     emit,
     find_account,
+    insert_ignoring_duplicates,
     require_owner_team,
     ticked_items,
 )
@@ -82,16 +83,18 @@ def _tick_checklist(cmd: c.TickChecklist, s: Connection, now: datetime, rules: R
     done = ticked_items(s, acc.id, stage.key)
     if item.key in done:
         return Outcome(kind="already_ticked", account=account_view(acc), item=item.key)
-    s.execute(
-        insert(TICKS).values(
-            account_id=acc.id,
-            stage=stage.key,
-            item=item.key,
-            ticked_by=cmd.actor.ref,
-            ticked_at=now,
-            via=cmd.channel,
-        )
-    )
+    tick = {
+        "account_id": acc.id,
+        "stage": stage.key,
+        "item": item.key,
+        "ticked_by": cmd.actor.ref,
+        "ticked_at": now,
+        "via": cmd.channel,
+    }
+    # Two people ticking the same item at once: the second insert waits for the first and then
+    # does nothing, and its sender is told the item is already ticked.
+    if not insert_ignoring_duplicates(s, TICKS, tick, ["account_id", "stage", "item"]):
+        return Outcome(kind="already_ticked", account=account_view(acc), item=item.key)
     emit(
         s,
         rules,

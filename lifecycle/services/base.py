@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, Update, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, Table, Update, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle import commands as c
@@ -100,8 +102,8 @@ def apply_command(cmd: C, body: Body[C], *, uow: UnitOfWork, clock: Clock, rules
         if prior is not None:
             return replayed(prior)
         now = clock.now()
-        outcome = body(cmd, s, now, rules)
         try:
+            outcome = body(cmd, s, now, rules)
             s.execute(
                 INSERT_KEY,
                 {
@@ -113,17 +115,16 @@ def apply_command(cmd: C, body: Body[C], *, uow: UnitOfWork, clock: Clock, rules
                 },
             )
             uow.commit()
-        except IntegrityError:
+        except (Conflict, IntegrityError):
+            # Lost a race. If the race was against the same delivery (a retry, a double click
+            # handled by another worker), answer with what that delivery did.
             uow.rollback()
             prior = s.execute(SELECT_KEY, {"key": cmd.key}).scalar_one_or_none()
-            if prior is not None:  # the same delivery, applied concurrently by another worker
+            if prior is not None:
                 return replayed(prior)
-            raise Conflict(
-                Text(
-                    "Someone else changed this at the same moment. Look again and retry.",
-                    "有人同时修改了它。请刷新后重试。",
-                )
-            ) from None
+            # An integrity error that is not a known race is a bug: let the adapters' error
+            # boundary log it with a reference instead of blaming "someone else".
+            raise
         return outcome
 
 
@@ -205,6 +206,17 @@ def emit(s: Connection, rules: Rules, event: Event, now: datetime) -> None:
         for target in rules.targets
     ]
     s.execute(INSERT_OUTBOX, rows[0] if len(rows) == 1 else rows)
+
+
+def insert_ignoring_duplicates(s: Connection, table: Table, row: dict[str, Any], unique: list[str]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL; whether a row was inserted.
+
+    A racing duplicate waits for the first insert to commit and then inserts nothing.
+    """
+    dialect_insert = pg_insert if s.dialect.name == "postgresql" else sqlite_insert
+    # RETURNING tells "inserted" from "skipped" on both drivers (psycopg's rowcount does not).
+    stmt = dialect_insert(table).values(row).on_conflict_do_nothing(index_elements=unique).returning(table.c.id)
+    return s.execute(stmt).first() is not None
 
 
 _BUMPS: dict[tuple[str, ...], Update] = {}

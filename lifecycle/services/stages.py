@@ -370,19 +370,34 @@ def _request_approval(
     edge = rules.pipeline.transition(source.key, target.key)
     assert edge is not None and edge.approval is not None
     gate = edge.approval
-    pending = s.execute(
-        select(APPROVALS.c.id, APPROVALS.c.requested_by, APPROVALS.c.to_stage).where(
-            APPROVALS.c.account_id == acc.id, APPROVALS.c.status == "pending"
-        )
-    ).first()
-    if pending is not None:
-        raise Conflict(
+
+    def pending() -> Any:
+        return s.execute(
+            select(APPROVALS.c.id, APPROVALS.c.requested_by, APPROVALS.c.to_stage).where(
+                APPROVALS.c.account_id == acc.id, APPROVALS.c.status == "pending"
+            )
+        ).first()
+
+    def already_waiting(p: Any) -> Conflict:
+        return Conflict(
             Text(
-                f"{acc.name} is already waiting for approval #{pending.id} "
-                f"(to {pending.to_stage}, asked by {pending.requested_by}).",
-                f"{acc.name} 已在等待审批 #{pending.id}(推进到 {pending.to_stage},申请人 {pending.requested_by})。",
+                f"{acc.name} is already waiting for approval #{p.id} (to {p.to_stage}, asked by {p.requested_by}).",
+                f"{acc.name} 已在等待审批 #{p.id}(推进到 {p.to_stage},申请人 {p.requested_by})。",
             )
         )
+
+    waiting = pending()
+    if waiting is not None:
+        raise already_waiting(waiting)
+    # Opening an approval changes the account's state: a racing request loses on the account row
+    # (after the winner commits) and is told which approval it is waiting for.
+    try:
+        version = bump(s, acc, now)
+    except Conflict:
+        waiting = pending()
+        if waiting is not None:
+            raise already_waiting(waiting) from None
+        raise
     approval_id = s.execute(
         insert(APPROVALS)
         .values(
@@ -420,7 +435,7 @@ def _request_approval(
     )
     return Outcome(
         kind="approval_requested",
-        account=account_view(acc),
+        account=account_view(acc).model_copy(update={"version": version}),
         from_stage=source.key,
         to_stage=target.key,
         approval_id=approval_id,
