@@ -39,6 +39,7 @@ from lifecycle.errors import (
     AmbiguousAccount,
     Conflict,
     InvalidInput,
+    LifecycleError,
     NotAuthorized,
     NotFound,
 )
@@ -98,12 +99,11 @@ def apply_command(cmd: C, body: Body[C], *, uow: UnitOfWork, clock: Clock, rules
         raise InvalidInput(Text("Every command needs an idempotency key.", "每个命令都需要幂等键。"))
     with uow:
         s = uow.conn
-        prior = s.execute(SELECT_KEY, {"key": cmd.key}).scalar_one_or_none()
-        if prior is not None:
-            return replayed(prior)
         now = clock.now()
         try:
             outcome = body(cmd, s, now, rules)
+            # The key is written in the same transaction as the change, so a repeated delivery
+            # can never apply twice: its key insert fails and everything it did rolls back.
             s.execute(
                 INSERT_KEY,
                 {
@@ -115,15 +115,16 @@ def apply_command(cmd: C, body: Body[C], *, uow: UnitOfWork, clock: Clock, rules
                 },
             )
             uow.commit()
-        except (Conflict, IntegrityError):
-            # Lost a race. If the race was against the same delivery (a retry, a double click
-            # handled by another worker), answer with what that delivery did.
+        except (LifecycleError, IntegrityError):
+            # Only now ask whether this delivery was applied before (a retry, a double click,
+            # a duplicate handled by another worker): if so, answer with what it did then. Looking
+            # the key up here rather than first saves a statement on every successful command.
             uow.rollback()
             prior = s.execute(SELECT_KEY, {"key": cmd.key}).scalar_one_or_none()
             if prior is not None:
                 return replayed(prior)
-            # An integrity error that is not a known race is a bug: let the adapters' error
-            # boundary log it with a reference instead of blaming "someone else".
+            # A refusal stands; an integrity error that is not a known race is a bug, left to the
+            # adapters' error boundary to log with a reference rather than blamed on "someone else".
             raise
         return outcome
 
