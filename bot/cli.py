@@ -80,6 +80,10 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
         if args.db_command != "upgrade":
             parser.parse_args(["db", "--help"])
         return _db_upgrade(settings, out)
+    if cmd == "serve":
+        from bot.serve import serve
+
+        return serve(settings)
     if cmd == "pipeline":
         if args.pipeline_command != "show":
             parser.parse_args(["pipeline", "--help"])
@@ -89,7 +93,6 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
 
 def _not_yet(cmd: str) -> int:
     what = {
-        "serve": "the HTTP server with the Slack and Feishu adapters",
         "jobs": "scheduled reminders, handoff escalation and renewals",
         "report": "reports (funnel, time in stage, forecast)",
         "import": "CSV import",

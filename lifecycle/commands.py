@@ -111,6 +111,7 @@ class ShowAccount(Query):
 class ListAccounts(Query):
     stage: str | None = None
     mine: bool = False
+    overdue: bool = False  # only accounts past their stage's SLA
     limit: int = 200
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import Connection, and_, insert, select, update
 from sqlalchemy.orm import aliased
 
 from lifecycle.clock import Clock
@@ -31,13 +31,43 @@ OUTBOX = table(OutboxRow)
 POSTED = table(PostedMessage)
 
 
-class DeliveryError(Exception):
-    """A notifier could not deliver. `permanent` errors are not retried; `retry_after` is honoured."""
+@dataclass(frozen=True)
+class Posted:
+    """Where a message landed, recorded so later events can update it in place."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+    channel: str
+    message_id: str
+    subject: str | None = None
+
+
+class DeliveryError(Exception):
+    """A notifier could not deliver. `permanent` errors are not retried; `retry_after` is honoured.
+
+    `posted` lists what the notifier did post before failing (an event going to two channels),
+    so a retry skips those channels instead of posting twice.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        permanent: bool = False,
+        posted: Iterable[Posted] = (),
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
+        self.posted = list(posted)
+
+
+class DeliveryDeferred(Exception):
+    """Not now, and not a failure: the notifier is pacing a channel. No attempt is counted."""
+
+    def __init__(self, retry_after: float, *, posted: Iterable[Posted] = ()) -> None:
+        super().__init__(f"deferred {retry_after:.2f}s")
+        self.retry_after = retry_after
+        self.posted = list(posted)
 
 
 @dataclass(frozen=True)
@@ -47,19 +77,11 @@ class Delivery:
     target: str
     attempt: int  # 1 for the first try
     event: Event
+    already_posted: frozenset[str] = frozenset()  # channels that got it before a retry
 
     @property
     def delivery_key(self) -> str:
         return f"{self.event_id}:{self.target}"
-
-
-@dataclass(frozen=True)
-class Posted:
-    """Where a message landed, recorded so later events can update it in place."""
-
-    channel: str
-    message_id: str
-    subject: str | None = None
 
 
 class Notifier(Protocol):
@@ -75,6 +97,7 @@ class DispatchReport:
     delivered: int = 0
     retried: int = 0
     dead: int = 0
+    deferred: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -158,15 +181,21 @@ class Dispatcher:
         now = self.clock.now()
         rows = self._claim(now)
         held_back: set[tuple[int | None, str]] = set()
+        already = self._already_posted([r[0] for r in rows])
         for outbox_id, event_id, target, payload, attempts in rows:
             event = load_event(payload)
             lane = (event.account_id, target)
-            if lane in held_back:  # an earlier event of this account failed: keep the order
+            if lane in held_back:  # an earlier event of this account is waiting: keep the order
                 self._release(outbox_id)
                 continue
-            delivery = Delivery(outbox_id, event_id, target, attempts + 1, event)
+            delivery = Delivery(outbox_id, event_id, target, attempts + 1, event, frozenset(already.get(outbox_id, ())))
             try:
                 posted = list(self.notifiers[target].deliver(delivery))
+            except DeliveryDeferred as wait:
+                held_back.add(lane)
+                report.deferred += 1
+                self._deferred(delivery, wait)
+                continue
             except DeliveryError as exc:
                 held_back.add(lane)
                 self._failed(delivery, exc, report)
@@ -180,6 +209,45 @@ class Dispatcher:
             report.delivered += 1
         return report
 
+    def _already_posted(self, outbox_ids: list[int]) -> dict[int, set[str]]:
+        if not outbox_ids:
+            return {}
+        with self.db.reader() as uow:
+            found: dict[int, set[str]] = {}
+            for oid, channel in uow.conn.execute(
+                select(POSTED.c.outbox_id, POSTED.c.channel).where(POSTED.c.outbox_id.in_(outbox_ids))
+            ):
+                found.setdefault(oid, set()).add(channel)
+        return found
+
+    def _record_posted(self, conn: Connection, d: Delivery, posted: list[Posted], now: datetime) -> None:
+        for p in posted:
+            conn.execute(
+                insert(POSTED).values(
+                    outbox_id=d.outbox_id,
+                    target=d.target,
+                    subject=p.subject or d.event.subject,
+                    channel=p.channel,
+                    message_id=p.message_id,
+                    posted_at=now,
+                )
+            )
+
+    def _deferred(self, d: Delivery, wait: DeliveryDeferred) -> None:
+        now = self.clock.now()
+        with self.db.uow() as uow:
+            self._record_posted(uow.conn, d, wait.posted, now)
+            uow.conn.execute(
+                update(OUTBOX)
+                .where(and_(OUTBOX.c.id == d.outbox_id, OUTBOX.c.lease_owner == self.owner))
+                .values(
+                    available_at=now + timedelta(seconds=wait.retry_after),
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            uow.commit()
+
     def drain(self, max_rounds: int = 1000) -> DispatchReport:
         """Deliver until nothing is due now (failures wait for their backoff)."""
         total = DispatchReport()
@@ -188,6 +256,7 @@ class Dispatcher:
             total.delivered += r.delivered
             total.retried += r.retried
             total.dead += r.dead
+            total.deferred += r.deferred
             total.errors += r.errors
             if r.handled == 0:
                 break
@@ -209,17 +278,7 @@ class Dispatcher:
                     last_error=None,
                 )
             )
-            for p in posted:
-                s.execute(
-                    insert(POSTED).values(
-                        outbox_id=d.outbox_id,
-                        target=d.target,
-                        subject=p.subject or d.event.subject,
-                        channel=p.channel,
-                        message_id=p.message_id,
-                        posted_at=now,
-                    )
-                )
+            self._record_posted(s, d, posted, now)
             uow.commit()
 
     def _failed(self, d: Delivery, exc: DeliveryError, report: DispatchReport) -> None:
@@ -237,6 +296,7 @@ class Dispatcher:
                 "%s delivery of outbox row %s failed (attempt %s): %s", d.target, d.outbox_id, d.attempt, message
             )
         with self.db.uow() as uow:
+            self._record_posted(uow.conn, d, exc.posted, now)
             uow.conn.execute(
                 update(OUTBOX)
                 .where(and_(OUTBOX.c.id == d.outbox_id, OUTBOX.c.lease_owner == self.owner))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, and_, false, func, or_, select
 
 from lifecycle import commands as c
 from lifecycle.clock import Clock
@@ -114,7 +114,11 @@ def history(q: c.ShowHistory, *, uow: UnitOfWork, clock: Clock, rules: Rules) ->
     with uow:
         s = uow.conn
         acc = find_account(s, q.account)
-        rows = s.execute(select(HIST).where(HIST.c.account_id == acc.id).order_by(HIST.c.id).limit(q.limit + 1)).all()
+        # The newest changes matter most: fetch them, then show them oldest first.
+        newest = s.execute(
+            select(HIST).where(HIST.c.account_id == acc.id).order_by(HIST.c.id.desc()).limit(q.limit + 1)
+        ).all()
+        rows = list(reversed(newest[: q.limit]))
         lines = tuple(
             HistoryLine(
                 at=r.at,
@@ -125,9 +129,9 @@ def history(q: c.ShowHistory, *, uow: UnitOfWork, clock: Clock, rules: Rules) ->
                 reason=r.reason,
                 via=r.via,
             )
-            for r in rows[: q.limit]
+            for r in rows
         )
-        return History(account=account_view(acc), lines=lines, truncated=len(rows) > q.limit)
+        return History(account=account_view(acc), lines=lines, truncated=len(newest) > q.limit)
 
 
 def list_accounts(q: c.ListAccounts, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> AccountList:
@@ -140,6 +144,14 @@ def list_accounts(q: c.ListAccounts, *, uow: UnitOfWork, clock: Clock, rules: Ru
             where.append(ACC.c.stage == stage.key)
         if q.mine:
             where.append(ACC.c.owner == q.actor.ref)
+        if q.overdue:
+            now = clock.now()
+            late = [
+                and_(ACC.c.stage == st.key, ACC.c.stage_entered_at < now - timedelta(days=st.sla_days))
+                for st in p.stages
+                if st.sla_days
+            ]
+            where.append(or_(*late) if late else false())
         total = s.execute(select(func.count()).select_from(ACC).where(*where)).scalar_one()
         rows = s.execute(select(ACC).where(*where).order_by(ACC.c.stage_entered_at).limit(q.limit)).all()
     order = {st.key: n for n, st in enumerate(p.stages)}

@@ -115,8 +115,8 @@ class HistoryLine(_View):
 
 class History(_View):
     account: AccountView
-    lines: tuple[HistoryLine, ...]
-    truncated: bool = False
+    lines: tuple[HistoryLine, ...]  # the newest changes, oldest first
+    truncated: bool = False  # earlier changes exist that are not included
 
 
 class AccountList(_View):

@@ -1,10 +1,13 @@
-"""Text in, text out: parse a command line, run it on the core, render the answer.
+"""One command line in, one answer out: parse, run on the core, and catch every error.
 
-Shared by the console and by the text replies of the chat adapters, so every platform answers the
-same line the same way.
+Every platform calls `answer(...)` and renders what comes back in its own way (console text,
+Slack Block Kit, Feishu cards), so the same line gets the same answer everywhere.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from adapters.common import text as render
 from adapters.common.errors import user_message
@@ -17,7 +20,24 @@ from lifecycle.i18n import Lang
 from lifecycle.views import AccountCard, AccountList, ApprovalList, History, Outcome, ReadModel
 
 
-def is_stage_of(core: Lifecycle):
+@dataclass(frozen=True)
+class Failure:
+    """The command was refused or failed; `message` is safe to show as is."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class NotAvailable:
+    """A command this version does not provide yet (`report`)."""
+
+    message: str
+
+
+Answer = Outcome | ReadModel | Help | NotAvailable | Failure
+
+
+def is_stage_of(core: Lifecycle) -> Callable[[str], bool]:
     def is_stage(word: str) -> bool:
         try:
             core.pipeline.resolve_stage(word)
@@ -28,37 +48,47 @@ def is_stage_of(core: Lifecycle):
     return is_stage
 
 
-def render_answer(answer: Outcome | ReadModel, core: Lifecycle, lang: Lang) -> str:
-    p = core.pipeline
-    if isinstance(answer, Outcome):
-        return render.outcome(answer, p, lang)
-    if isinstance(answer, AccountCard):
-        return render.card(answer, p, lang)
-    if isinstance(answer, History):
-        return render.history(answer, p, lang)
-    if isinstance(answer, AccountList):
-        return render.account_list(answer, p, lang)
-    if isinstance(answer, ApprovalList):
-        return render.approval_list(answer, p, lang)
-    raise AssertionError(f"no text rendering for {type(answer).__name__}")  # pragma: no cover
-
-
 def run_command(obj: c.Command | c.Query, core: Lifecycle) -> Outcome | ReadModel:
     return core.execute(obj) if isinstance(obj, c.Command) else core.ask(obj)
 
 
-def handle_text(core: Lifecycle, line: str, *, actor: Actor, key: str, via: str = "", lang: Lang = "en") -> str:
-    """The reply to one command line; never raises for bad input."""
+def answer(core: Lifecycle, line: str, *, actor: Actor, key: str, via: str = "", lang: Lang = "en") -> Answer:
+    """The answer to one command line; never raises for bad input."""
     try:
         parsed = parse(line, actor=actor, key=key, via=via, is_stage=is_stage_of(core))
         if isinstance(parsed, Help):
-            return help_text(parsed.topic, lang)
+            help_text(parsed.topic, lang)  # raises UsageError for an unknown topic
+            return parsed
         if isinstance(parsed, Report):
-            return (
+            return NotAvailable(
                 "报表功能尚未在此版本中提供。"
                 if lang == "zh"
                 else "Reports (funnel, time in stage, forecast) are not available in this version yet."
             )
-        return render_answer(run_command(parsed, core), core, lang)
+        return run_command(parsed, core)
     except Exception as exc:  # the boundary: known errors as messages, bugs as a ref id
-        return user_message(exc, lang, context=f"command from {actor.ref}")
+        return Failure(user_message(exc, lang, context=f"command from {actor.ref}"))
+
+
+def render_text(ans: Answer, core: Lifecycle, lang: Lang = "en") -> str:
+    p = core.pipeline
+    if isinstance(ans, Failure | NotAvailable):
+        return ans.message
+    if isinstance(ans, Help):
+        return help_text(ans.topic, lang)
+    if isinstance(ans, Outcome):
+        return render.outcome(ans, p, lang)
+    if isinstance(ans, AccountCard):
+        return render.card(ans, p, lang)
+    if isinstance(ans, History):
+        return render.history(ans, p, lang)
+    if isinstance(ans, AccountList):
+        return render.account_list(ans, p, lang)
+    if isinstance(ans, ApprovalList):
+        return render.approval_list(ans, p, lang)
+    raise AssertionError(f"no text rendering for {type(ans).__name__}")  # pragma: no cover
+
+
+def handle_text(core: Lifecycle, line: str, *, actor: Actor, key: str, via: str = "", lang: Lang = "en") -> str:
+    """The plain-text reply to one command line (the console's whole job)."""
+    return render_text(answer(core, line, actor=actor, key=key, via=via, lang=lang), core, lang)

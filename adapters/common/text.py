@@ -178,7 +178,13 @@ def history(h: History, p: Pipeline, lang: Lang = "en") -> str:
         why = f" — {ln.reason}" if ln.reason else ""
         lines.append(f"  {when(ln.at)}  {person(ln.actor)} via {ln.via}: {move}{why}")
     if h.truncated:
-        lines.append(f"  …(只显示前 {len(h.lines)} 条)" if zh else f"  … (first {len(h.lines)} shown)")
+        shown = len(h.lines)
+        note = (
+            f"  …(更早的变更未显示,以下为最近 {shown} 条)"
+            if zh
+            else f"  … (earlier changes not shown; the last {shown} follow)"
+        )
+        lines.insert(1, note)
     return "\n".join(lines)
 
 

@@ -216,7 +216,8 @@ def insert_ignoring_duplicates(s: Connection, table: Table, row: dict[str, Any],
     """
     dialect_insert = pg_insert if s.dialect.name == "postgresql" else sqlite_insert
     # RETURNING tells "inserted" from "skipped" on both drivers (psycopg's rowcount does not).
-    stmt = dialect_insert(table).values(row).on_conflict_do_nothing(index_elements=unique).returning(table.c.id)
+    pk = next(iter(table.primary_key.columns))
+    stmt = dialect_insert(table).values(row).on_conflict_do_nothing(index_elements=unique).returning(pk)
     return s.execute(stmt).first() is not None
 
 

@@ -104,7 +104,7 @@ def test_pipeline_show_table_and_mermaid(tmp_path: Path, monkeypatch: pytest.Mon
     assert "VISITOR" in out and "LOYAL" in out
 
 
-@pytest.mark.parametrize("args", [["serve"], ["jobs", "run"], ["report"], ["import", "x.csv"], ["export", "x.csv"]])
+@pytest.mark.parametrize("args", [["jobs", "run"], ["report"], ["import", "x.csv"], ["export", "x.csv"]])
 def test_unbuilt_commands_say_so(
     args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

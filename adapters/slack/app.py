@@ -1,0 +1,134 @@
+"""The Slack app: a slack-bolt `App` with the /stage command, button presses and the App Home tab.
+
+Listeners ack fast: a stage move takes milliseconds, so the reply to a command is computed in the
+listener and sent in the ack itself (ephemeral). Bolt's listener pool is sized explicitly, since
+its default of 5 threads turns load into misleading "unhandled request" 404s.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import parse_qsl
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.request.internals import build_context
+from slack_sdk import WebClient
+
+from adapters.common.actions import decode
+from adapters.common.dispatch import Answer, Failure, NotAvailable, answer, run_command
+from adapters.common.errors import user_message
+from adapters.common.grammar import Help
+from adapters.slack import blocks
+from lifecycle import commands as c
+from lifecycle.access import Actor
+from lifecycle.core import Lifecycle
+from lifecycle.deliveries import first_delivery
+from lifecycle.i18n import Lang
+from lifecycle.views import AccountList, Outcome
+
+log = logging.getLogger("stagebot.slack")
+PLATFORM = "slack"
+
+
+def build_app(
+    core: Lifecycle,
+    *,
+    signing_secret: str,
+    client: WebClient,
+    command: str = "/stage",
+    lang: Lang = "en",
+    workers: int = 16,
+    on_change: Callable[[], None] = lambda: None,
+) -> App:
+    """The bolt App. `client` carries the bot token and base URL; `on_change` wakes the dispatcher."""
+    app = App(
+        signing_secret=signing_secret,
+        client=client,
+        token_verification_enabled=False,  # auth.test runs once, lazily, on the first request
+        listener_executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-listener"),
+        raise_error_for_unhandled_request=False,
+    )
+
+    @app.command(command)
+    def on_command(ack: Any, command: dict[str, Any]) -> None:
+        actor = Actor(PLATFORM, command.get("user_id", ""))
+        key = f"slack:cmd:{command.get('trigger_id') or command.get('response_url', '')}"
+        ans = answer(core, command.get("text", "") or "", actor=actor, key=key, via=PLATFORM, lang=lang)
+        msg = render(ans, core, lang)
+        ack(text=msg.text, blocks=msg.blocks, response_type="ephemeral")
+        if isinstance(ans, Outcome) and not ans.replayed:
+            on_change()
+
+    @app.action(re.compile(r"^stagebot:"))
+    def on_button(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+        ack()
+        actor = Actor(PLATFORM, (body.get("user") or {}).get("id", ""))
+        # action_ts differs per click: a double click is two presses, and the second is told
+        # the approval was already decided.
+        key = f"slack:action:{action.get('action_ts', '')}:{actor.user_id}:{action.get('action_id', '')}"
+        try:
+            cmd = decode(action.get("value", ""), actor=actor, key=key, via=PLATFORM)
+            result = run_command(cmd, core)
+            msg = render(result, core, lang)
+            if isinstance(result, Outcome) and not result.replayed:
+                on_change()
+        except Exception as exc:  # every refusal or bug becomes a short ephemeral message
+            msg = render(Failure(user_message(exc, lang, context=f"button from {actor.ref}")), core, lang)
+        try:
+            respond(text=msg.text, blocks=msg.blocks, response_type="ephemeral", replace_original=False)
+        except Exception:
+            log.warning("could not answer a button press from %s through its response_url", actor.ref)
+
+    @app.event("app_home_opened")
+    def on_home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab") not in (None, "home"):
+            return
+        if not first_delivery(core.db, f"slack:event:{body.get('event_id', '')}", core.clock.now()):
+            return  # a Slack retry of an event already handled
+        user = event.get("user", "")
+        try:
+            client.views_publish(user_id=user, view=home_view_for(core, Actor(PLATFORM, user), lang))
+        except Exception:
+            log.exception("could not publish the App Home of %s", user)
+
+    return app
+
+
+def render(ans: Answer, core: Lifecycle, lang: Lang) -> blocks.SlackMessage:
+    if isinstance(ans, Failure | NotAvailable):
+        return blocks.error_message(ans.message)
+    if isinstance(ans, Help):
+        return blocks.help_message(lang, ans.topic)
+    return blocks.reply(ans, core.pipeline, lang)
+
+
+def home_view_for(core: Lifecycle, actor: Actor, lang: Lang) -> dict[str, Any]:
+    """The App Home of one person: their accounts, approvals waiting on them, stale accounts."""
+    mine = core.ask(c.ListAccounts(actor=actor, mine=True, limit=60))
+    approvals = core.ask(c.ListApprovals(actor=actor))
+    stale = core.ask(c.ListAccounts(actor=actor, overdue=True, mine=True, limit=40))
+    roster = core.rules.roster
+    assert isinstance(mine, AccountList) and isinstance(stale, AccountList)
+    waiting = [a for a in approvals.approvals if roster.may_approve(actor, a.team)]  # type: ignore[union-attr]
+    return blocks.home_view(mine=mine, waiting=waiting, stale=stale, pipeline=core.pipeline, lang=lang)
+
+
+def bolt_request(raw_body: str, headers: dict[str, str], query: str = "") -> BoltRequest:
+    """A BoltRequest from raw HTTP, working around bolt's "payload" parsing bug.
+
+    bolt treats any form body containing the substring "payload" as an interactivity payload and
+    drops it when there is no payload= field, so `/stage move Acme P2 payload sent` would 404.
+    """
+    req = BoltRequest(body=raw_body, query=query, headers=headers)
+    if req.body == {} and raw_body and not raw_body.startswith(("payload=", "{")):
+        req.body = dict(parse_qsl(raw_body, keep_blank_values=True))
+        req.context = build_context(req.context, req.body)
+    return req
+
+
+def dispatch(app: App, raw_body: str, headers: dict[str, str], query: str = "") -> BoltResponse:
+    return app.dispatch(bolt_request(raw_body, headers, query))

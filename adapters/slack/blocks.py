@@ -1,0 +1,757 @@
+"""Slack rendering: Block Kit messages and the App Home view for outcomes, read models and events.
+
+Pure functions over slack_sdk's Block Kit models; the plain-text fallback always comes from
+adapters/common/text.py and the button values from adapters/common/actions.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from adapters.common import text as tx
+from adapters.common.actions import Button, buttons_for, encode
+from adapters.common.grammar import help_text
+from lifecycle import events as ev
+from lifecycle.i18n import Lang, Text
+from lifecycle.pipeline import Pipeline
+from lifecycle.views import (
+    AccountCard,
+    AccountList,
+    AccountView,
+    ApprovalList,
+    ApprovalView,
+    HandoffView,
+    History,
+    HistoryLine,
+    Outcome,
+)
+
+# Block Kit limits (research/slack.md §5). The SDK checks most of them when a model is
+# serialised; the message-level block count and field length it does not check, so we do.
+MAX_BLOCKS = 50  # per message
+MAX_VIEW_BLOCKS = 100  # per Home tab
+SECTION_TEXT = 3000
+FIELD_TEXT = 2000
+MAX_FIELDS = 10
+HEADER_TEXT = 150
+CONTEXT_TEXT = 2000
+BUTTON_TEXT = 75
+CONFIRM_TITLE = 100
+CONFIRM_TEXT = 300
+CONFIRM_BUTTON = 30
+FALLBACK_TEXT = 4000  # Slack's advice for the top-level `text`; it hard-truncates at 40,000
+NAME_IN_LINE = 200  # an account name inside a list line; the card header shows the rest
+MAX_ITEMS = tx.MAX_LINES  # accounts, approvals or history lines per reply, as on every platform
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+# Placeholders put into a copy of the model before text.py renders it, so that after escaping
+# the user's text we can put back a bold account name and real <@U…> mentions.
+_NAME, _ACTOR, _OWNER = "\x00n\x00", "\x00a\x00", "\x00o\x00"
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """What chat.postMessage / respond / chat.update take: a fallback `text` and the `blocks`."""
+
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- text helpers
+
+
+def escape(s: str) -> str:
+    """User text made inert for mrkdwn: `<!channel>` shows as text and pings nobody."""
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(s: str, limit: int) -> str:
+    """`s` cut to `limit` characters with an ellipsis, never through an entity or a <…> token."""
+    if len(s) <= limit:
+        return s
+    cut = s[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    lt = cut.rfind("<")
+    if lt != -1 and ">" not in cut[lt:]:
+        cut = cut[:lt]
+    return cut + "…"
+
+
+def mention(ref: str | None) -> str:
+    """`slack:U0ALICE` as a <@U0ALICE> mention; any other person ref as escaped plain text."""
+    if ref:
+        platform, _, user = ref.partition(":")
+        if platform == "slack" and _SLACK_USER.fullmatch(user):
+            return f"<@{user}>"
+    return escape(tx.person(ref))
+
+
+def _name(s: str, limit: int = NAME_IN_LINE) -> str:
+    return escape(clip(s, limit))
+
+
+def _bold(s: str) -> str:
+    # mrkdwn bold breaks on surrounding spaces or an inner asterisk; show such names plain.
+    return f"*{s}*" if s and s == s.strip() and "*" not in s else s
+
+
+def _stage(p: Pipeline, key: str | None, lang: Lang) -> str:
+    return escape(tx.stage_title(p, key, lang))
+
+
+def _team(p: Pipeline, key: str, lang: Lang) -> str:
+    team = p.team_by_key.get(key)
+    return escape(team.label(lang) if team else key)
+
+
+def _utc(at: datetime | None) -> str:
+    if at is None:
+        return "-"
+    return tx.when(at.astimezone(UTC) if at.tzinfo else at) + " UTC"
+
+
+def _fallback(s: str) -> str:
+    # The top-level text is mrkdwn too, so it is escaped like the blocks.
+    return clip(escape(s), FALLBACK_TEXT) or "-"
+
+
+def _rev(*parts: object) -> str:
+    """A short digest that changes whenever what a block shows changes (a new block_id per revision)."""
+    return hashlib.blake2s(repr(parts).encode(), digest_size=4).hexdigest()
+
+
+# ---------------------------------------------------------------- block builders
+
+
+def _md(s: str, limit: int = SECTION_TEXT) -> MarkdownTextObject:
+    # verbatim: no auto-linking of channel names or bare @mentions in what users typed.
+    return MarkdownTextObject(text=clip(s, limit) or "-", verbatim=True)
+
+
+def _plain(s: str, limit: int) -> PlainTextObject:
+    return PlainTextObject(text=clip(" ".join(s.split()), limit) or "-", emoji=True)
+
+
+def _section(s: str, *, block_id: str | None = None, accessory: ButtonElement | None = None) -> SectionBlock:
+    return SectionBlock(text=_md(s), block_id=block_id, accessory=accessory)
+
+
+def _fields(pairs: Iterable[tuple[str, str]]) -> SectionBlock:
+    items = [_md(f"*{k}*\n{v}", FIELD_TEXT) for k, v in pairs][:MAX_FIELDS]
+    return SectionBlock(fields=items)
+
+
+def _context(lines: Sequence[str]) -> ContextBlock:
+    return ContextBlock(elements=[_md("\n".join(lines), CONTEXT_TEXT)])
+
+
+def _header(s: str) -> HeaderBlock:
+    return HeaderBlock(text=_plain(s, HEADER_TEXT))
+
+
+def _button(b: Button, lang: Lang) -> ButtonElement:
+    confirm = None
+    if b.confirm is not None:
+        confirm = ConfirmObject(
+            title=_plain(_CONFIRM_TITLE(lang), CONFIRM_TITLE),
+            text=_plain(b.confirm(lang), CONFIRM_TEXT),
+            confirm=_plain(b.label(lang), CONFIRM_BUTTON),
+            deny=_plain(_CANCEL(lang), CONFIRM_BUTTON),
+            style="danger" if b.style == "danger" else None,
+        )
+    return ButtonElement(
+        text=_plain(b.label(lang), BUTTON_TEXT),
+        action_id=f"stagebot:{b.value['op']}",
+        value=encode(b.value),
+        style=None if b.style == "default" else b.style,
+        confirm=confirm,
+    )
+
+
+def _actions(buttons: Sequence[Button], lang: Lang, block_id: str) -> ActionsBlock:
+    return ActionsBlock(block_id=block_id[:255], elements=[_button(b, lang) for b in buttons])
+
+
+def _dicts(blocks: Iterable[Block]) -> list[dict[str, Any]]:
+    return [b.to_dict() for b in blocks]  # to_dict() runs the SDK's validators
+
+
+def _pack(items: Sequence[str], limit: int = SECTION_TEXT) -> list[tuple[str, int]]:
+    """Items (one or more lines each) packed into section texts of at most `limit`; (text, items)."""
+    out: list[tuple[str, int]] = []
+    cur: list[str] = []
+    size = 0
+    for item in items:
+        item = clip(item, limit)
+        if cur and size + 1 + len(item) > limit:
+            out.append(("\n".join(cur), len(cur)))
+            cur, size = [], 0
+        size += len(item) + (1 if cur else 0)
+        cur.append(item)
+    if cur:
+        out.append(("\n".join(cur), len(cur)))
+    return out
+
+
+@dataclass
+class _Unit:
+    """Blocks that belong together (a section and its buttons) and how many items they show."""
+
+    blocks: list[Block]
+    items: int
+
+
+def _fit(head: list[Block], units: Sequence[_Unit], budget: int) -> tuple[list[Block], int]:
+    """`head` plus the leading units that fit in `budget` blocks; also how many items they show."""
+    blocks, shown = list(head), 0
+    for u in units:
+        if len(blocks) + len(u.blocks) > budget:
+            break
+        blocks += u.blocks
+        shown += u.items
+    return blocks, shown
+
+
+# ---------------------------------------------------------------- wording
+
+_T = Text
+_CONFIRM_TITLE = _T("Are you sure?", "确定吗?")
+_CANCEL = _T("Cancel", "取消")
+_L = {
+    "stage": _T("Stage", "阶段"),
+    "owner_team": _T("Owner team", "负责团队"),
+    "owner": _T("Owner", "负责人"),
+    "in_stage": _T("Time in stage", "停留时间"),
+    "amount": _T("Amount", "金额"),
+    "segment": _T("Segment", "细分"),
+    "contract_end": _T("Contract end", "合同到期"),
+    "checklist": _T("Checklist", "检查项"),
+    "required": _T(" (required to leave)", "(离开前必须完成)"),
+    "next": _T("Next", "可推进到"),
+    "from": _T("From", "当前阶段"),
+    "to": _T("To", "申请推进到"),
+    "requested_by": _T("Requested by", "申请人"),
+    "reason": _T("Reason", "理由"),
+    "note": _T("Note", "备注"),
+}
+
+
+def _l(key: str, lang: Lang) -> str:
+    return _L[key](lang)
+
+
+# ---------------------------------------------------------------- replies to commands
+
+
+def reply(
+    answer: Outcome | AccountCard | History | AccountList | ApprovalList, pipeline: Pipeline, lang: Lang = "en"
+) -> SlackMessage:
+    """The ephemeral reply to a command: an outcome sentence or a read model, within 50 blocks."""
+    if isinstance(answer, Outcome):
+        return _outcome(answer, pipeline, lang)
+    if isinstance(answer, AccountCard):
+        return _card(answer, pipeline, lang)
+    if isinstance(answer, History):
+        return _history(answer, pipeline, lang)
+    if isinstance(answer, AccountList):
+        return _account_list(answer, pipeline, lang)
+    if isinstance(answer, ApprovalList):
+        return _approval_list(answer, pipeline, lang)
+    raise TypeError(f"no Slack rendering for {type(answer).__name__}")
+
+
+def _outcome(o: Outcome, p: Pipeline, lang: Lang) -> SlackMessage:
+    a = o.account
+    masked = a.model_copy(update={"name": _NAME, "owner": _OWNER if a.owner else None})
+    sentence = escape(tx.outcome(o.model_copy(update={"account": masked}), p, lang))
+    sentence = sentence.replace(_NAME, _bold(_name(a.name, 1000))).replace(_OWNER, mention(a.owner))
+    return SlackMessage(_fallback(tx.outcome(o, p, lang)), _dicts([_section(sentence)]))
+
+
+def _card(cd: AccountCard, p: Pipeline, lang: Lang) -> SlackMessage:
+    a, zh = cd.account, lang == "zh"
+    st = p.stage_by_key.get(a.stage)
+    in_stage = tx.duration(cd.time_in_stage_seconds, lang)
+    if cd.sla_days:
+        in_stage += f" / SLA {cd.sla_days}{'天' if zh else 'd'}"
+        if cd.overdue:
+            in_stage += " ⚠ 超期" if zh else " ⚠ overdue"
+    pairs = [
+        (_l("stage", lang), _stage(p, a.stage, lang)),
+        (_l("owner_team", lang), escape(p.owner_labels(st, lang)) if st else "-"),
+        (_l("owner", lang), mention(a.owner)),
+        (_l("in_stage", lang), in_stage),
+        (_l("amount", lang), tx.amount(a.amount)),
+    ]
+    if a.segment:
+        pairs.append((_l("segment", lang), _name(a.segment)))
+    if a.contract_end:
+        pairs.append((_l("contract_end", lang), a.contract_end.isoformat()))
+    suffix = f" (#{a.id})"
+    blocks: list[Block] = [_header(clip(a.name, HEADER_TEXT - len(suffix)) + suffix), _fields(pairs)]
+
+    if cd.checklist:
+        title = f"*{_l('checklist', lang)}*" + (_l("required", lang) if st and st.require_checklist else "")
+        lines = [title]
+        for item in cd.checklist:
+            by = f" — {mention(item.by)} {tx.when(item.at)}" if item.done and item.by else ""
+            lines.append(f"{'✅' if item.done else '⬜'} {item.number}. {escape(item.zh if zh else item.en)}{by}")
+        blocks += [_section(chunk) for chunk, _ in _pack(lines)]
+
+    notes: list[str] = []
+    if cd.allowed_next:
+        notes.append(f"{_l('next', lang)}: " + ", ".join(_stage(p, k, lang) for k in cd.allowed_next))
+    if cd.pending_approval:
+        ap = cd.pending_approval
+        waiting = "等待审批" if zh else "Waiting for approval"
+        notes.append(
+            f"⏳ {waiting} #{ap.id} → {_stage(p, ap.to_stage, lang)}"
+            f" · {mention(ap.requested_by)} · {_utc(ap.requested_at)}"
+        )
+    for h in cd.open_handoffs:
+        team = _team(p, h.to_team, lang)
+        notes.append(
+            f"🤝 待{team}接手,自 {_utc(h.opened_at)}" if zh else f"🤝 Handoff open for {team} since {_utc(h.opened_at)}"
+        )
+    if notes:
+        blocks.append(_context(notes))
+    return SlackMessage(_fallback(tx.card(cd, p, lang)), _dicts(blocks))
+
+
+def _history_line(ln: HistoryLine, p: Pipeline, lang: Lang) -> str:
+    zh = lang == "zh"
+    if ln.from_stage is None:
+        move = f"{'新建于' if zh else 'created in'} *{_stage(p, ln.to_stage, lang)}*"
+    else:
+        move = f"{_stage(p, ln.from_stage, lang)} → *{_stage(p, ln.to_stage, lang)}*"
+    why = f" — {_name(ln.reason, 1500)}" if ln.reason else ""
+    via = f" via {escape(ln.via)}" if ln.via else ""
+    return f"`{tx.when(ln.at)}` {mention(ln.actor)}{via}: {move}{why}"
+
+
+def _history(h: History, p: Pipeline, lang: Lang) -> SlackMessage:
+    zh = lang == "zh"
+    head = _header(f"{h.account.name} (#{h.account.id}) — {'历史' if zh else 'history'}")
+    lines = sorted(h.lines, key=lambda ln: ln.at)  # newest last; sorted() is stable for equal times
+    recent = lines[-MAX_ITEMS:]
+    chunks = _pack([_history_line(ln, p, lang) for ln in recent])
+    budget = MAX_BLOCKS - 1 - 2  # the header and up to two notes
+    chunks = chunks[-budget:]
+    shown = sum(n for _, n in chunks)
+    blocks: list[Block] = [head]
+    if not lines:
+        blocks.append(_section("还没有阶段变更。" if zh else "No stage changes yet."))
+    blocks += [_section(c) for c, _ in chunks]
+    hidden = len(lines) - shown
+    if hidden:
+        blocks.append(
+            _context(
+                [
+                    f"…更早的 {hidden} 条未显示;`history` 只显示最近 {shown} 条。"
+                    if zh
+                    else f"… {hidden} earlier changes not shown; `history` shows the last {shown}."
+                ]
+            )
+        )
+    if h.truncated:
+        blocks.append(
+            _context(
+                [
+                    f"(更早的变更未载入;以上为最近 {len(h.lines)} 条。)"
+                    if zh
+                    else f"(Earlier changes were not loaded; these are the last {len(h.lines)}.)"
+                ]
+            )
+        )
+    return SlackMessage(_fallback(tx.history(h, p, lang)), _dicts(blocks))
+
+
+def _account_line(a: AccountView, lang: Lang, since: bool = False) -> str:
+    parts = [f"#{a.id} {_bold(_name(a.name))}", mention(a.owner), tx.amount(a.amount)]
+    if since:
+        parts.append(("自 " if lang == "zh" else "since ") + tx.when(a.stage_entered_at))
+    return "• " + " · ".join(parts)
+
+
+def _list_units(al: AccountList, p: Pipeline, lang: Lang, *, max_items: int, since: bool = False) -> list[_Unit]:
+    """One unit per section: a stage title with its count, then as many account lines as fit."""
+    units: list[_Unit] = []
+    left = max_items
+    for stage, accounts in al.groups:
+        title = f"*{_stage(p, stage, lang)}* — {len(accounts)}"
+        lines = [_account_line(a, lang, since) for a in accounts[: max(left, 0)]]
+        left -= len(lines)
+        packed = _pack([title, *lines]) if lines or not accounts else []
+        for n, (chunk, count) in enumerate(packed):
+            units.append(_Unit([_section(chunk)], count - (1 if n == 0 else 0)))
+        if not packed:  # the item cap was reached: still show that the stage has accounts
+            units.append(_Unit([_section(title)], 0))
+    return units
+
+
+def _account_list(al: AccountList, p: Pipeline, lang: Lang) -> SlackMessage:
+    zh = lang == "zh"
+    fallback = _fallback(tx.account_list(al, p, lang))
+    if al.total == 0:
+        return SlackMessage(fallback, _dicts([_section("没有符合条件的客户。" if zh else "No accounts match.")]))
+    if al.stage_filter:
+        title = f"{tx.stage_title(p, al.stage_filter, lang)} — {al.total}"
+    elif al.mine:
+        title = f"{'我的客户' if zh else 'My accounts'} — {al.total}"
+    else:
+        title = f"{'客户' if zh else 'Accounts'} — {al.total}"
+    units = _list_units(al, p, lang, max_items=MAX_ITEMS)
+    blocks, shown = _fit([_header(title)], units, MAX_BLOCKS - 1)
+    more = al.total - shown
+    if more > 0:
+        # Narrow by a stage first, then to one's own accounts.
+        stage = al.stage_filter or next((k for k, accs in al.groups if accs), p.first_stage.key)
+        hint = f"`/stage list {escape(stage)}{' --mine' if al.stage_filter or al.mine else ''}`"
+        blocks.append(
+            _context(
+                [
+                    f"…还有 {more} 个未显示;用 {hint} 缩小范围。"
+                    if zh
+                    else f"… {more} more not shown; narrow with {hint}."
+                ]
+            )
+        )
+    return SlackMessage(fallback, _dicts(blocks))
+
+
+def _approval_item(ap: ApprovalView, p: Pipeline, lang: Lang) -> str:
+    zh = lang == "zh"
+    lines = [
+        f"*#{ap.id}* {_bold(_name(ap.account))}: {_stage(p, ap.from_stage, lang)} → *{_stage(p, ap.to_stage, lang)}*",
+        f"{mention(ap.requested_by)} · {_utc(ap.requested_at)}"
+        + (f" · {'理由' if zh else 'reason'}: {_name(ap.reason, 1000)}" if ap.reason else ""),
+    ]
+    return "\n".join(lines)
+
+
+def _approval_list(al: ApprovalList, p: Pipeline, lang: Lang) -> SlackMessage:
+    zh = lang == "zh"
+    fallback = _fallback(tx.approval_list(al, p, lang))
+    if not al.approvals:
+        return SlackMessage(fallback, _dicts([_section("没有待处理的审批。" if zh else "No approvals are waiting.")]))
+    head = _header(f"{'待处理审批' if zh else 'Waiting approvals'} — {len(al.approvals)}")
+    items = [_approval_item(ap, p, lang) for ap in al.approvals[:MAX_ITEMS]]
+    units = [_Unit([_section(chunk)], n) for chunk, n in _pack(items)]
+    blocks, shown = _fit([head], units, MAX_BLOCKS - 1)
+    how = (
+        "用 `/stage approve ID` 或 `/stage reject ID 理由` 处理。"
+        if zh
+        else "Decide with `/stage approve ID` or `/stage reject ID REASON`."
+    )
+    notes = [how]
+    more = len(al.approvals) - shown
+    if more:
+        notes.append(f"…还有 {more} 个未显示。" if zh else f"… {more} more not shown.")
+    blocks.append(_context(notes))
+    return SlackMessage(fallback, _dicts(blocks))
+
+
+# ---------------------------------------------------------------- help and errors
+
+
+def help_message(lang: Lang = "en", topic: str | None = None) -> SlackMessage:
+    """Usage of `/stage`; raises grammar.UsageError for an unknown topic, like help_text."""
+    body = help_text(topic, lang)
+    intro = "用法:`/stage 命令`" if lang == "zh" else "Usage: `/stage COMMAND`"
+    chunks = _pack(escape(body).splitlines(), SECTION_TEXT - len(intro) - 10)
+    blocks = [_section((intro + "\n" if n == 0 else "") + f"```{chunk}```") for n, (chunk, _) in enumerate(chunks)][
+        :MAX_BLOCKS
+    ]
+    plain_intro = "用法:/stage 命令" if lang == "zh" else "Usage: /stage COMMAND"
+    return SlackMessage(_fallback(f"{plain_intro}\n{body}"), _dicts(blocks))
+
+
+def error_message(message: str) -> SlackMessage:
+    """A user-safe error (already in the user's language) as one warning section."""
+    return SlackMessage(_fallback(message), _dicts([_section(":warning: " + escape(message))]))
+
+
+# ---------------------------------------------------------------- notifications
+
+
+def _sentence(e: ev.Event, p: Pipeline, lang: Lang) -> str:
+    """text.notification as mrkdwn: escaped, with the account in bold and people as mentions."""
+    update: dict[str, Any] = {"account": _NAME, "actor": _ACTOR}
+    owner = getattr(e, "owner", None)
+    if owner:
+        update["owner"] = _OWNER
+    s = escape(tx.notification(e.model_copy(update=update), p, lang))
+    return (
+        s.replace(_NAME, _bold(_name(e.account, 1000)))
+        .replace(_ACTOR, mention(e.actor))
+        .replace(_OWNER, mention(owner))
+    )
+
+
+def _block_id(kind: str, ident: int, e: ev.Event) -> str:
+    return f"stagebot:{kind}:{ident}:{_rev(e.model_dump_json())}"
+
+
+def _approval_header(account: str, to_stage: str, p: Pipeline, lang: Lang) -> HeaderBlock:
+    st = p.stage_by_key.get(to_stage)
+    to = st.title(lang) if st else to_stage
+    prefix = "审批:" if lang == "zh" else "Approval: "
+    suffix = f" → {to}"
+    room = max(HEADER_TEXT - len(prefix) - len(suffix), 10)
+    return _header(prefix + clip(account, room) + suffix)
+
+
+def _approval_fields(
+    p: Pipeline, lang: Lang, *, from_stage: str, to_stage: str, requested_by: str, req: ev.ApprovalRequested | None
+) -> SectionBlock:
+    pairs = [(_l("from", lang), _stage(p, from_stage, lang)), (_l("to", lang), _stage(p, to_stage, lang))]
+    if req is not None:
+        pairs.append((_l("amount", lang), tx.amount(req.amount)))
+    pairs.append((_l("requested_by", lang), mention(requested_by)))
+    if req is not None and req.owner:
+        pairs.append((_l("owner", lang), mention(req.owner)))
+    if req is not None and req.reason:
+        pairs.append((_l("reason", lang), _name(req.reason, FIELD_TEXT - 40)))
+    return _fields(pairs)
+
+
+def _approval_context(e: ev.ApprovalRequested, p: Pipeline, lang: Lang) -> ContextBlock:
+    zh = lang == "zh"
+    team = _team(p, e.team, lang)
+    parts = [
+        f"{'审批' if zh else 'Approval'} #{e.approval_id}",
+        f"{team}{'审批人' if zh else ' approvers'}",
+        _utc(e.at),
+    ]
+    back = e.reject_to or e.from_stage
+    parts.append(f"驳回后退回 {_stage(p, back, lang)}" if zh else f"if rejected → {_stage(p, back, lang)}")
+    return _context([" · ".join(parts)])
+
+
+def notification(e: ev.Event, pipeline: Pipeline, lang: Lang = "en") -> SlackMessage:
+    """A message for an owner-team channel; approvals and handoffs carry their buttons."""
+    p = pipeline
+    fallback = _fallback(tx.notification(e, p, lang))
+    buttons = buttons_for(e)
+    blocks: list[Block]
+    if isinstance(e, ev.ApprovalRequested):
+        blocks = [
+            _approval_header(e.account, e.to_stage, p, lang),
+            _approval_fields(p, lang, from_stage=e.from_stage, to_stage=e.to_stage, requested_by=e.actor, req=e),
+            _approval_context(e, p, lang),
+        ]
+        ident = e.approval_id
+    else:
+        blocks = [_section(_sentence(e, p, lang))]
+        ident = e.handoff_id if isinstance(e, ev.HandoffOpened) else e.account_id
+    if buttons:
+        blocks.append(_actions(buttons, lang, _block_id(e.kind, ident, e)))
+    return SlackMessage(fallback, _dicts(blocks))
+
+
+def decided_card(
+    event: ev.ApprovalDecided,
+    pipeline: Pipeline,
+    lang: Lang = "en",
+    *,
+    requested: ev.ApprovalRequested | None = None,
+) -> SlackMessage:
+    """The approval card after the decision (for chat.update): no buttons, who decided and when.
+
+    Pass the original `requested` event to keep the amount, owner and reason fields of the card.
+    """
+    e, p, zh = event, pipeline, lang == "zh"
+    who, at = mention(e.actor), _utc(e.at)
+    if e.decision == "approved":
+        line = f"✅ 已由 {who} 于 {at} 批准" if zh else f"✅ Approved by {who} at {at}"
+    else:
+        line = f"❌ 已由 {who} 于 {at} 驳回" if zh else f"❌ Rejected by {who} at {at}"
+    if e.note:
+        line += f" — {_name(e.note, 1000)}"
+    blocks: list[Block] = [
+        _approval_header(e.account, e.to_stage, p, lang),
+        _approval_fields(
+            p, lang, from_stage=e.from_stage, to_stage=e.to_stage, requested_by=e.requested_by, req=requested
+        ),
+        _context([line]),
+    ]
+    return SlackMessage(_fallback(tx.notification(e, p, lang)), _dicts(blocks))
+
+
+def claimed_card(
+    event: ev.HandoffClaimed,
+    pipeline: Pipeline,
+    lang: Lang = "en",
+    *,
+    opened: ev.HandoffOpened | None = None,
+) -> SlackMessage:
+    """The handoff prompt after someone took it (for chat.update): no button, who took it and when.
+
+    Pass the original `opened` event to keep the prompt's sentence; otherwise the claim is shown.
+    """
+    e, p, zh = event, pipeline, lang == "zh"
+    first = _sentence(opened, p, lang) if opened is not None else _sentence(e, p, lang)
+    who, at = mention(e.actor), _utc(e.at)
+    line = f"✅ 已由 {who} 于 {at} 接手" if zh else f"✅ Taken by {who} at {at}"
+    blocks: list[Block] = [_section(first), _context([line])]
+    return SlackMessage(_fallback(tx.notification(e, p, lang)), _dicts(blocks))
+
+
+# ---------------------------------------------------------------- App Home
+
+
+def _approval_request(ap: ApprovalView) -> ev.ApprovalRequested:
+    # The Home buttons come from the same buttons_for() as the channel card, so their values match.
+    return ev.ApprovalRequested(
+        account_id=ap.account_id,
+        account=ap.account,
+        at=ap.requested_at,
+        actor=ap.requested_by,
+        approval_id=ap.id,
+        from_stage=ap.from_stage,
+        to_stage=ap.to_stage,
+        reject_to=ap.reject_to,
+        team=ap.team,
+        reason=ap.reason,
+    )
+
+
+def _handoff_opened(a: AccountView, h: HandoffView) -> ev.HandoffOpened:
+    return ev.HandoffOpened(
+        account_id=a.id,
+        account=a.name,
+        at=h.opened_at,
+        actor=a.owner or "-",
+        handoff_id=h.id,
+        stage=h.stage,
+        from_teams=(),
+        to_team=h.to_team,
+        owner=a.owner,
+        amount=a.amount,
+    )
+
+
+@dataclass
+class _Part:
+    title: str
+    units: list[_Unit]
+    total: int
+    empty: str
+    more: Callable[[int], str]
+    taken: list[_Unit] = field(default_factory=list)
+
+
+def home_view(
+    *,
+    mine: AccountList,
+    waiting: ApprovalList | Sequence[ApprovalView],
+    stale: AccountList,
+    pipeline: Pipeline,
+    lang: Lang = "en",
+    handoffs: Sequence[tuple[AccountView, HandoffView]] = (),
+) -> dict[str, Any]:
+    """The App Home tab (for views.publish) as a dict, at most 100 blocks.
+
+    `mine`: the viewer's accounts (list_accounts with mine=True).
+    `waiting`: approvals the viewer may decide (an ApprovalList or its filtered approvals), shown
+    with Approve / Reject buttons carrying the same values as the channel card.
+    `handoffs`: (account, open handoff) pairs the viewer's team may take, each with a Take
+    ownership button; listed under "Waiting on you" after the approvals.
+    `stale`: accounts past their stage's SLA (list_accounts with overdue=True).
+    Each list shows at most text.MAX_LINES items; the 100 blocks are shared round robin between
+    the parts, and a cut part ends with "… and N more".
+    """
+    p, zh = pipeline, lang == "zh"
+    approvals = waiting.approvals if isinstance(waiting, ApprovalList) else tuple(waiting)
+    waiting_units: list[_Unit] = []
+    for ap in approvals:
+        e = _approval_request(ap)
+        waiting_units.append(
+            _Unit(
+                [
+                    _section(_approval_item(ap, p, lang)),
+                    _actions(buttons_for(e), lang, f"stagebot:home:approval:{ap.id}:{_rev(ap.model_dump_json())}"),
+                ],
+                1,
+            )
+        )
+    for a, h in handoffs:
+        e2 = _handoff_opened(a, h)
+        (take,) = buttons_for(e2)
+        line = (
+            f"🤝 {_bold(_name(a.name))} — {_stage(p, h.stage, lang)} · "
+            + (f"待{_team(p, h.to_team, lang)}接手" if zh else f"open for {_team(p, h.to_team, lang)}")
+            + f" · {_utc(h.opened_at)}"
+        )
+        bid = f"stagebot:home:handoff:{h.id}:{_rev(a.model_dump_json(), h.model_dump_json())}"
+        waiting_units.append(_Unit([_section(line, block_id=bid, accessory=_button(take, lang))], 1))
+
+    parts = [
+        _Part(
+            "我的客户(按阶段)" if zh else "My accounts by stage",
+            _list_units(mine, p, lang, max_items=MAX_ITEMS),
+            mine.total,
+            "你名下还没有客户。" if zh else "You own no accounts yet.",
+            lambda n: f"…还有 {n} 个;用 `/stage list --mine` 查看" if zh else f"… and {n} more — `/stage list --mine`",
+        ),
+        _Part(
+            "待我处理" if zh else "Waiting on you",
+            waiting_units,
+            len(approvals) + len(handoffs),
+            "没有等你处理的审批或交接。" if zh else "No approvals or handoffs are waiting on you.",
+            lambda n: f"…还有 {n} 项;用 `/stage approvals` 查看" if zh else f"… and {n} more — `/stage approvals`",
+        ),
+        _Part(
+            "超期未推进(超过 SLA)" if zh else "Stale (past SLA)",
+            _list_units(stale, p, lang, max_items=MAX_ITEMS, since=True),
+            stale.total,
+            "没有超期的客户。" if zh else "Nothing is past its SLA.",
+            lambda n: f"…还有 {n} 个" if zh else f"… and {n} more",
+        ),
+    ]
+    # Fixed blocks: a header per part, a divider between parts, and one note per part.
+    budget = MAX_VIEW_BLOCKS - len(parts) * 2 - (len(parts) - 1)
+    progress = True
+    while progress:  # round robin, so one long part cannot crowd out the others
+        progress = False
+        for part in parts:
+            nxt = len(part.taken)
+            if nxt < len(part.units) and len(part.units[nxt].blocks) <= budget:
+                part.taken.append(part.units[nxt])
+                budget -= len(part.units[nxt].blocks)
+                progress = True
+
+    blocks: list[Block] = []
+    for n, part in enumerate(parts):
+        if n:
+            blocks.append(DividerBlock())
+        blocks.append(_header(part.title))
+        for u in part.taken:
+            blocks += u.blocks
+        shown = sum(u.items for u in part.taken)
+        if part.total == 0:
+            blocks.append(_context([part.empty]))
+        elif part.total > shown:
+            blocks.append(_context([part.more(part.total - shown)]))
+    return View(type="home", blocks=blocks).to_dict()

@@ -1,0 +1,137 @@
+"""Delivers domain events to Slack team channels: posts, card updates, throttling, error mapping.
+
+Called by the outbox dispatcher. Per channel it keeps to Slack's pace (about one message per
+second) by deferring, not sleeping, so one busy channel never holds up the others. A 429 is
+retried after its Retry-After; errors that retrying cannot fix (`channel_not_found`,
+`not_in_channel`, `invalid_auth`, ...) fail the delivery for good, and stay visible to admins.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from adapters.slack import blocks
+from lifecycle import events as ev
+from lifecycle.i18n import Lang
+from lifecycle.outbox import Delivery, DeliveryDeferred, DeliveryError, Posted
+from lifecycle.pipeline import Pipeline
+
+log = logging.getLogger("stagebot.slack.notifier")
+TARGET = "slack"
+
+# Retrying cannot fix these: the channel, the token or the message itself is wrong.
+PERMANENT = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "no_permission",
+        "msg_too_long",
+        "invalid_blocks",
+        "invalid_arguments",
+        "restricted_action",
+    }
+)
+SILENT = (ev.ChecklistTicked,)  # too small to post; visible on the account card
+
+
+class SlackNotifier:
+    target = TARGET
+
+    def __init__(
+        self,
+        client: WebClient,
+        pipeline: Pipeline,
+        channels: Mapping[str, str],
+        *,
+        lookup: Callable[[str, str], tuple[str, str] | None],
+        lang: Lang = "en",
+        min_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`channels` maps team keys to channel ids; `lookup(target, subject)` finds a posted card."""
+        self.client = client
+        self.pipeline = pipeline
+        self.channels = dict(channels)
+        self.lookup = lookup
+        self.lang = lang
+        self.min_interval = min_interval
+        self.clock = clock
+        self._last_post: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def deliver(self, delivery: Delivery) -> Iterable[Posted]:
+        e = delivery.event
+        if isinstance(e, SILENT):
+            return ()
+        if isinstance(e, ev.ApprovalDecided | ev.HandoffClaimed):
+            return self._update_card(delivery)
+        posted: list[Posted] = []
+        msg = blocks.notification(e, self.pipeline, self.lang)
+        for team in e.audience:
+            channel = self.channels.get(team)
+            if channel is None or channel in delivery.already_posted:
+                continue  # no channel configured for this team, or posted before a retry
+            self._pace(channel, posted)
+            try:
+                resp = self.client.chat_postMessage(channel=channel, text=msg.text, blocks=msg.blocks)
+            except SlackApiError as exc:
+                raise self._error(exc, channel, posted) from None
+            except OSError as exc:  # connection refused, reset, timed out
+                raise DeliveryError(f"{channel}: {type(exc).__name__}: {exc}", posted=posted) from None
+            posted.append(Posted(channel=str(resp.get("channel") or channel), message_id=str(resp.get("ts", ""))))
+        return posted
+
+    def _update_card(self, delivery: Delivery) -> Iterable[Posted]:
+        e = delivery.event
+        ref = self.lookup(TARGET, e.subject)
+        if ref is None:
+            return ()  # the card was never posted to Slack (no channel, or posted elsewhere)
+        channel, ts = ref
+        if isinstance(e, ev.ApprovalDecided):
+            msg = blocks.decided_card(e, self.pipeline, self.lang)
+        else:
+            assert isinstance(e, ev.HandoffClaimed)
+            msg = blocks.claimed_card(e, self.pipeline, self.lang)
+        try:
+            self.client.chat_update(channel=channel, ts=ts, text=msg.text, blocks=msg.blocks)
+        except SlackApiError as exc:
+            raise self._error(exc, channel, []) from None
+        except OSError as exc:
+            raise DeliveryError(f"{channel}: {type(exc).__name__}: {exc}") from None
+        return ()
+
+    def _pace(self, channel: str, posted: list[Posted]) -> None:
+        with self._lock:
+            now = self.clock()
+            wait = self._last_post.get(channel, -1e9) + self.min_interval - now
+            if wait > 0:
+                raise DeliveryDeferred(retry_after=wait, posted=posted)
+            self._last_post[channel] = now
+
+    def _error(self, exc: SlackApiError, channel: str, posted: list[Posted]) -> DeliveryError:
+        status = exc.response.status_code
+        code = str(exc.response.get("error", "") or f"http_{status}")
+        if status == 429:
+            retry = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+            try:
+                after = float(retry) if retry is not None else 1.0
+            except ValueError:
+                after = 1.0
+            return DeliveryError(f"{channel}: ratelimited", retry_after=after, posted=posted)
+        permanent = code in PERMANENT
+        if permanent:
+            log.error("Slack refuses to post to %s: %s (fix the channel or token; not retried)", channel, code)
+        return DeliveryError(f"{channel}: {code}", permanent=permanent, posted=posted)

@@ -1,0 +1,143 @@
+"""`stagebot serve`: wires the enabled platforms, the dispatcher thread and the HTTP server."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.bootstrap import App, build
+from bot.config import Settings
+from bot.runtime import DispatcherThread
+from bot.server import WsgiApp, health_handler
+from lifecycle.outbox import Notifier, posted_message
+
+log = logging.getLogger("stagebot.serve")
+
+
+@dataclass
+class Running:
+    """A started stagebot: stop() shuts it down in order (no new requests, then the dispatcher)."""
+
+    app: App
+    wsgi: WsgiApp
+    dispatcher: DispatcherThread
+    closers: list[Any] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception:
+                log.exception("error while stopping")
+        self.dispatcher.stop()
+        self.app.close()
+
+
+def slack_client(settings: Settings) -> Any:
+    from slack_sdk import WebClient
+
+    return WebClient(token=settings.secret("SLACK_BOT_TOKEN"), base_url=settings.config.slack.api_url, timeout=10)
+
+
+def chat_notifiers(settings: Settings, lookup: Any) -> dict[str, Notifier]:
+    """The notifiers of the chat platforms the config enables."""
+    notifiers: dict[str, Notifier] = {}
+    if settings.config.slack.enabled:
+        from adapters.slack.notifier import SlackNotifier
+
+        notifiers["slack"] = SlackNotifier(
+            slack_client(settings),
+            settings.pipeline,
+            settings.channels("slack"),
+            lookup=lookup,
+            lang=settings.config.bot.language,
+        )
+    return notifiers
+
+
+def start(settings: Settings, *, workers: int = 16) -> Running:
+    """Build and start everything except the HTTP listener (tests drive the WSGI app directly)."""
+    holder: dict[str, Any] = {}
+
+    def lookup(target: str, subject: str) -> tuple[str, str] | None:
+        return posted_message(holder["app"].db, target, subject)
+
+    app = build(settings, notifiers=chat_notifiers(settings, lookup))
+    holder["app"] = app
+    dispatcher = DispatcherThread(app.dispatcher).start()
+    wsgi = WsgiApp()
+    wsgi.route("GET", "/healthz", health_handler(app.db))
+    running = Running(app, wsgi, dispatcher)
+    cfg = settings.config
+    if cfg.slack.enabled:
+        from adapters.slack.app import build_app, dispatch
+
+        bolt = build_app(
+            app.core,
+            signing_secret=settings.secret("SLACK_SIGNING_SECRET") or "",
+            client=slack_client(settings),
+            command=cfg.slack.command,
+            lang=cfg.bot.language,
+            workers=workers,
+            on_change=dispatcher.wake,
+        )
+
+        def slack_events(raw: bytes, headers: dict[str, str], query: str) -> tuple[int, dict[str, str], bytes]:
+            try:
+                body = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return 400, {"Content-Type": "application/json"}, b'{"error": "body is not UTF-8"}'
+            try:
+                resp = dispatch(bolt, body, headers, query)
+            except ValueError:  # malformed JSON or form, before bolt could even check the signature
+                return 400, {"Content-Type": "application/json"}, b'{"error": "malformed request"}'
+            out = {k: (v[0] if isinstance(v, list) else v) for k, v in resp.headers.items()}
+            return resp.status, out, (resp.body or "").encode()
+
+        wsgi.route("POST", "/slack/events", slack_events)
+        app_token = settings.secret("SLACK_APP_TOKEN")
+        if app_token:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            handler = SocketModeHandler(bolt, app_token)
+            handler.connect()
+            running.closers.append(handler.close)
+            log.info("Slack: Socket Mode connected")
+    return running
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; then stop taking requests and finish in-flight work."""
+    from waitress.server import create_server
+
+    cfg = settings.config
+    workers = 16
+    running = start(settings, workers=workers)
+    server = create_server(running.wsgi, host=cfg.server.host, port=cfg.server.port, threads=workers, ident="stagebot")
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            log.warning("signal %s: shutting down", signum)
+            server.close()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.warning(
+        "stagebot serving on http://%s:%s (slack: %s)",
+        cfg.server.host,
+        server.effective_port,  # type: ignore[attr-defined]
+        "socket mode" if settings.secret("SLACK_APP_TOKEN") else ("http" if cfg.slack.enabled else "off"),
+    )
+    try:
+        server.run()
+    except (OSError, ValueError):
+        if not stopping.is_set():
+            raise
+    finally:
+        running.stop()
+    return 0

@@ -1,0 +1,92 @@
+"""The HTTP side of `stagebot serve`: a small WSGI app served by waitress.
+
+Routes: POST /slack/events (bolt), GET /healthz. Bad requests get 4xx with a JSON error body;
+nothing a client sends produces a 5xx or a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from sqlalchemy import text
+
+from lifecycle.db.uow import Database
+
+log = logging.getLogger("stagebot.http")
+MAX_BODY = 1_000_000  # Slack payloads are a few kB; a megabyte is plenty
+
+StartResponse = Callable[..., Any]
+Handler = Callable[[bytes, dict[str, str], str], tuple[int, dict[str, str], bytes]]
+
+
+def _json(status: int, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class WsgiApp:
+    """Routes requests to handlers taking (raw body, lower-case headers, query string)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], Handler] = {}
+
+    def route(self, method: str, path: str, handler: Handler) -> None:
+        self.routes[(method, path)] = handler
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
+        handler = self.routes.get((method, path))
+        if handler is None:
+            allowed = [m for (m, p) in self.routes if p == path]
+            status, headers, body = _json(
+                405 if allowed else 404, {"error": "method not allowed" if allowed else "not found"}
+            )
+        else:
+            status, headers, body = self._call(handler, environ)
+        start_response(
+            f"{status} {REASONS.get(status, '')}".strip(), [*headers.items(), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+    def _call(self, handler: Handler, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _json(400, {"error": "bad Content-Length"})
+        if length > MAX_BODY:
+            return _json(413, {"error": "request body too large"})
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        try:
+            return handler(raw, headers, environ.get("QUERY_STRING", ""))
+        except Exception:  # a bug: logged with its traceback, answered without one
+            log.exception("handler for %s %s failed", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            return _json(500, {"error": "internal error; it has been logged"})
+
+
+def health_handler(db: Database) -> Handler:
+    def health(raw: bytes, headers: dict[str, str], query: str) -> tuple[int, dict[str, str], bytes]:
+        try:
+            with db.reader() as uow:
+                uow.conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return _json(503, {"ok": False, "database": type(exc).__name__})
+        return _json(200, {"ok": True})
+
+    return health
