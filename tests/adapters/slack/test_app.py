@@ -1,0 +1,191 @@
+"""The real bolt app behind stagebot's WSGI entry point, with really signed requests and the real
+WebClient posting to a fake Slack Web API: commands, buttons, App Home, bad input, API faults."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.adapters.slack.conftest import SlackDriver
+from tests.fakes.slack_api import FakeSlack
+
+
+def ephemeral_text(reply: Any) -> str:
+    assert reply.status == 200, reply.body
+    data = reply.json
+    assert data["response_type"] == "ephemeral"
+    return str(data["text"])
+
+
+def posts_to(fake: FakeSlack, channel: str) -> list[str]:
+    return [str(c.body.get("text", "")) for c in fake.calls_to("chat.postMessage") if c.body.get("channel") == channel]
+
+
+def wait_posts(fake: FakeSlack, channel: str, predicate: Any, timeout: float = 15.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        texts = posts_to(fake, channel)
+        if predicate(texts):
+            return texts
+        time.sleep(0.05)
+    raise AssertionError(f"{channel} got {posts_to(fake, channel)}")
+
+
+def buttons(call_body: dict[str, Any]) -> dict[str, str]:
+    blocks = call_body["blocks"]
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    out = {}
+    for b in blocks:
+        for el in b.get("elements", []):
+            if el.get("type") == "button":
+                out[el["action_id"]] = el["value"]
+    return out
+
+
+def test_a_command_moves_an_account_and_the_owner_channel_hears_of_it(slack: SlackDriver, fake: FakeSlack) -> None:
+    started = time.monotonic()
+    reply = slack.command('add "Acme Corp" --amount 50k', user="U0MARY")
+    assert time.monotonic() - started < 2.5  # the ack carries the answer, well within Slack's 3 s
+    assert "Added Acme Corp" in ephemeral_text(reply)
+    started = time.monotonic()
+    reply = slack.command("move Acme SQL first call held", user="U0MARY")
+    assert time.monotonic() - started < 2.5
+    assert "Acme Corp" in ephemeral_text(reply) and "SQL" in reply.json["text"]
+    texts = wait_posts(fake, "C0SALES", lambda ts: any("moved" in t for t in ts))
+    moved = next(t for t in texts if "moved" in t)
+    assert "Acme Corp" in moved and "MQL" in moved and "SQL" in moved and "first call held" in moved
+    # Sales also gets the handoff prompt with a Take ownership button (a second later: the
+    # channel is paced at about one message per second).
+    wait_posts(fake, "C0SALES", lambda ts: any("Handoff" in t for t in ts))
+    prompt = next(c for c in fake.calls_to("chat.postMessage") if "Handoff" in str(c.body.get("text")))
+    assert "stagebot:claim" in buttons(prompt.body)
+
+
+def test_the_approval_flow_by_buttons(slack: SlackDriver, fake: FakeSlack) -> None:
+    slack.command('add "Beta" --stage PQL --amount 20k', user="U0ADMIN")
+    reply = slack.command("move Beta P0 trial went well", user="U0ALICE")
+    assert "needs approval" in ephemeral_text(reply)
+    wait_posts(fake, "C0SALES", lambda ts: any("Approval #" in t for t in ts))
+    card_call = next(c for c in fake.calls_to("chat.postMessage") if "stagebot:approve" in buttons(c.body))
+    assert card_call.body["channel"] == "C0SALES"
+    values = buttons(card_call.body)
+    assert set(values) == {"stagebot:approve", "stagebot:reject"}
+
+    # A sales member who is not an approver is refused, privately, and nothing changes.
+    slack.press(values["stagebot:approve"], "stagebot:approve", user="U0ALICE")
+    refusal = fake.wait_for("response_url", 1)[-1]
+    assert "Only Sales approvers" in refusal.body["text"] and refusal.body["response_type"] == "ephemeral"
+    assert "PQL" in ephemeral_text(slack.command("show Beta"))
+
+    # The approver's press moves the account to P0 and updates the card in place.
+    slack.press(values["stagebot:approve"], "stagebot:approve", user="U0BOSS")
+    update = fake.wait_for("chat.update", 1)[0]
+    assert update.body["channel"] == "C0SALES" and update.body["ts"] == card_call.response["ts"]
+    assert "U0BOSS" in json.dumps(update.body) and "stagebot:approve" not in json.dumps(update.body)
+    assert "Stage: P0 Signed" in ephemeral_text(slack.command("show Beta"))
+
+    # A second press (double click, or another approver) is answered "already decided".
+    slack.press(values["stagebot:reject"], "stagebot:reject", user="U0BOSS")
+    answers = fake.wait_for("response_url", 3)
+    assert "already decided by slack:U0BOSS" in answers[-1].body["text"]
+    assert len(fake.calls_to("chat.update")) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("frobnicate", 'Unknown command "frobnicate"'),
+        ("move Nobody P2", 'No account named "Nobody"'),
+        ("move Gamma P4", "From MQL you can move to: SQL Opportunity"),
+        ("", "Commands"),
+        ("x" * 3000, "commands are at most 2000"),
+        ("move Gamma SQL the payload is ready", "Gamma: MQL Lead"),
+        ("add payload", "Added payload"),
+        ("move Gamma P9", 'Unknown stage "P9"'),
+        ('move "Gamma', "quote is not closed"),
+    ],
+)
+def test_bad_input_gets_a_clear_ephemeral_answer(slack: SlackDriver, text: str, expected: str) -> None:
+    slack.command("add Gamma", user="U0ADMIN")
+    reply = slack.command(text, user="U0ADMIN")
+    assert reply.status == 200
+    assert expected in ephemeral_text(reply)
+    assert "Traceback" not in reply.body
+
+
+def test_unknown_people_are_told_how_to_get_access(slack: SlackDriver) -> None:
+    text = ephemeral_text(slack.command("add Delta", user="U0STRANGER"))
+    assert "slack:U0STRANGER" in text and "not in any stagebot team" in text
+
+
+@pytest.mark.parametrize(
+    ("mutate", "status"),
+    [
+        ({"x-slack-signature": "v0=" + "0" * 64}, 401),
+        ({"x-slack-request-timestamp": str(int(time.time()) - 600)}, 401),
+    ],
+)
+def test_bad_signatures_and_stale_requests_are_401(slack: SlackDriver, mutate: dict[str, str], status: int) -> None:
+    reply = slack.command("list", **mutate)
+    assert reply.status == status
+
+
+def test_malformed_and_misrouted_requests_are_4xx(slack: SlackDriver) -> None:
+    assert slack.request("POST", "/slack/events", "{not json", {"content-type": "application/json"}).status == 400
+    assert slack.request("GET", "/slack/events", "", {}).status == 405
+    assert slack.request("GET", "/nowhere", "", {}).status == 404
+    body = "payload=" + "%7Bbroken"
+    assert (
+        slack.request("POST", "/slack/events", body, {"content-type": "application/x-www-form-urlencoded"}).status
+        == 400
+    )
+    assert slack.request("GET", "/healthz", "", {}).status == 200
+
+
+def test_damaged_button_values_are_answered_not_crashed(slack: SlackDriver, fake: FakeSlack) -> None:
+    assert slack.press("not json", "stagebot:approve", user="U0BOSS").status == 200
+    assert slack.press('{"v": 1, "op": "approve", "approval": 999}', "stagebot:approve", user="U0BOSS").status == 200
+    answers = fake.wait_for("response_url", 2)
+    assert "older message or is damaged" in answers[0].body["text"]
+    assert "No approval #999" in answers[1].body["text"]
+
+
+def test_app_home_is_published_once_per_event_even_when_slack_retries(slack: SlackDriver, fake: FakeSlack) -> None:
+    slack.command("add Epsilon --stage SQL --owner @U0ALICE", user="U0ADMIN")
+    event = {"type": "app_home_opened", "user": "U0ALICE", "channel": "D0X", "tab": "home", "event_ts": "1.0"}
+    assert slack.event(event, event_id="Ev0001").status == 200
+    published = fake.wait_for("views.publish", 1)
+    assert published[0].body["user_id"] == "U0ALICE"
+    assert "Epsilon" in json.dumps(published[0].body["view"])
+    assert (
+        slack.event(
+            event, event_id="Ev0001", **{"x-slack-retry-num": "1", "x-slack-retry-reason": "http_timeout"}
+        ).status
+        == 200
+    )
+    time.sleep(0.5)
+    assert len(fake.calls_to("views.publish")) == 1
+
+
+def test_rate_limits_and_server_errors_delay_but_never_lose_or_repeat(slack: SlackDriver, fake: FakeSlack) -> None:
+    fake.fail("chat.postMessage", status=429, error="ratelimited", retry_after=1, times=3)
+    fake.fail("chat.postMessage", status=500, error="internal_error", retry_after=None, times=3)
+    names = ["Acct A", "Acct B", "Acct C"]
+    for n in names:
+        slack.command(f'add "{n}" --stage P2', user="U0ADMIN")
+    for target in ("P3", "P4"):
+        for n in names:
+            assert "→" in ephemeral_text(slack.command(f'move "{n}" {target}', user="U0ADMIN"))
+    # P3 and P4 belong to CS alone: six stage changes, each to arrive in #cs exactly once.
+    texts = wait_posts(fake, "C0CS", lambda ts: sum("moved" in t for t in ts) >= 6, timeout=40)
+    moved = [t for t in texts if "moved" in t]
+    assert len(moved) == 6 and len(set(moved)) == 6
+    for n in names:
+        mine = [t for t in moved if t.startswith(n)]
+        assert len(mine) == 2 and "→ P3" in mine[0] and "→ P4" in mine[1]  # in order per account
+    failed = [c for c in fake.calls_to("chat.postMessage") if c.answered != 200]
+    assert len(failed) == 6  # the faults really happened
