@@ -144,6 +144,7 @@ def _check_config(settings: Settings, out: TextIO) -> int:
     teams = settings.config.teams
     out.write(f"teams configured: {', '.join(sorted(teams)) or 'none (console user only)'}\n")
     problems: list[str] = []
+    current: str | None = None
     engine = make_engine(settings.database_url)
     try:
         current, head = current_revision(engine), head_revision(engine)
@@ -153,6 +154,19 @@ def _check_config(settings: Settings, out: TextIO) -> int:
         problems.append(f"[database] cannot connect to {settings.database_url_safe}: {type(exc).__name__}")
     finally:
         engine.dispose()
+    try:
+        from lifecycle.db.uow import Database
+        from lifecycle.outbox import delivery_problems
+
+        engine = make_engine(settings.database_url)
+        for dp in delivery_problems(Database(engine)) if current is not None else []:
+            problems.append(
+                f"[{dp.target}] {dp.count} notification(s) could not be delivered: {dp.error} "
+                f"(last {dp.last_at:%Y-%m-%d %H:%M} UTC); fix the channel or token in the config"
+            )
+        engine.dispose()
+    except Exception:  # the database problem is reported above
+        pass
     for w in settings.warnings:
         out.write(f"warning: {w}\n")
     for prob in problems:

@@ -25,6 +25,7 @@ class Running:
     wsgi: WsgiApp
     dispatcher: DispatcherThread
     closers: list[Any] = field(default_factory=list)
+    slack_app: Any = None  # the bolt App, when Slack is enabled
 
     def stop(self) -> None:
         for close in reversed(self.closers):
@@ -98,6 +99,7 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
             return resp.status, out, (resp.body or "").encode()
 
         wsgi.route("POST", "/slack/events", slack_events)
+        running.slack_app = bolt
         app_token = settings.secret("SLACK_APP_TOKEN")
         if app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.orm import aliased
 
 from lifecycle.clock import Clock
@@ -331,3 +331,31 @@ def posted_message(db: Database, target: str, subject: str) -> tuple[str, str] |
             .limit(1)
         ).first()
     return (row.channel, row.message_id) if row else None
+
+
+@dataclass(frozen=True)
+class DeliveryProblem:
+    """Deliveries that failed for good, grouped by target and error, for admins to fix."""
+
+    target: str
+    error: str
+    count: int
+    last_at: datetime | None
+
+
+def delivery_problems(db: Database, *, limit: int = 10) -> list[DeliveryProblem]:
+    """Dead deliveries by (target, error), most recent first: a wrong channel id, a revoked token."""
+    with db.reader() as uow:
+        rows = uow.conn.execute(
+            select(
+                OUTBOX.c.target,
+                OUTBOX.c.last_error,
+                func.count().label("n"),
+                func.max(OUTBOX.c.available_at).label("last_at"),
+            )
+            .where(OUTBOX.c.status == "dead")
+            .group_by(OUTBOX.c.target, OUTBOX.c.last_error)
+            .order_by(func.max(OUTBOX.c.available_at).desc())
+            .limit(limit)
+        ).all()
+    return [DeliveryProblem(r.target, r.last_error or "", int(r.n), r.last_at) for r in rows]

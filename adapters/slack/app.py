@@ -28,6 +28,7 @@ from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
 from lifecycle.deliveries import first_delivery
 from lifecycle.i18n import Lang
+from lifecycle.outbox import delivery_problems
 from lifecycle.views import AccountList, Outcome
 
 log = logging.getLogger("stagebot.slack")
@@ -58,7 +59,7 @@ def build_app(
         actor = Actor(PLATFORM, command.get("user_id", ""))
         key = f"slack:cmd:{command.get('trigger_id') or command.get('response_url', '')}"
         ans = answer(core, command.get("text", "") or "", actor=actor, key=key, via=PLATFORM, lang=lang)
-        msg = render(ans, core, lang)
+        msg = render(ans, core, lang, actor)
         ack(text=msg.text, blocks=msg.blocks, response_type="ephemeral")
         if isinstance(ans, Outcome) and not ans.replayed:
             on_change()
@@ -98,12 +99,26 @@ def build_app(
     return app
 
 
-def render(ans: Answer, core: Lifecycle, lang: Lang) -> blocks.SlackMessage:
+def render(ans: Answer, core: Lifecycle, lang: Lang, actor: Actor | None = None) -> blocks.SlackMessage:
     if isinstance(ans, Failure | NotAvailable):
         return blocks.error_message(ans.message)
     if isinstance(ans, Help):
-        return blocks.help_message(lang, ans.topic)
+        msg = blocks.help_message(lang, ans.topic)
+        if actor is not None and ans.topic is None and core.rules.roster.is_admin(actor):
+            return with_delivery_problems(msg, core)
+        return msg
     return blocks.reply(ans, core.pipeline, lang)
+
+
+def with_delivery_problems(msg: blocks.SlackMessage, core: Lifecycle) -> blocks.SlackMessage:
+    """Admins asking for help also see notifications that could not be delivered, and why."""
+    problems = [p for p in delivery_problems(core.db) if p.target == PLATFORM]
+    if not problems:
+        return msg
+    lines = [f"• {p.count} × `{blocks.escape(p.error)}`" for p in problems]
+    note = ":warning: *Notifications Slack refused* (fix the channel or token in the config):\n" + "\n".join(lines)
+    section = {"type": "section", "text": {"type": "mrkdwn", "text": blocks.clip(note, 3000)}}
+    return blocks.SlackMessage(msg.text + "\n" + note, [*msg.blocks, section])
 
 
 def home_view_for(core: Lifecycle, actor: Actor, lang: Lang) -> dict[str, Any]:

@@ -110,3 +110,27 @@ def test_unbuilt_commands_say_so(
 ) -> None:
     code, _ = run(args, tmp_path, monkeypatch)
     assert code == 2 and "not available in this version yet" in capsys.readouterr().err
+
+
+def test_check_config_lists_notifications_that_failed_for_good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.bootstrap import build
+    from bot.config import load_settings
+    from lifecycle import commands as c
+    from lifecycle.access import Actor
+    from lifecycle.outbox import Delivery, DeliveryError
+
+    class Refusing:
+        target = "console"
+
+        def deliver(self, d: Delivery) -> list[object]:
+            raise DeliveryError("C0GONE: channel_not_found", permanent=True)
+
+    (tmp_path / "stagebot.toml").write_text(f'[database]\nurl = "sqlite:///{tmp_path / "s.db"}"\n')
+    monkeypatch.chdir(tmp_path)
+    app = build(load_settings(None, {}), notifiers={"console": Refusing()}, extra_admins=("console:local",))
+    app.core.execute(c.AddAccount(actor=Actor("console", "local"), key="k1", name="Acme"))
+    assert app.dispatcher.drain().dead == 1
+    app.close()
+    code, out = run(["check-config"], tmp_path, monkeypatch)
+    assert code == 1
+    assert "[console] 1 notification(s) could not be delivered: C0GONE: channel_not_found" in out

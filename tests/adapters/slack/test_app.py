@@ -189,3 +189,41 @@ def test_rate_limits_and_server_errors_delay_but_never_lose_or_repeat(slack: Sla
         assert len(mine) == 2 and "→ P3" in mine[0] and "→ P4" in mine[1]  # in order per account
     failed = [c for c in fake.calls_to("chat.postMessage") if c.answered != 200]
     assert len(failed) == 6  # the faults really happened
+
+
+def test_a_channel_slack_refuses_is_not_retried_and_admins_are_told(slack: SlackDriver, fake: FakeSlack) -> None:
+    fake.fail_channel("C0CS", "channel_not_found")
+    slack.command('add "Zeta" --stage P3', user="U0ADMIN")
+    slack.command("move Zeta P4", user="U0ADMIN")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not [
+        c for c in fake.calls_to("chat.postMessage") if c.body.get("channel") == "C0CS" and "moved" in str(c.body)
+    ]:
+        time.sleep(0.05)
+    time.sleep(1.0)  # give a wrong retry the chance to happen
+    tries = [c for c in fake.calls_to("chat.postMessage") if c.body.get("channel") == "C0CS" and "moved" in str(c.body)]
+    assert len(tries) == 1  # permanent: tried once, never again
+    admin_help = slack.command("help", user="U0ADMIN").json
+    assert "channel_not_found" in admin_help["text"] and "C0CS" in admin_help["text"]
+    member_help = slack.command("help", user="U0CAROL").json
+    assert "channel_not_found" not in member_help["text"]
+
+
+def test_socket_mode_requests_reach_the_same_listeners(slack: SlackDriver) -> None:
+    from slack_bolt import BoltRequest
+
+    from tests.fakes.slack_requests import TEAM
+
+    bolt = slack.running.slack_app
+    assert bolt is not None
+    body = {
+        "team_id": TEAM,
+        "user_id": "U0ADMIN",
+        "command": "/stage",
+        "text": "add Eta",
+        "trigger_id": "socket-1",
+        "response_url": slack.fake.response_url("sock"),
+        "channel_id": "C0ANY",
+    }
+    resp = bolt.dispatch(BoltRequest(body=body, mode="socket_mode"))
+    assert resp.status == 200 and "Added Eta" in resp.body
