@@ -12,7 +12,7 @@ from bot.bootstrap import App, build
 from bot.config import Settings
 from bot.runtime import DispatcherThread
 from bot.server import WsgiApp, health_handler
-from lifecycle.outbox import Notifier, posted_message
+from lifecycle.outbox import Notifier, PostedCard, posted_card
 
 log = logging.getLogger("stagebot.serve")
 
@@ -63,8 +63,8 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
     """Build and start everything except the HTTP listener (tests drive the WSGI app directly)."""
     holder: dict[str, Any] = {}
 
-    def lookup(target: str, subject: str) -> tuple[str, str] | None:
-        return posted_message(holder["app"].db, target, subject)
+    def lookup(target: str, subject: str) -> PostedCard | None:
+        return posted_card(holder["app"].db, target, subject)
 
     app = build(settings, notifiers=chat_notifiers(settings, lookup))
     holder["app"] = app

@@ -122,5 +122,12 @@ class ShowHistory(Query):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ListHandoffs(Query):
+    """Open handoffs to the actor's teams (all teams for an admin)."""
+
+    limit: int = 50
+
+
+@dataclass(frozen=True, kw_only=True)
 class ListApprovals(Query):
     pending_only: bool = True

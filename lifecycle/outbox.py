@@ -321,16 +321,32 @@ class Dispatcher:
             uow.commit()
 
 
-def posted_message(db: Database, target: str, subject: str) -> tuple[str, str] | None:
-    """The (channel, message id) of the first message posted about `subject` on `target`."""
+@dataclass(frozen=True)
+class PostedCard:
+    """A message posted about a subject (an approval, a handoff) and the event it showed."""
+
+    channel: str
+    message_id: str
+    event: Event
+
+
+def posted_card(db: Database, target: str, subject: str) -> PostedCard | None:
+    """The first message posted about `subject` on `target`, with its event, to update in place."""
     with db.reader() as uow:
         row = uow.conn.execute(
-            select(POSTED.c.channel, POSTED.c.message_id)
+            select(POSTED.c.channel, POSTED.c.message_id, OUTBOX.c.payload)
+            .join(OUTBOX, OUTBOX.c.id == POSTED.c.outbox_id)
             .where(POSTED.c.subject == subject, POSTED.c.target == target)
             .order_by(POSTED.c.id)
             .limit(1)
         ).first()
-    return (row.channel, row.message_id) if row else None
+    return PostedCard(row.channel, row.message_id, load_event(row.payload)) if row else None
+
+
+def posted_message(db: Database, target: str, subject: str) -> tuple[str, str] | None:
+    """The (channel, message id) of the first message posted about `subject` on `target`."""
+    card = posted_card(db, target, subject)
+    return (card.channel, card.message_id) if card else None
 
 
 @dataclass(frozen=True)

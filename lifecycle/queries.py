@@ -28,6 +28,7 @@ from lifecycle.views import (
     ApprovalList,
     ApprovalView,
     ChecklistLine,
+    HandoffList,
     HandoffView,
     History,
     HistoryLine,
@@ -177,9 +178,46 @@ def list_approvals(q: c.ListApprovals, *, uow: UnitOfWork, clock: Clock, rules: 
         return ApprovalList(approvals=tuple(_approval_view(r, r.account_name) for r in rows))
 
 
+def list_handoffs(q: c.ListHandoffs, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> HandoffList:
+    roster = rules.roster
+    teams = [t.key for t in rules.pipeline.teams] if roster.is_admin(q.actor) else sorted(roster.teams_of(q.actor))
+    if not teams:
+        return HandoffList(handoffs=())
+    with uow:
+        rows = uow.conn.execute(
+            select(HANDOFFS, ACC.c.name.label("account_name"))
+            .join(ACC, ACC.c.id == HANDOFFS.c.account_id)
+            .where(HANDOFFS.c.status == "open", HANDOFFS.c.to_team.in_(teams))
+            .order_by(HANDOFFS.c.opened_at)
+            .limit(q.limit)
+        ).all()
+        accounts = {
+            r.id: account_view(r)
+            for r in uow.conn.execute(select(ACC).where(ACC.c.id.in_({r.account_id for r in rows})))
+        }
+    return HandoffList(
+        handoffs=tuple(
+            (
+                accounts[r.account_id],
+                HandoffView(
+                    id=r.id,
+                    account_id=r.account_id,
+                    stage=r.stage,
+                    to_team=r.to_team,
+                    opened_at=r.opened_at,
+                    claimed_by=r.claimed_by,
+                    claimed_at=r.claimed_at,
+                ),
+            )
+            for r in rows
+        )
+    )
+
+
 QUERIES: dict[type[c.Query], Callable[..., ReadModel]] = {
     c.ShowAccount: account_card,
     c.ShowHistory: history,
     c.ListAccounts: list_accounts,
     c.ListApprovals: list_approvals,
+    c.ListHandoffs: list_handoffs,
 }

@@ -131,4 +131,8 @@ class ApprovalList(_View):
     approvals: tuple[ApprovalView, ...]
 
 
-ReadModel = AccountCard | History | AccountList | ApprovalList
+class HandoffList(_View):
+    handoffs: tuple[tuple[AccountView, HandoffView], ...]
+
+
+ReadModel = AccountCard | History | AccountList | ApprovalList | HandoffList

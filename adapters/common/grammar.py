@@ -136,6 +136,9 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("approvals", "审批", "approvals", "approvals waiting for a decision", "查看待处理的审批", "approvals"),
     Spec(
+        "handoffs", "交接", "handoffs", "handoffs waiting for your team to take", "查看等待本团队接手的交接", "handoffs"
+    ),
+    Spec(
         "claim",
         "接手",
         "claim ACCOUNT",
@@ -321,6 +324,8 @@ def parse(
         return Report()
     if name == "approvals":
         return c.ListApprovals(actor=actor)
+    if name == "handoffs":
+        return c.ListHandoffs(actor=actor)
     if name == "list":
         return c.ListAccounts(actor=actor, stage=" ".join(pos) or None, mine=bool(opts.get("--mine")))
     if name in ("show", "history", "claim"):

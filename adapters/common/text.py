@@ -11,7 +11,7 @@ from decimal import Decimal
 from lifecycle import events as ev
 from lifecycle.i18n import Lang
 from lifecycle.pipeline import Pipeline
-from lifecycle.views import AccountCard, AccountList, AccountView, ApprovalList, History, Outcome
+from lifecycle.views import AccountCard, AccountList, AccountView, ApprovalList, HandoffList, History, Outcome
 
 MAX_LINES = 60  # lists longer than this are cut with a note, on every platform
 
@@ -225,6 +225,18 @@ def approval_list(al: ApprovalList, p: Pipeline, lang: Lang = "en") -> str:
             f"  {person(ap.requested_by)} {when(ap.requested_at)}"
             f"  ({'approve' if not zh else '批准'} {ap.id} / {'reject' if not zh else '驳回'} {ap.id})"
         )
+    return "\n".join(lines)
+
+
+def handoff_list(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> str:
+    zh = lang == "zh"
+    if not hl.handoffs:
+        return "没有等待接手的交接。" if zh else "No handoffs are waiting for your teams."
+    lines = ["等待接手的交接:" if zh else "Handoffs waiting to be taken:"]
+    for a, h in hl.handoffs[:MAX_LINES]:
+        team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
+        take = f'claim "{a.name}"'
+        lines.append(f"  #{a.id} {a.name} → {team}, {stage_title(p, h.stage, lang)}, {when(h.opened_at)}  ({take})")
     return "\n".join(lines)
 
 

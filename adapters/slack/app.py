@@ -29,7 +29,7 @@ from lifecycle.core import Lifecycle
 from lifecycle.deliveries import first_delivery
 from lifecycle.i18n import Lang
 from lifecycle.outbox import delivery_problems
-from lifecycle.views import AccountList, Outcome
+from lifecycle.views import AccountList, ApprovalList, HandoffList, Outcome
 
 log = logging.getLogger("stagebot.slack")
 PLATFORM = "slack"
@@ -128,8 +128,12 @@ def home_view_for(core: Lifecycle, actor: Actor, lang: Lang) -> dict[str, Any]:
     stale = core.ask(c.ListAccounts(actor=actor, overdue=True, mine=True, limit=40))
     roster = core.rules.roster
     assert isinstance(mine, AccountList) and isinstance(stale, AccountList)
-    waiting = [a for a in approvals.approvals if roster.may_approve(actor, a.team)]  # type: ignore[union-attr]
-    return blocks.home_view(mine=mine, waiting=waiting, stale=stale, pipeline=core.pipeline, lang=lang)
+    handoffs = core.ask(c.ListHandoffs(actor=actor))
+    assert isinstance(approvals, ApprovalList) and isinstance(handoffs, HandoffList)
+    waiting = [a for a in approvals.approvals if roster.may_approve(actor, a.team)]
+    return blocks.home_view(
+        mine=mine, waiting=waiting, stale=stale, pipeline=core.pipeline, lang=lang, handoffs=handoffs.handoffs
+    )
 
 
 def bolt_request(raw_body: str, headers: dict[str, str], query: str = "") -> BoltRequest:

@@ -39,6 +39,7 @@ from lifecycle.views import (
     AccountView,
     ApprovalList,
     ApprovalView,
+    HandoffList,
     HandoffView,
     History,
     HistoryLine,
@@ -265,7 +266,9 @@ def _l(key: str, lang: Lang) -> str:
 
 
 def reply(
-    answer: Outcome | AccountCard | History | AccountList | ApprovalList, pipeline: Pipeline, lang: Lang = "en"
+    answer: Outcome | AccountCard | History | AccountList | ApprovalList | HandoffList,
+    pipeline: Pipeline,
+    lang: Lang = "en",
 ) -> SlackMessage:
     """The ephemeral reply to a command: an outcome sentence or a read model, within 50 blocks."""
     if isinstance(answer, Outcome):
@@ -278,6 +281,8 @@ def reply(
         return _account_list(answer, pipeline, lang)
     if isinstance(answer, ApprovalList):
         return _approval_list(answer, pipeline, lang)
+    if isinstance(answer, HandoffList):
+        return _handoff_list(answer, pipeline, lang)
     raise TypeError(f"no Slack rendering for {type(answer).__name__}")
 
 
@@ -469,6 +474,33 @@ def _approval_list(al: ApprovalList, p: Pipeline, lang: Lang) -> SlackMessage:
     if more:
         notes.append(f"…还有 {more} 个未显示。" if zh else f"… {more} more not shown.")
     blocks.append(_context(notes))
+    return SlackMessage(fallback, _dicts(blocks))
+
+
+def _handoff_list(hl: HandoffList, p: Pipeline, lang: Lang) -> SlackMessage:
+    """Open handoffs, each with its Take ownership button (the same value as the channel prompt)."""
+    zh = lang == "zh"
+    fallback = _fallback(tx.handoff_list(hl, p, lang))
+    if not hl.handoffs:
+        return SlackMessage(fallback, _dicts([_section(escape(tx.handoff_list(hl, p, lang)))]))
+    blocks: list[Block] = [_header(f"{'等待接手' if zh else 'Handoffs waiting'} — {len(hl.handoffs)}")]
+    for a, h in hl.handoffs[: (MAX_BLOCKS - 2) // 2]:
+        team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
+        blocks.append(_section(f"{_bold(_name(a.name, 200))} → {escape(team)}, {escape(p.stage(h.stage).title(lang))}"))
+        value = {"v": 1, "op": "claim", "handoff": h.id}
+        blocks.append(
+            ActionsBlock(
+                block_id=f"stagebot:handoffs:{h.id}",
+                elements=[
+                    ButtonElement(
+                        text=PlainTextObject(text="接手" if zh else "Take ownership"),
+                        action_id="stagebot:claim",
+                        value=encode(value),
+                        style="primary",
+                    )
+                ],
+            )
+        )
     return SlackMessage(fallback, _dicts(blocks))
 
 

@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from adapters.slack import blocks
 from lifecycle import events as ev
 from lifecycle.i18n import Lang
-from lifecycle.outbox import Delivery, DeliveryDeferred, DeliveryError, Posted
+from lifecycle.outbox import Delivery, DeliveryDeferred, DeliveryError, Posted, PostedCard
 from lifecycle.pipeline import Pipeline
 
 log = logging.getLogger("stagebot.slack.notifier")
@@ -56,7 +56,7 @@ class SlackNotifier:
         pipeline: Pipeline,
         channels: Mapping[str, str],
         *,
-        lookup: Callable[[str, str], tuple[str, str] | None],
+        lookup: Callable[[str, str], PostedCard | None],
         lang: Lang = "en",
         min_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -96,15 +96,18 @@ class SlackNotifier:
 
     def _update_card(self, delivery: Delivery) -> Iterable[Posted]:
         e = delivery.event
-        ref = self.lookup(TARGET, e.subject)
-        if ref is None:
+        card = self.lookup(TARGET, e.subject)
+        if card is None:
             return ()  # the card was never posted to Slack (no channel, or posted elsewhere)
-        channel, ts = ref
+        channel, ts, shown = card.channel, card.message_id, card.event
+        # Redraw the card from the event it showed, plus the decision.
         if isinstance(e, ev.ApprovalDecided):
-            msg = blocks.decided_card(e, self.pipeline, self.lang)
+            requested = shown if isinstance(shown, ev.ApprovalRequested) else None
+            msg = blocks.decided_card(e, self.pipeline, self.lang, requested=requested)
         else:
             assert isinstance(e, ev.HandoffClaimed)
-            msg = blocks.claimed_card(e, self.pipeline, self.lang)
+            opened = shown if isinstance(shown, ev.HandoffOpened) else None
+            msg = blocks.claimed_card(e, self.pipeline, self.lang, opened=opened)
         try:
             self.client.chat_update(channel=channel, ts=ts, text=msg.text, blocks=msg.blocks)
         except SlackApiError as exc:

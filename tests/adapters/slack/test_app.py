@@ -227,3 +227,22 @@ def test_socket_mode_requests_reach_the_same_listeners(slack: SlackDriver) -> No
     }
     resp = bolt.dispatch(BoltRequest(body=body, mode="socket_mode"))
     assert resp.status == 200 and "Added Eta" in resp.body
+
+
+def test_open_handoffs_are_listed_with_a_take_ownership_button_that_works(slack: SlackDriver, fake: FakeSlack) -> None:
+    slack.command('add "Theta" --stage SQL', user="U0ADMIN")
+    slack.command("move Theta P0 signed directly", user="U0ALICE")
+    reply = slack.command("handoffs", user="U0CAROL")
+    assert reply.status == 200 and "Theta" in reply.json["text"]
+    value = buttons(reply.json)["stagebot:claim"]
+    slack.press(value, "stagebot:claim", user="U0CAROL")
+    answer = fake.wait_for("response_url", 1)[-1]
+    assert "You now own Theta" in answer.body["text"]
+    assert (
+        "slack:U0CAROL" in ephemeral_text(slack.command("show Theta")) or "@U0CAROL" in slack.command("show Theta").body
+    )
+    assert "No handoffs" in ephemeral_text(slack.command("handoffs", user="U0CAROL"))
+    event = {"type": "app_home_opened", "user": "U0CAROL", "channel": "D0X", "tab": "home", "event_ts": "1.0"}
+    slack.event(event)
+    home = fake.wait_for("views.publish", 1)[-1]
+    assert "Theta" in json.dumps(home.body["view"])  # Carol owns it now
