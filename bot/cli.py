@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.config import ConfigError, Settings, load_settings
 from lifecycle.pipeline import Pipeline
@@ -118,12 +118,23 @@ def _console(settings: Settings, args: argparse.Namespace, stdin: TextIO, out: T
     except ValueError as exc:
         print(f"stagebot console: --as {exc}", file=sys.stderr)
         return 2
+    from bot.serve import chat_notifiers
+    from lifecycle.outbox import PostedCard, posted_card
+
+    holder: dict[str, Any] = {}
+
+    def lookup(target: str, subject: str) -> PostedCard | None:
+        return posted_card(holder["app"].db, target, subject)
+
     notifier = ConsoleNotifier(out, settings.pipeline, lang=lang)
+    # With chat platforms enabled, what the console does is posted there too (a `serve` running
+    # elsewhere delivers whatever pacing leaves pending when the console exits).
     app = build(
         settings,
-        notifiers={notifier.target: notifier},
+        notifiers={notifier.target: notifier, **chat_notifiers(settings, lookup)},
         extra_admins=(CONSOLE_USER,) if args.as_user is None else (),
     )
+    holder["app"] = app
     try:
         if args.as_user is not None and not app.core.rules.roster.known(actor):
             print(f"stagebot console: {actor_ref} is not a member of any team in {settings.source}", file=sys.stderr)

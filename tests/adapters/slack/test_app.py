@@ -246,3 +246,27 @@ def test_open_handoffs_are_listed_with_a_take_ownership_button_that_works(slack:
     slack.event(event)
     home = fake.wait_for("views.publish", 1)[-1]
     assert "Theta" in json.dumps(home.body["view"])  # Carol owns it now
+
+
+def test_the_console_posts_to_slack_too_when_slack_is_enabled(
+    tmp_path: Any, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import textwrap
+
+    from bot.cli import main
+    from tests.adapters.slack.conftest import CONFIG
+    from tests.fakes.slack_requests import SECRET
+
+    cfg = tmp_path / "console.toml"
+    cfg.write_text(textwrap.dedent(CONFIG).format(db=tmp_path / "c.db", api=fake.base_url))
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
+    out = io.StringIO()
+    code = main(
+        ["console", "--config", str(cfg)], stdin=io.StringIO('add "Iota" --stage P3\nmove Iota P4\n'), stdout=out
+    )
+    assert code == 0
+    assert "[#cs] Iota moved P3 Go-Live" in out.getvalue()
+    posted = fake.wait_for("chat.postMessage", 1)
+    assert any(c.body.get("channel") == "C0CS" and "Iota" in str(c.body.get("text")) for c in posted)
