@@ -54,6 +54,18 @@ def _approval_view(row: Row[Any], account: str) -> ApprovalView:
     )
 
 
+def _handoff_view(row: Row[Any]) -> HandoffView:
+    return HandoffView(
+        id=row.id,
+        account_id=row.account_id,
+        stage=row.stage,
+        to_team=row.to_team,
+        opened_at=row.opened_at,
+        claimed_by=row.claimed_by,
+        claimed_at=row.claimed_at,
+    )
+
+
 def account_card(q: c.ShowAccount, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> AccountCard:
     with uow:
         s = uow.conn
@@ -87,15 +99,7 @@ def _card(s: Connection, acc: Row[Any], now: datetime, rules: Rules) -> AccountC
         select(APPROVALS).where(APPROVALS.c.account_id == acc.id, APPROVALS.c.status == "pending")
     ).first()
     handoffs = tuple(
-        HandoffView(
-            id=h.id,
-            account_id=h.account_id,
-            stage=h.stage,
-            to_team=h.to_team,
-            opened_at=h.opened_at,
-            claimed_by=h.claimed_by,
-            claimed_at=h.claimed_at,
-        )
+        _handoff_view(h)
         for h in s.execute(select(HANDOFFS).where(HANDOFFS.c.account_id == acc.id, HANDOFFS.c.status == "open"))
     )
     seconds = max(0.0, (now - acc.stage_entered_at).total_seconds())
@@ -195,23 +199,7 @@ def list_handoffs(q: c.ListHandoffs, *, uow: UnitOfWork, clock: Clock, rules: Ru
             r.id: account_view(r)
             for r in uow.conn.execute(select(ACC).where(ACC.c.id.in_({r.account_id for r in rows})))
         }
-    return HandoffList(
-        handoffs=tuple(
-            (
-                accounts[r.account_id],
-                HandoffView(
-                    id=r.id,
-                    account_id=r.account_id,
-                    stage=r.stage,
-                    to_team=r.to_team,
-                    opened_at=r.opened_at,
-                    claimed_by=r.claimed_by,
-                    claimed_at=r.claimed_at,
-                ),
-            )
-            for r in rows
-        )
-    )
+    return HandoffList(handoffs=tuple((accounts[r.account_id], _handoff_view(r)) for r in rows))
 
 
 QUERIES: dict[type[c.Query], Callable[..., ReadModel]] = {
