@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from bot.config import ConfigError, Settings, load_settings
@@ -170,10 +171,10 @@ def _check_config(settings: Settings, out: TextIO) -> int:
         from lifecycle.outbox import delivery_problems
 
         engine = make_engine(settings.database_url)
-        for dp in delivery_problems(Database(engine)) if current is not None else []:
+        for dp in delivery_problems(Database(engine), since=recent()) if current is not None else []:
             problems.append(
                 f"[{dp.target}] {dp.count} notification(s) could not be delivered: {dp.error} "
-                f"(last {dp.last_at:%Y-%m-%d %H:%M} UTC); fix the channel or token in the config"
+                f"(last {dp.last_at:%Y-%m-%d %H:%M} UTC, within 7 days); fix the channel or token in the config"
             )
         engine.dispose()
     except Exception:  # the database problem is reported above
@@ -184,6 +185,11 @@ def _check_config(settings: Settings, out: TextIO) -> int:
         out.write(f"problem: {prob}\n")
     out.write("OK\n" if not problems else f"{len(problems)} problem(s)\n")
     return 1 if problems else 0
+
+
+def recent() -> datetime:
+    """Refused deliveries older than a week are assumed fixed or known; check-config skips them."""
+    return datetime.now(UTC) - timedelta(days=7)
 
 
 def _db_upgrade(settings: Settings, out: TextIO) -> int:

@@ -233,9 +233,9 @@ def load_settings(explicit: str | None = None, env: Mapping[str, str] | None = N
             if not config.teams.get(team, TeamSection()).approvers and not config.access.admins and config.teams:
                 warnings.append(f"[teams.{team}] has no approvers: its approval gates can only be decided by admins")
     if config.slack.enabled:
-        problems += [
-            f"[slack] enabled, but the environment variable {n} is not set" for n in SLACK_SECRETS if not env.get(n)
-        ]
+        # Socket Mode (SLACK_APP_TOKEN set) receives over a WebSocket: no request signatures to check.
+        needed = ("SLACK_BOT_TOKEN",) if env.get("SLACK_APP_TOKEN") else SLACK_SECRETS
+        problems += [f"[slack] enabled, but the environment variable {n} is not set" for n in needed if not env.get(n)]
     if config.feishu.enabled:
         problems += [
             f"[feishu] enabled, but the environment variable {n} is not set" for n in FEISHU_SECRETS if not env.get(n)

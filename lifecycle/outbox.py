@@ -15,7 +15,7 @@ import random
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import Connection, and_, func, insert, select, update
@@ -359,8 +359,11 @@ class DeliveryProblem:
     last_at: datetime | None
 
 
-def delivery_problems(db: Database, *, limit: int = 10) -> list[DeliveryProblem]:
-    """Dead deliveries by (target, error), most recent first: a wrong channel id, a revoked token."""
+def delivery_problems(db: Database, *, since: datetime | None = None, limit: int = 10) -> list[DeliveryProblem]:
+    """Dead deliveries by (target, error), most recent first: a wrong channel id, a revoked token.
+
+    `since` limits it to recent failures, so a problem fixed last week stops being reported.
+    """
     with db.reader() as uow:
         rows = uow.conn.execute(
             select(
@@ -369,7 +372,7 @@ def delivery_problems(db: Database, *, limit: int = 10) -> list[DeliveryProblem]
                 func.count().label("n"),
                 func.max(OUTBOX.c.available_at).label("last_at"),
             )
-            .where(OUTBOX.c.status == "dead")
+            .where(OUTBOX.c.status == "dead", OUTBOX.c.available_at >= (since or datetime.min.replace(tzinfo=UTC)))
             .group_by(OUTBOX.c.target, OUTBOX.c.last_error)
             .order_by(func.max(OUTBOX.c.available_at).desc())
             .limit(limit)

@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -33,6 +34,7 @@ from lifecycle.views import AccountList, ApprovalList, HandoffList, Outcome
 
 log = logging.getLogger("stagebot.slack")
 PLATFORM = "slack"
+PROBLEM_DAYS = 7  # refused notifications older than this are assumed fixed or known
 
 
 def build_app(
@@ -58,7 +60,7 @@ def build_app(
     def on_command(ack: Any, command: dict[str, Any]) -> None:
         actor = Actor(PLATFORM, command.get("user_id", ""))
         key = f"slack:cmd:{command.get('trigger_id') or command.get('response_url', '')}"
-        ans = answer(core, command.get("text", "") or "", actor=actor, key=key, via=PLATFORM, lang=lang)
+        ans = answer(core, unescape(command.get("text", "") or ""), actor=actor, key=key, via=PLATFORM, lang=lang)
         msg = render(ans, core, lang, actor)
         ack(text=msg.text, blocks=msg.blocks, response_type="ephemeral")
         if isinstance(ans, Outcome) and not ans.replayed:
@@ -99,6 +101,11 @@ def build_app(
     return app
 
 
+def unescape(text: str) -> str:
+    """Slack sends the &, < and > that people type as HTML entities; mentions stay as <@U…>."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def render(ans: Answer, core: Lifecycle, lang: Lang, actor: Actor | None = None) -> blocks.SlackMessage:
     if isinstance(ans, Failure | NotAvailable):
         return blocks.error_message(ans.message)
@@ -112,11 +119,15 @@ def render(ans: Answer, core: Lifecycle, lang: Lang, actor: Actor | None = None)
 
 def with_delivery_problems(msg: blocks.SlackMessage, core: Lifecycle) -> blocks.SlackMessage:
     """Admins asking for help also see notifications that could not be delivered, and why."""
-    problems = [p for p in delivery_problems(core.db) if p.target == PLATFORM]
+    since = core.clock.now() - timedelta(days=PROBLEM_DAYS)
+    problems = [p for p in delivery_problems(core.db, since=since) if p.target == PLATFORM]
     if not problems:
         return msg
     lines = [f"• {p.count} × `{blocks.escape(p.error)}`" for p in problems]
-    note = ":warning: *Notifications Slack refused* (fix the channel or token in the config):\n" + "\n".join(lines)
+    note = (
+        ":warning: *Notifications Slack refused in the last 7 days* (fix the channel or token in the config):\n"
+        + "\n".join(lines)
+    )
     section = {"type": "section", "text": {"type": "mrkdwn", "text": blocks.clip(note, 3000)}}
     return blocks.SlackMessage(msg.text + "\n" + note, [*msg.blocks, section])
 

@@ -134,3 +134,9 @@ def test_check_config_lists_notifications_that_failed_for_good(tmp_path: Path, m
     code, out = run(["check-config"], tmp_path, monkeypatch)
     assert code == 1
     assert "[console] 1 notification(s) could not be delivered: C0GONE: channel_not_found" in out
+
+
+def test_socket_mode_needs_no_signing_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "stagebot.toml").write_text('[slack]\nenabled = true\n[teams.sales]\nslack_channel = "C0S"\n')
+    code, out = run(["check-config"], tmp_path, monkeypatch, {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"})
+    assert code == 0, out

@@ -270,3 +270,14 @@ def test_the_console_posts_to_slack_too_when_slack_is_enabled(
     assert "[#cs] Iota moved P3 Go-Live" in out.getvalue()
     posted = fake.wait_for("chat.postMessage", 1)
     assert any(c.body.get("channel") == "C0CS" and "Iota" in str(c.body.get("text")) for c in posted)
+
+
+def test_slack_html_escaping_in_command_text_is_undone(slack: SlackDriver) -> None:
+    from lifecycle import commands as c
+    from lifecycle.access import Actor
+
+    # Slack sends what people type as &amp; &lt; &gt;, while real mentions stay <@U…>.
+    reply = ephemeral_text(slack.command("add AT&amp;T &lt;EMEA&gt; --owner <@U0ALICE|alice>"))
+    assert "AT&amp;T &lt;EMEA&gt;" in reply and "&amp;amp;" not in reply  # escaped once, for display
+    card = slack.running.app.core.ask(c.ShowAccount(actor=Actor("slack", "U0ADMIN"), account="AT&T"))
+    assert card.account.name == "AT&T <EMEA>" and card.account.owner == "slack:U0ALICE"  # type: ignore[union-attr]
