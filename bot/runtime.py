@@ -40,9 +40,11 @@ class DispatcherThread:
             except Exception:  # the database went away for a moment: try again shortly
                 log.exception("outbox dispatch failed; retrying")
                 report = None
-            if report is None or (report.handled == 0 and report.deferred == 0):
-                self._wake.wait(self.poll)
+            if report is not None and report.handled == 0 and report.deferred:
+                # Everything due is waiting for a paced channel. New changes only add to that
+                # queue, so do not wake for them: sleep until the first channel is free again.
+                self._stop.wait(min(max(report.next_in or self.poll, 0.05), 1.0))
                 self._wake.clear()
-            elif report.handled == 0:  # only pacing deferrals: look again soon, not in a busy loop
-                self._wake.wait(min(self.poll, 0.2))
+            elif report is None or report.handled == 0:
+                self._wake.wait(self.poll)
                 self._wake.clear()

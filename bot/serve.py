@@ -74,10 +74,15 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
     running = Running(app, wsgi, dispatcher)
     cfg = settings.config
     if cfg.slack.enabled:
+        from concurrent.futures import ThreadPoolExecutor
+
         from adapters.slack.app import build_app, dispatch
 
+        followups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-followup")
+        running.closers.append(lambda: followups.shutdown(wait=True, cancel_futures=False))
         bolt = build_app(
             app.core,
+            followups=followups,
             signing_secret=settings.secret("SLACK_SIGNING_SECRET") or "",
             client=slack_client(settings),
             command=cfg.slack.command,

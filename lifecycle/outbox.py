@@ -98,6 +98,7 @@ class DispatchReport:
     retried: int = 0
     dead: int = 0
     deferred: int = 0
+    next_in: float | None = None  # when a deferred delivery may go, in seconds from now
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -182,11 +183,14 @@ class Dispatcher:
         rows = self._claim(now)
         held_back: set[tuple[int | None, str]] = set()
         already = self._already_posted([r[0] for r in rows])
+        # Rows put back untouched (held back, or paced with nothing posted) are settled together
+        # in one transaction after the round, not one each: pacing defers many rows at a time.
+        put_back: dict[int, float] = {}
         for outbox_id, event_id, target, payload, attempts in rows:
             event = load_event(payload)
             lane = (event.account_id, target)
             if lane in held_back:  # an earlier event of this account is waiting: keep the order
-                self._release(outbox_id)
+                put_back[outbox_id] = 0.0
                 continue
             delivery = Delivery(outbox_id, event_id, target, attempts + 1, event, frozenset(already.get(outbox_id, ())))
             try:
@@ -194,7 +198,11 @@ class Dispatcher:
             except DeliveryDeferred as wait:
                 held_back.add(lane)
                 report.deferred += 1
-                self._deferred(delivery, wait)
+                report.next_in = min(report.next_in or wait.retry_after, wait.retry_after)
+                if wait.posted:  # part of it went out: record that now, so no channel gets it twice
+                    self._deferred(delivery, wait)
+                else:
+                    put_back[outbox_id] = wait.retry_after
                 continue
             except DeliveryError as exc:
                 held_back.add(lane)
@@ -207,7 +215,24 @@ class Dispatcher:
                 continue
             self._delivered(delivery, posted)
             report.delivered += 1
+        self._put_back(put_back)
         return report
+
+    def _put_back(self, rows: dict[int, float]) -> None:
+        """Release the leases of rows not delivered this round; a delay makes them due later."""
+        if not rows:
+            return
+        now = self.clock.now()
+        with self.db.uow() as uow:
+            for delay in sorted(set(rows.values())):
+                ids = [i for i, d in rows.items() if d == delay]
+                values: dict[str, object] = {"lease_owner": None, "lease_until": None}
+                if delay > 0:
+                    values["available_at"] = now + timedelta(seconds=delay)
+                uow.conn.execute(
+                    update(OUTBOX).where(OUTBOX.c.id.in_(ids), OUTBOX.c.lease_owner == self.owner).values(**values)
+                )
+            uow.commit()
 
     def _already_posted(self, outbox_ids: list[int]) -> dict[int, set[str]]:
         if not outbox_ids:
@@ -308,15 +333,6 @@ class Dispatcher:
                     lease_owner=None,
                     lease_until=None,
                 )
-            )
-            uow.commit()
-
-    def _release(self, outbox_id: int) -> None:
-        with self.db.uow() as uow:
-            uow.conn.execute(
-                update(OUTBOX)
-                .where(and_(OUTBOX.c.id == outbox_id, OUTBOX.c.lease_owner == self.owner))
-                .values(lease_owner=None, lease_until=None)
             )
             uow.commit()
 

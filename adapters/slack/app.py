@@ -1,8 +1,10 @@
 """The Slack app: a slack-bolt `App` with the /stage command, button presses and the App Home tab.
 
-Listeners ack fast: a stage move takes milliseconds, so the reply to a command is computed in the
-listener and sent in the ack itself (ephemeral). Bolt's listener pool is sized explicitly, since
-its default of 5 threads turns load into misleading "unhandled request" 404s.
+A stage move takes about a millisecond, so listeners run inline on the request thread
+(`process_before_response`) and the reply to a command travels in the ack itself (ephemeral).
+That avoids bolt's default hand-off, where every waiting request thread polls for its ack every
+10 ms. What is slow (calls back to Slack: `respond()`, `views.publish`) goes to a small pool of
+our own, sized explicitly, so it never holds a request thread.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -46,12 +48,18 @@ def build_app(
     lang: Lang = "en",
     workers: int = 16,
     on_change: Callable[[], None] = lambda: None,
+    followups: Executor | None = None,
 ) -> App:
-    """The bolt App. `client` carries the bot token and base URL; `on_change` wakes the dispatcher."""
+    """The bolt App. `client` carries the bot token and base URL; `on_change` wakes the dispatcher;
+    `followups` runs the calls back to Slack that happen after the ack."""
+    later = followups or ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-followup")
     app = App(
         signing_secret=signing_secret,
         client=client,
         token_verification_enabled=False,  # auth.test runs once, lazily, on the first request
+        process_before_response=True,
+        # Unused for inline listeners, but sized anyway: bolt's default of 5 threads turns load
+        # into misleading "unhandled request" 404s should anything ever run through it.
         listener_executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-listener"),
         raise_error_for_unhandled_request=False,
     )
@@ -81,10 +89,14 @@ def build_app(
                 on_change()
         except Exception as exc:  # every refusal or bug becomes a short ephemeral message
             msg = render(Failure(user_message(exc, lang, context=f"button from {actor.ref}")), core, lang)
-        try:
-            respond(text=msg.text, blocks=msg.blocks, response_type="ephemeral", replace_original=False)
-        except Exception:
-            log.warning("could not answer a button press from %s through its response_url", actor.ref)
+
+        def answer_privately() -> None:
+            try:
+                respond(text=msg.text, blocks=msg.blocks, response_type="ephemeral", replace_original=False)
+            except Exception:
+                log.warning("could not answer a button press from %s through its response_url", actor.ref)
+
+        later.submit(answer_privately)
 
     @app.event("app_home_opened")
     def on_home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
@@ -93,10 +105,14 @@ def build_app(
         if not first_delivery(core.db, f"slack:event:{body.get('event_id', '')}", core.clock.now()):
             return  # a Slack retry of an event already handled
         user = event.get("user", "")
-        try:
-            client.views_publish(user_id=user, view=home_view_for(core, Actor(PLATFORM, user), lang))
-        except Exception:
-            log.exception("could not publish the App Home of %s", user)
+
+        def publish() -> None:
+            try:
+                client.views_publish(user_id=user, view=home_view_for(core, Actor(PLATFORM, user), lang))
+            except Exception:
+                log.exception("could not publish the App Home of %s", user)
+
+        later.submit(publish)
 
     return app
 

@@ -7,6 +7,8 @@ of a stage move. Code that wants the ORM uses `uow.session`, which joins this tr
 
 from __future__ import annotations
 
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine, RootTransaction
@@ -20,8 +22,9 @@ class UnitOfWork:
 
     conn: Connection
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, writer_lock: AbstractContextManager[object] | None = None) -> None:
         self._engine = engine
+        self._writer_lock = writer_lock or nullcontext()
         self.committed = False
         self._tx: RootTransaction | None = None
         self._session: Session | None = None
@@ -34,8 +37,13 @@ class UnitOfWork:
         return self._session
 
     def __enter__(self) -> UnitOfWork:
-        self.conn = self._engine.connect()
-        self._tx = self.conn.begin()
+        self._writer_lock.__enter__()
+        try:
+            self.conn = self._engine.connect()
+            self._tx = self.conn.begin()
+        except BaseException:
+            self._writer_lock.__exit__(None, None, None)
+            raise
         self.committed = False
         return self
 
@@ -52,7 +60,10 @@ class UnitOfWork:
             if self._tx is not None and self._tx.is_active:
                 self._tx.rollback()
         finally:
-            self.conn.close()
+            try:
+                self.conn.close()
+            finally:
+                self._writer_lock.__exit__(None, None, None)
 
     def commit(self) -> None:
         assert self._tx is not None
@@ -74,13 +85,19 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._readonly = engine.execution_options(**{READONLY: True})
+        # SQLite has one writer at a time, and a writer waiting in BEGIN IMMEDIATE sleeps in
+        # growing steps (up to 100 ms) between tries: under load most of the lock's free moments
+        # are missed and the slowest commands wait for seconds. Queueing this process's writers on
+        # a lock wakes the next one as soon as the last commits. (Other processes still meet the
+        # busy timeout; a SQLite deployment is one process.)
+        self._writer_lock: threading.RLock | None = threading.RLock() if engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine)
+        return UnitOfWork(self.engine, self._writer_lock)
 
     def reader(self) -> UnitOfWork:
         return UnitOfWork(self._readonly)
