@@ -322,21 +322,9 @@ class HttpServer:
 
 def bolt_route(bolt: Any) -> Callable[[bytes, dict[str, str], str], tuple[int, dict[str, str], bytes]]:
     """The same handler as `bot.serve.start`'s /slack/events route."""
-    from adapters.slack.app import dispatch
+    from adapters.slack.app import http_handler
 
-    def slack_events(raw: bytes, headers: dict[str, str], query: str) -> tuple[int, dict[str, str], bytes]:
-        try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return 400, {"Content-Type": "application/json"}, b'{"error": "body is not UTF-8"}'
-        try:
-            resp = dispatch(bolt, body, headers, query)
-        except ValueError:
-            return 400, {"Content-Type": "application/json"}, b'{"error": "malformed request"}'
-        out = {k: (v[0] if isinstance(v, list) else v) for k, v in resp.headers.items()}
-        return resp.status, out, (resp.body or "").encode()
-
-    return slack_events
+    return http_handler(bolt)
 
 
 @dataclass

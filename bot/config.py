@@ -40,7 +40,7 @@ class DatabaseSection(_Section):
 
 class ServerSection(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=1, le=65535)
+    port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (logged at start)
 
 
 class SlackSection(_Section):

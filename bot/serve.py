@@ -76,7 +76,7 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
     if cfg.slack.enabled:
         from concurrent.futures import ThreadPoolExecutor
 
-        from adapters.slack.app import build_app, dispatch
+        from adapters.slack.app import build_app, http_handler
 
         followups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-followup")
         running.closers.append(lambda: followups.shutdown(wait=True, cancel_futures=False))
@@ -91,19 +91,7 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
             on_change=dispatcher.wake,
         )
 
-        def slack_events(raw: bytes, headers: dict[str, str], query: str) -> tuple[int, dict[str, str], bytes]:
-            try:
-                body = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return 400, {"Content-Type": "application/json"}, b'{"error": "body is not UTF-8"}'
-            try:
-                resp = dispatch(bolt, body, headers, query)
-            except ValueError:  # malformed JSON or form, before bolt could even check the signature
-                return 400, {"Content-Type": "application/json"}, b'{"error": "malformed request"}'
-            out = {k: (v[0] if isinstance(v, list) else v) for k, v in resp.headers.items()}
-            return resp.status, out, (resp.body or "").encode()
-
-        wsgi.route("POST", "/slack/events", slack_events)
+        wsgi.route("POST", "/slack/events", http_handler(bolt))
         running.slack_app = bolt
         app_token = settings.secret("SLACK_APP_TOKEN")
         if app_token:

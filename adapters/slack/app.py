@@ -178,3 +178,24 @@ def bolt_request(raw_body: str, headers: dict[str, str], query: str = "") -> Bol
 
 def dispatch(app: App, raw_body: str, headers: dict[str, str], query: str = "") -> BoltResponse:
     return app.dispatch(bolt_request(raw_body, headers, query))
+
+
+HttpAnswer = tuple[int, dict[str, str], bytes]
+
+
+def http_handler(app: App) -> Callable[[bytes, dict[str, str], str], HttpAnswer]:
+    """The POST /slack/events route: raw HTTP in, bolt's answer out; 400 for bodies bolt can't read."""
+
+    def slack_events(raw: bytes, headers: dict[str, str], query: str) -> HttpAnswer:
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return 400, {"Content-Type": "application/json"}, b'{"error": "body is not UTF-8"}'
+        try:
+            resp = dispatch(app, body, headers, query)
+        except ValueError:  # malformed JSON or form, before bolt could even check the signature
+            return 400, {"Content-Type": "application/json"}, b'{"error": "malformed request"}'
+        out = {k: (v[0] if isinstance(v, list) else v) for k, v in resp.headers.items()}
+        return resp.status, out, (resp.body or "").encode()
+
+    return slack_events

@@ -11,8 +11,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -78,10 +78,20 @@ class Reply:
         return json.loads(self.body)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+SERVING = re.compile(r"stagebot serving on http://127\.0\.0\.1:(\d+)")
+
+
+def port_from_log(err: Path, proc: subprocess.Popen[bytes]) -> int:
+    """serve runs on port 0 (no race for a free port); it logs the port it got."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        m = SERVING.search(err.read_text(encoding="utf-8", errors="replace"))
+        if m:
+            return int(m.group(1))
+        if proc.poll() is not None:
+            pytest.fail(f"stagebot serve exited early with {proc.returncode}:\n{err.read_text()}")
+        time.sleep(0.05)
+    pytest.fail(f"stagebot serve logged no port within {START_TIMEOUT}s:\n{err.read_text()}")
 
 
 class Server:
@@ -159,9 +169,8 @@ def fake() -> Iterator[FakeSlack]:
 
 @pytest.fixture
 def server(tmp_path: Path, fake: FakeSlack) -> Iterator[Server]:
-    port = free_port()
     cfg = tmp_path / "stagebot.toml"
-    cfg.write_text(textwrap.dedent(CONFIG).format(db=tmp_path / "stagebot.db", port=port, api=fake.base_url))
+    cfg.write_text(textwrap.dedent(CONFIG).format(db=tmp_path / "stagebot.db", port=0, api=fake.base_url))
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(REPO),
@@ -178,8 +187,8 @@ def server(tmp_path: Path, fake: FakeSlack) -> Iterator[Server]:
             stdout=stdout,
             stderr=stderr,
         )
-    srv = Server(proc, port, fake, err)
     try:
+        srv = Server(proc, port_from_log(err, proc), fake, err)
         wait_healthy(srv)
         yield srv
     finally:
