@@ -111,10 +111,11 @@ class RetryPolicy:
     base_seconds: float = 1.0
     max_seconds: float = 300.0
     max_attempts: int = 20
+    rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
-        backoff *= random.uniform(0.8, 1.2)  # jitter: replicas retrying together would stampede
+        backoff *= self.rng.uniform(0.8, 1.2)  # jitter: replicas retrying together would stampede
         return float(max(backoff, retry_after or 0.0))
 
 

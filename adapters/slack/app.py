@@ -64,6 +64,15 @@ def build_app(
         raise_error_for_unhandled_request=False,
     )
 
+    @app.error
+    def on_error(error: Exception, body: Any) -> BoltResponse:
+        # Listeners answer their own errors, so what lands here is a request bolt itself could
+        # not handle: a signed body of the wrong shape. Say so with a 400, never a 500.
+        log.warning("malformed Slack request (%s: %s)", type(error).__name__, str(error)[:200])
+        return BoltResponse(
+            status=400, body='{"error": "malformed request"}', headers={"content-type": "application/json"}
+        )
+
     @app.command(command)
     def on_command(ack: Any, command: dict[str, Any]) -> None:
         actor = Actor(PLATFORM, command.get("user_id", ""))
@@ -193,7 +202,8 @@ def http_handler(app: App) -> Callable[[bytes, dict[str, str], str], HttpAnswer]
             return 400, {"Content-Type": "application/json"}, b'{"error": "body is not UTF-8"}'
         try:
             resp = dispatch(app, body, headers, query)
-        except ValueError:  # malformed JSON or form, before bolt could even check the signature
+        except Exception as exc:  # malformed JSON or form, or a shape bolt's own code trips on
+            log.warning("malformed Slack request (%s: %s)", type(exc).__name__, str(exc)[:200])
             return 400, {"Content-Type": "application/json"}, b'{"error": "malformed request"}'
         out = {k: (v[0] if isinstance(v, list) else v) for k, v in resp.headers.items()}
         return resp.status, out, (resp.body or "").encode()
