@@ -126,7 +126,7 @@ def serve(settings: Settings) -> int:
         "stagebot serving on http://%s:%s (slack: %s)",
         cfg.server.host,
         server.effective_port,  # type: ignore[attr-defined]
-        "socket mode" if settings.secret("SLACK_APP_TOKEN") else ("http" if cfg.slack.enabled else "off"),
+        ("socket mode" if settings.secret("SLACK_APP_TOKEN") else "http") if cfg.slack.enabled else "off",
     )
     try:
         server.run()
@@ -134,5 +134,7 @@ def serve(settings: Settings) -> int:
         if not stopping.is_set():
             raise
     finally:
+        # Requests already accepted finish before the database and the dispatcher go away.
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)  # type: ignore[attr-defined]
         running.stop()
     return 0
