@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     exp = sub.add_parser("export", parents=[common], help="export accounts to CSV")
     exp.add_argument("file")
+    outbox = sub.add_parser("outbox", parents=[common], help="notifications waiting or failed")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", metavar="ACTION")
+    retry = outbox_sub.add_parser(
+        "retry", parents=[common], help="send again the notifications a platform refused for good (after a fix)"
+    )
+    retry.add_argument("--target", choices=["console", "slack", "feishu"], help="only this platform")
     pipe = sub.add_parser("pipeline", parents=[common], help="the pipeline")
     pipe_sub = pipe.add_subparsers(dest="pipeline_command", metavar="ACTION")
     show = pipe_sub.add_parser("show", parents=[common], help="the pipeline as a table and a Mermaid flowchart")
@@ -85,6 +91,10 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
         from bot.serve import serve
 
         return serve(settings)
+    if cmd == "outbox":
+        if args.outbox_command != "retry":
+            parser.parse_args(["outbox", "--help"])
+        return _outbox_retry(settings, args.target, out)
     if cmd == "pipeline":
         if args.pipeline_command != "show":
             parser.parse_args(["pipeline", "--help"])
@@ -174,7 +184,8 @@ def _check_config(settings: Settings, out: TextIO) -> int:
         for dp in delivery_problems(Database(engine), since=recent()) if current is not None else []:
             problems.append(
                 f"[{dp.target}] {dp.count} notification(s) could not be delivered: {dp.error} "
-                f"(last {dp.last_at:%Y-%m-%d %H:%M} UTC, within 7 days); fix the channel or token in the config"
+                f"(last {dp.last_at:%Y-%m-%d %H:%M} UTC, within 7 days); fix the channel or token in the config, "
+                "then `stagebot outbox retry`"
             )
         engine.dispose()
     except Exception:  # the database problem is reported above
@@ -185,6 +196,20 @@ def _check_config(settings: Settings, out: TextIO) -> int:
         out.write(f"problem: {prob}\n")
     out.write("OK\n" if not problems else f"{len(problems)} problem(s)\n")
     return 1 if problems else 0
+
+
+def _outbox_retry(settings: Settings, target: str | None, out: TextIO) -> int:
+    from lifecycle.db.engine import make_engine
+    from lifecycle.db.uow import Database
+    from lifecycle.outbox import requeue_dead
+
+    engine = make_engine(settings.database_url)
+    try:
+        n = requeue_dead(Database(engine), datetime.now(UTC), target=target)
+    finally:
+        engine.dispose()
+    out.write(f"{n} notification(s) queued again; a running `stagebot serve` delivers them\n")
+    return 0
 
 
 def recent() -> datetime:

@@ -395,3 +395,14 @@ def delivery_problems(db: Database, *, since: datetime | None = None, limit: int
             .limit(limit)
         ).all()
     return [DeliveryProblem(r.target, r.last_error or "", int(r.n), r.last_at) for r in rows]
+
+
+def requeue_dead(db: Database, now: datetime, *, target: str | None = None) -> int:
+    """Put deliveries that failed for good back in the queue (after fixing a channel or token)."""
+    with db.uow() as uow:
+        stmt = update(OUTBOX).where(OUTBOX.c.status == "dead")
+        if target is not None:
+            stmt = stmt.where(OUTBOX.c.target == target)
+        n = uow.conn.execute(stmt.values(status="pending", attempts=0, available_at=now, last_error=None)).rowcount
+        uow.commit()
+    return int(n)

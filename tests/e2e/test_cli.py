@@ -134,6 +134,22 @@ def test_check_config_lists_notifications_that_failed_for_good(tmp_path: Path, m
     code, out = run(["check-config"], tmp_path, monkeypatch)
     assert code == 1
     assert "[console] 1 notification(s) could not be delivered: C0GONE: channel_not_found" in out
+    assert "stagebot outbox retry" in out
+    # After the fix, the admin sends it again; the problem is gone and the row is pending.
+    code, out = run(["outbox", "retry", "--target", "console"], tmp_path, monkeypatch)
+    assert code == 0 and "1 notification(s) queued again" in out
+    code, out = run(["check-config"], tmp_path, monkeypatch)
+    assert code == 0, out
+
+    class Accepting:
+        target = "console"
+
+        def deliver(self, d: Delivery) -> list[object]:
+            return []
+
+    app = build(load_settings(None, {}), notifiers={"console": Accepting()})
+    assert app.dispatcher.drain().delivered == 1
+    app.close()
 
 
 def test_socket_mode_needs_no_signing_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
