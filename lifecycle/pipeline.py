@@ -175,11 +175,82 @@ def from_mapping(data: dict[str, Any]) -> Pipeline:
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"])
             problems.append(f"{where}: {err['msg']}")
+        # Check the structure of what did parse too, so a file is fixed in one round.
+        lenient = _lenient(data)
+        if lenient is not None:
+            problems += [p for p in validate(lenient) if p not in problems]
         raise PipelineError(problems) from None
     problems = validate(pipeline)
     if problems:
         raise PipelineError(problems)
     return pipeline
+
+
+def _lenient(data: dict[str, Any]) -> Pipeline | None:
+    """A best-effort pipeline from a file that failed validation, for the structural checks.
+
+    Items that fail on their own are kept as bare placeholders when their keys can be read, so
+    references to them are not reported as unknown on top of their own errors.
+    """
+    if not isinstance(data, dict):
+        return None
+
+    def items(name: str) -> list[dict[str, Any]]:
+        raw = data.get(name)
+        return [x for x in raw if isinstance(x, dict)] if isinstance(raw, list) else []
+
+    def text(x: dict[str, Any], key: str, default: str) -> str:
+        v = x.get(key)
+        return v if isinstance(v, str) and v else default
+
+    teams = [
+        Team.model_construct(key=k, zh=text(t, "zh", k), en=text(t, "en", k))
+        for t in items("teams")
+        if isinstance(k := t.get("key"), str)
+    ]
+    stages = []
+    for st in items("stages"):
+        key = st.get("key")
+        if not isinstance(key, str):
+            continue
+        try:
+            stages.append(Stage.model_validate(st))
+        except ValidationError:
+            owners = (
+                tuple(o for o in st.get("owners", ()) if isinstance(o, str))
+                if isinstance(st.get("owners"), list)
+                else ()
+            )
+            stages.append(
+                Stage.model_construct(
+                    key=key,
+                    zh=text(st, "zh", key),
+                    en=text(st, "en", key),
+                    owners=owners,
+                    checklist=(),
+                    require_checklist=False,
+                    terminal=st.get("terminal") is True,
+                )
+            )
+    transitions = []
+    for t in items("transitions"):
+        try:
+            transitions.append(Transition.model_validate(t))
+        except ValidationError:
+            if isinstance(t.get("from"), str) and isinstance(t.get("to"), str):
+                transitions.append(Transition.model_construct(source=t["from"], target=t["to"], kind="advance"))
+    if not stages:
+        return None
+    initial = data.get("initial") if isinstance(data.get("initial"), str) else None
+    return Pipeline.model_construct(
+        key=text(data, "key", "pipeline"),
+        zh="",
+        en="",
+        initial=initial,
+        teams=tuple(teams),
+        stages=tuple(stages),
+        transitions=tuple(transitions),
+    )
 
 
 def validate(p: Pipeline) -> list[str]:

@@ -370,3 +370,34 @@ def test_load_file_on_valid_toml_that_is_not_a_pipeline_lists_problems(tmp_path:
     with pytest.raises(PipelineError) as info:
         load_file(path)
     assert len(info.value.problems) > 1
+
+
+def test_shape_and_structure_problems_are_reported_in_one_round() -> None:
+    from lifecycle.errors import PipelineError
+    from lifecycle.pipeline import from_mapping
+
+    data = {
+        "key": "x",
+        "zh": "x",
+        "en": "x",
+        "teams": [{"key": "sales", "zh": "销售", "en": "Sales"}],
+        "stages": [
+            {"key": "A", "zh": "甲", "en": "A1", "owners": ["sales"], "win_probability": 2},
+            {"key": "B", "zh": "乙", "en": "B1", "owners": ["ghost"]},
+            {"key": "C", "zh": "丙", "en": "C1"},
+        ],
+        "transitions": [
+            {"from": "A", "to": "B"},
+            {"from": "A", "to": "Z"},
+            {"from": "B", "to": "A", "kind": "sideways"},
+        ],
+    }
+    with pytest.raises(PipelineError) as err:
+        from_mapping(data)
+    problems = "\n".join(err.value.problems)
+    # Shape errors (pydantic) ...
+    assert "stages.0.win_probability" in problems and "transitions.2.kind" in problems
+    # ... and, in the same report, the structure of what did parse; the broken stage A is still
+    # known by its key, so nothing is reported as "unknown stage A".
+    assert "unknown owner team ghost" in problems and "unknown stage Z" in problems
+    assert "stage C is a dead end" in problems and "unknown stage A" not in problems
