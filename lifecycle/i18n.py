@@ -20,11 +20,3 @@ class Text:
 
     def __str__(self) -> str:
         return self.en
-
-    @staticmethod
-    def same(s: str) -> Text:
-        return Text(s, s)
-
-
-def join_list(items: list[str] | tuple[str, ...], lang: Lang = "en") -> str:
-    return ("、" if lang == "zh" else ", ").join(items)

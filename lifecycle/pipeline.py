@@ -155,9 +155,6 @@ class Pipeline(_Frozen):
             return "-"
         return " + ".join(self.team_by_key[t].label(lang) for t in stage.owners)
 
-    def approver_team_for(self, gate: ApprovalGate) -> Team:
-        return self.team_by_key[gate.team]
-
 
 def _fold(s: str) -> str:
     return " ".join(s.split()).casefold()

@@ -11,7 +11,7 @@ from decimal import Decimal
 from lifecycle import events as ev
 from lifecycle.i18n import Lang
 from lifecycle.pipeline import Pipeline
-from lifecycle.views import AccountCard, AccountList, AccountView, ApprovalList, HandoffList, History, Outcome
+from lifecycle.views import AccountCard, AccountList, ApprovalList, HandoffList, History, Outcome
 
 MAX_LINES = 60  # lists longer than this are cut with a note, on every platform
 
@@ -302,7 +302,3 @@ def notification(e: ev.Event, p: Pipeline, lang: Lang = "en") -> str:
             else f"{e.account}: {kind} of {amount(e.amount)}, contract until {e.contract_end}"
         )
     raise AssertionError(f"no rendering for {type(e).__name__}")  # pragma: no cover
-
-
-def account_line(a: AccountView, p: Pipeline, lang: Lang = "en") -> str:
-    return f"#{a.id} {a.name} — {stage_title(p, a.stage, lang)}"

@@ -6,7 +6,6 @@ e.g. `[Approve → approve 7]`, so the whole flow (approval included) runs witho
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import TextIO
@@ -87,7 +86,3 @@ class Console:
                 self.out.flush()
         self.dispatcher.drain()
         return 0
-
-
-def is_interactive(stream: TextIO = sys.stdin) -> bool:
-    return stream.isatty()

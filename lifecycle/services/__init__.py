@@ -20,7 +20,6 @@ from lifecycle.services.base import (
     TICKS,
     Rules,
     account_view,
-    count_accounts,
     find_account,
     name_key,
 )
@@ -56,7 +55,6 @@ __all__ = [
     "assign_owner",
     "churn",
     "claim_handoff",
-    "count_accounts",
     "decide_approval",
     "find_account",
     "move_stage",

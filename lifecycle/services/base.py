@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, Table, Update, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, Table, Update, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -86,7 +86,6 @@ class Rules:
     pipeline: Pipeline
     roster: Roster
     targets: tuple[str, ...] = ("console",)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 C = TypeVar("C", bound=c.Command)
@@ -293,10 +292,3 @@ def ticked_items(s: Connection, account_id: int, stage: str) -> set[str]:
     return set(
         s.execute(select(TICKS.c.item).where(TICKS.c.account_id == account_id, TICKS.c.stage == stage)).scalars()
     )
-
-
-# ---------------------------------------------------------------- use cases
-
-
-def count_accounts(s: Connection) -> int:
-    return int(s.execute(select(func.count()).select_from(ACC)).scalar_one())

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.common.actions import Button, buttons_for, decode, encode
+from adapters.common.actions import buttons_for, decode, encode
 from adapters.common.grammar import UsageError
 from lifecycle import commands as c
 from lifecycle.access import Actor
@@ -84,4 +84,3 @@ def test_values_fit_slack_limits() -> None:
     assert len(encode({"v": 1, "op": "approve", "approval": 10**12})) < 2000
     with pytest.raises(ValueError):
         encode({"v": 1, "blob": "x" * 3000})
-    assert Button  # the dataclass is the public shape adapters render
