@@ -25,7 +25,16 @@ from typing import Any
 import pytest
 
 from tests.fakes.slack_api import FakeSlack, SlackCall
-from tests.fakes.slack_requests import FORM, JSON, SECRET, block_action, event_callback, signed_headers, slash_command
+from tests.fakes.slack_requests import (
+    FORM,
+    JSON,
+    SECRET,
+    TEAMS_TOML,
+    block_action,
+    event_callback,
+    signed_headers,
+    slash_command,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 ACK_LIMIT = 2.5  # Slack gives up after 3 s; a generous bound, not a benchmark
@@ -33,7 +42,8 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 NOTIFY_TIMEOUT = 15.0  # notifications are paced at about one per second per channel
 
-CONFIG = """\
+CONFIG = (
+    """\
 [database]
 url = "sqlite:///{db}"
 
@@ -48,23 +58,9 @@ api_url = "{api}"
 [scheduler]
 enabled = false
 
-[teams.marketing]
-slack_channel = "C0MARKETING"
-members = ["slack:U0MARY"]
-
-[teams.sales]
-slack_channel = "C0SALES"
-members = ["slack:U0ALICE"]
-approvers = ["slack:U0BOSS"]
-
-[teams.cs]
-slack_channel = "C0CS"
-members = ["slack:U0CAROL"]
-
-[teams.support]
-slack_channel = "C0SUPPORT"
-members = ["slack:U0DAVE"]
 """
+    + TEAMS_TOML
+)
 
 
 @dataclass

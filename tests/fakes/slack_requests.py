@@ -85,5 +85,25 @@ def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> str
     )
 
 
+# The teams every Slack test uses: a member per team, one sales approver, a channel per team.
+TEAMS_TOML = """\
+[teams.marketing]
+slack_channel = "C0MARKETING"
+members = ["slack:U0MARY"]
+
+[teams.sales]
+slack_channel = "C0SALES"
+members = ["slack:U0ALICE"]
+approvers = ["slack:U0BOSS"]
+
+[teams.cs]
+slack_channel = "C0CS"
+members = ["slack:U0CAROL"]
+
+[teams.support]
+slack_channel = "C0SUPPORT"
+members = ["slack:U0DAVE"]
+"""
+
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

@@ -16,9 +16,19 @@ from bot.config import load_settings
 from bot.serve import Running, start
 from lifecycle.outbox import RetryPolicy
 from tests.fakes.slack_api import FakeSlack
-from tests.fakes.slack_requests import FORM, JSON, SECRET, block_action, event_callback, signed_headers, slash_command
+from tests.fakes.slack_requests import (
+    FORM,
+    JSON,
+    SECRET,
+    TEAMS_TOML,
+    block_action,
+    event_callback,
+    signed_headers,
+    slash_command,
+)
 
-CONFIG = """\
+CONFIG = (
+    """\
 [database]
 url = "sqlite:///{db}"
 
@@ -32,23 +42,9 @@ enabled = false
 [access]
 admins = ["slack:U0ADMIN"]
 
-[teams.marketing]
-slack_channel = "C0MARKETING"
-members = ["slack:U0MARY"]
-
-[teams.sales]
-slack_channel = "C0SALES"
-members = ["slack:U0ALICE"]
-approvers = ["slack:U0BOSS"]
-
-[teams.cs]
-slack_channel = "C0CS"
-members = ["slack:U0CAROL"]
-
-[teams.support]
-slack_channel = "C0SUPPORT"
-members = ["slack:U0DAVE"]
 """
+    + TEAMS_TOML
+)
 
 
 @dataclass
