@@ -131,3 +131,4 @@ class ListHandoffs(Query):
 @dataclass(frozen=True, kw_only=True)
 class ListApprovals(Query):
     pending_only: bool = True
+    mine_to_decide: bool = False  # only those the actor may decide (their team's gates; all for admins)

@@ -178,6 +178,9 @@ def list_approvals(q: c.ListApprovals, *, uow: UnitOfWork, clock: Clock, rules: 
         stmt = select(APPROVALS, ACC.c.name.label("account_name")).join(ACC, ACC.c.id == APPROVALS.c.account_id)
         if q.pending_only:
             stmt = stmt.where(APPROVALS.c.status == "pending")
+        if q.mine_to_decide and not rules.roster.is_admin(q.actor):
+            teams = [t.key for t in rules.pipeline.teams if rules.roster.may_approve(q.actor, t.key)]
+            stmt = stmt.where(APPROVALS.c.team.in_(teams))
         rows = s.execute(stmt.order_by(APPROVALS.c.id).limit(200)).all()
         return ApprovalList(approvals=tuple(_approval_view(r, r.account_name) for r in rows))
 

@@ -160,13 +160,11 @@ def with_delivery_problems(msg: blocks.SlackMessage, core: Lifecycle) -> blocks.
 def home_view_for(core: Lifecycle, actor: Actor, lang: Lang) -> dict[str, Any]:
     """The App Home of one person: their accounts, approvals waiting on them, stale accounts."""
     mine = core.ask(c.ListAccounts(actor=actor, mine=True, limit=60))
-    approvals = core.ask(c.ListApprovals(actor=actor))
+    waiting = core.ask(c.ListApprovals(actor=actor, mine_to_decide=True))
     stale = core.ask(c.ListAccounts(actor=actor, overdue=True, mine=True, limit=40))
-    roster = core.rules.roster
-    assert isinstance(mine, AccountList) and isinstance(stale, AccountList)
     handoffs = core.ask(c.ListHandoffs(actor=actor))
-    assert isinstance(approvals, ApprovalList) and isinstance(handoffs, HandoffList)
-    waiting = [a for a in approvals.approvals if roster.may_approve(actor, a.team)]
+    assert isinstance(mine, AccountList) and isinstance(stale, AccountList)
+    assert isinstance(waiting, ApprovalList) and isinstance(handoffs, HandoffList)
     return blocks.home_view(
         mine=mine, waiting=waiting, stale=stale, pipeline=core.pipeline, lang=lang, handoffs=handoffs.handoffs
     )

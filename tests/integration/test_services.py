@@ -40,7 +40,7 @@ from lifecycle.events import load_event
 from lifecycle.machine import allowed_next
 from lifecycle.pipeline import Pipeline, from_mapping, load_preset
 from lifecycle.services import Rules
-from lifecycle.views import AccountCard, AccountView, History, HistoryLine, Outcome
+from lifecycle.views import AccountCard, AccountView, ApprovalList, History, HistoryLine, Outcome
 from tests.conftest import ADMIN, ALICE, BOB, CAROL, DAVE, EVE, MARY, PG_URL, ROSTER, T0, new_key
 
 DEFAULT = load_preset("default")
@@ -1235,3 +1235,18 @@ def test_events_go_to_every_configured_target(database: Database, clock: FixedCl
         ).all()
     assert sorted(r.target for r in rows) == ["feishu", "slack"]
     assert len({r.event_id for r in rows}) == 1
+
+
+def test_approvals_to_decide_are_only_those_the_person_may_decide(core: Lifecycle) -> None:
+    core.execute(c.AddAccount(actor=ADMIN, key=new_key(), name="Gated", stage="PQL"))
+    core.execute(c.MoveStage(actor=ALICE, key=new_key(), account="Gated", target="P0"))
+
+    def deciding(actor: Actor) -> list[str]:
+        found = core.ask(c.ListApprovals(actor=actor, mine_to_decide=True))
+        assert isinstance(found, ApprovalList)
+        return [a.account for a in found.approvals]
+
+    assert deciding(BOB) == ["Gated"]  # the sales approver
+    assert deciding(ADMIN) == ["Gated"]
+    assert deciding(ALICE) == []  # a sales member who may not approve
+    assert deciding(CAROL) == []
