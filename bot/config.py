@@ -53,6 +53,21 @@ class FeishuSection(_Section):
     enabled: bool = False
     mode: Literal["webhook", "websocket"] = "webhook"
     domain: str = "https://open.feishu.cn"
+    # Long connection: reconnect when no frame (event or pong) has arrived for this long.
+    liveness_seconds: float = Field(default=360.0, ge=1.0)
+
+    @field_validator("domain")
+    @classmethod
+    def _origin(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        u = urlsplit(v)
+        local = u.hostname in ("localhost", "127.0.0.1", "::1")
+        if u.scheme not in ("https", "http") or (u.scheme == "http" and not local) or not u.hostname:
+            raise ValueError("use https://open.feishu.cn, https://open.larksuite.com (Lark) or another https origin")
+        if u.path not in ("", "/") or u.query or u.username:
+            raise ValueError("give only the origin (scheme, host and port), no path or query")
+        return v.rstrip("/")
 
 
 class SchedulerSection(_Section):

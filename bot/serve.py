@@ -26,6 +26,8 @@ class Running:
     dispatcher: DispatcherThread
     closers: list[Any] = field(default_factory=list)
     slack_app: Any = None  # the bolt App, when Slack is enabled
+    feishu_bot: Any = None  # the FeishuBot, when Feishu is enabled
+    feishu_longconn: Any = None  # its long connection, in websocket mode
 
     def stop(self) -> None:
         for close in reversed(self.closers):
@@ -43,6 +45,21 @@ def slack_client(settings: Settings) -> Any:
     return WebClient(token=settings.secret("SLACK_BOT_TOKEN"), base_url=settings.config.slack.api_url, timeout=10)
 
 
+def feishu_client(settings: Settings) -> Any:
+    """lark-oapi's client. Imported here, only when Feishu is enabled: the import costs seconds and 100+ MB."""
+    import lark_oapi as lark
+
+    return (
+        lark.Client.builder()
+        .app_id(settings.secret("FEISHU_APP_ID") or "")
+        .app_secret(settings.secret("FEISHU_APP_SECRET") or "")
+        .domain(settings.config.feishu.domain)
+        .timeout(10)
+        .log_level(lark.LogLevel.WARNING)
+        .build()
+    )
+
+
 def chat_notifiers(settings: Settings, lookup: Any) -> dict[str, Notifier]:
     """The notifiers of the chat platforms the config enables."""
     notifiers: dict[str, Notifier] = {}
@@ -53,6 +70,17 @@ def chat_notifiers(settings: Settings, lookup: Any) -> dict[str, Notifier]:
             slack_client(settings),
             settings.pipeline,
             settings.channels("slack"),
+            lookup=lookup,
+            lang=settings.config.bot.language,
+        )
+    if settings.config.feishu.enabled:
+        from adapters.feishu.notifier import FeishuNotifier
+
+        notifiers["feishu"] = FeishuNotifier(
+            feishu_client(settings),
+            settings.pipeline,
+            settings.channels("feishu"),
+            app_id=settings.secret("FEISHU_APP_ID") or "",
             lookup=lookup,
             lang=settings.config.bot.language,
         )
@@ -101,7 +129,45 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
             handler.connect()
             running.closers.append(handler.close)
             log.info("Slack: Socket Mode connected")
+    if cfg.feishu.enabled:
+        start_feishu(settings, running)
     return running
+
+
+def start_feishu(settings: Settings, running: Running) -> None:
+    """The Feishu bot: the webhook route, or the long connection, feeding one dispatcher."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from adapters.feishu.app import FeishuBot
+
+    cfg = settings.config
+    replies = ThreadPoolExecutor(max_workers=4, thread_name_prefix="feishu-reply")
+    running.closers.append(lambda: replies.shutdown(wait=True, cancel_futures=False))
+    bot = FeishuBot(
+        running.app.core,
+        client=feishu_client(settings),
+        verification_token=settings.secret("FEISHU_VERIFICATION_TOKEN") or "",
+        encrypt_key=settings.secret("FEISHU_ENCRYPT_KEY") or "",
+        lang=cfg.bot.language,
+        on_change=running.dispatcher.wake,
+        replies=replies,
+    )
+    running.feishu_bot = bot
+    if cfg.feishu.mode == "websocket":
+        from adapters.feishu.longconn import LongConnection
+
+        conn = LongConnection(
+            app_id=settings.secret("FEISHU_APP_ID") or "",
+            app_secret=settings.secret("FEISHU_APP_SECRET") or "",
+            dispatcher=bot.dispatcher,
+            domain=cfg.feishu.domain,
+            stall_seconds=cfg.feishu.liveness_seconds,
+        ).start()
+        running.feishu_longconn = conn
+        running.closers.append(conn.stop)
+        log.info("Feishu: long connection started")
+    else:
+        running.wsgi.route("POST", "/feishu/events", bot.webhook)
 
 
 def serve(settings: Settings) -> int:
@@ -123,10 +189,11 @@ def serve(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.warning(
-        "stagebot serving on http://%s:%s (slack: %s)",
+        "stagebot serving on http://%s:%s (slack: %s, feishu: %s)",
         cfg.server.host,
         server.effective_port,  # type: ignore[attr-defined]
         ("socket mode" if settings.secret("SLACK_APP_TOKEN") else "http") if cfg.slack.enabled else "off",
+        cfg.feishu.mode if cfg.feishu.enabled else "off",
     )
     try:
         server.run()

@@ -10,21 +10,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.common import text as render
-from adapters.common.errors import user_message
+from adapters.common.errors import user_text
 from adapters.common.grammar import Help, Report, help_text, parse
 from lifecycle import commands as c
 from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
 from lifecycle.errors import UnknownStage
-from lifecycle.i18n import Lang
+from lifecycle.i18n import Lang, Text
 from lifecycle.views import AccountCard, AccountList, ApprovalList, HandoffList, History, Outcome, ReadModel
 
 
 @dataclass(frozen=True)
 class Failure:
-    """The command was refused or failed; `message` is safe to show as is."""
+    """The command was refused or failed; `message` (in the asked language) is safe to show as is."""
 
     message: str
+    text: Text | None = None  # both languages, for platforms whose readers pick their own
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class NotAvailable:
     """A command this version does not provide yet (`report`)."""
 
     message: str
+    text: Text | None = None
 
 
 Answer = Outcome | ReadModel | Help | NotAvailable | Failure
@@ -60,14 +62,15 @@ def answer(core: Lifecycle, line: str, *, actor: Actor, key: str, via: str = "",
             help_text(parsed.topic, lang)  # raises UsageError for an unknown topic
             return parsed
         if isinstance(parsed, Report):
-            return NotAvailable(
-                "报表功能尚未在此版本中提供。"
-                if lang == "zh"
-                else "Reports (funnel, time in stage, forecast) are not available in this version yet."
+            msg = Text(
+                "Reports (funnel, time in stage, forecast) are not available in this version yet.",
+                "报表功能尚未在此版本中提供。",
             )
+            return NotAvailable(msg(lang), msg)
         return run_command(parsed, core)
     except Exception as exc:  # the boundary: known errors as messages, bugs as a ref id
-        return Failure(user_message(exc, lang, context=f"command from {actor.ref}"))
+        t = user_text(exc, context=f"command from {actor.ref}")
+        return Failure(t(lang), t)
 
 
 def render_text(ans: Answer, core: Lifecycle, lang: Lang = "en") -> str:

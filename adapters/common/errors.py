@@ -6,15 +6,19 @@ import logging
 import uuid
 
 from lifecycle.errors import LifecycleError
-from lifecycle.i18n import Lang
+from lifecycle.i18n import Lang, Text
 
 log = logging.getLogger("stagebot.errors")
 
 
-def user_message(exc: BaseException, lang: Lang = "en", *, context: str = "") -> str:
-    """What the person sees. Unknown exceptions are logged with a short ref and never shown raw."""
+def user_text(exc: BaseException, *, context: str = "") -> Text:
+    """What the person sees, in both languages. Unknown exceptions are logged with a short ref and never shown raw."""
     if isinstance(exc, LifecycleError):
-        return exc.text(lang)
+        return Text(exc.text("en"), exc.text("zh"))
     ref = uuid.uuid4().hex[:8]
     log.error("unexpected error ref=%s %s", ref, context, exc_info=exc)
-    return f"操作失败,错误编号 {ref}。" if lang == "zh" else f"Something went wrong (ref {ref}). It has been logged."
+    return Text(f"Something went wrong (ref {ref}). It has been logged.", f"操作失败,错误编号 {ref}。")
+
+
+def user_message(exc: BaseException, lang: Lang = "en", *, context: str = "") -> str:
+    return user_text(exc, context=context)(lang)
