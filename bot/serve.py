@@ -153,6 +153,7 @@ def start_feishu(settings: Settings, running: Running) -> None:
         replies=replies,
     )
     running.feishu_bot = bot
+    bot.prefetch()
     if cfg.feishu.mode == "websocket":
         from adapters.feishu.longconn import LongConnection
 

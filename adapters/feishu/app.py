@@ -132,6 +132,8 @@ class FeishuBot:
         self.encrypt_key = encrypt_key
         self.lang = lang
         self._bot_open_id = bot_open_id
+        self._bot_id_asked = -1e9
+        self._bot_id_lock = threading.Lock()
         self.on_change = on_change
         self.replies = replies or ThreadPoolExecutor(max_workers=4, thread_name_prefix="feishu-reply")
         self.wall_clock = wall_clock
@@ -157,10 +159,19 @@ class FeishuBot:
         )
 
     def bot_open_id(self) -> str | None:
-        """The bot's own open_id (to tell a mention of the bot from a mention of anyone else)."""
-        if self._bot_open_id is None:
-            self._bot_open_id = fetch_bot_open_id(self.client)
-        return self._bot_open_id
+        """The bot's own open_id (to tell a mention of the bot from a mention of anyone else).
+
+        Asked of Feishu at most once a minute while unknown, so an unreachable API cannot slow
+        every message down; `prefetch()` asks at start-up, off the request path.
+        """
+        with self._bot_id_lock:  # a message arriving during the start-up fetch waits for its answer
+            if self._bot_open_id is None and time.monotonic() - self._bot_id_asked >= 60:
+                self._bot_id_asked = time.monotonic()
+                self._bot_open_id = fetch_bot_open_id(self.client)
+            return self._bot_open_id
+
+    def prefetch(self) -> None:
+        self.replies.submit(self.bot_open_id)
 
     # ------------------------------------------------------------ webhook
 

@@ -324,3 +324,19 @@ def test_the_bot_added_to_a_group_says_which_chat_id_to_configure(feishu: Feishu
     feishu.event("im.chat.member.bot.added_v1", {"chat_id": "oc_new", "name": "New team", "operator_id": {}})
     assert fake.wait_for(lambda: bool(feishu.to_chat("oc_new")))
     assert 'feishu_chat = "oc_new"' in card_texts(feishu.to_chat("oc_new")[0].content)
+
+
+def test_a_bot_menu_click_answers_the_clicker_directly(feishu: FeishuDriver, fake: FakeFeishu) -> None:
+    answer(feishu, 'add "Menu Co" --stage PQL')
+    answer(feishu, 'move "Menu Co" P0', open_id="ou_alice")
+    operator = {"operator_name": "Boss", "operator_id": {"open_id": "ou_boss", "union_id": "on_b", "user_id": "b"}}
+    reply = feishu.event("application.bot.menu_v6", {"operator": operator, "event_key": "approvals", "timestamp": 1})
+    assert reply.status == 200
+
+    def to_boss() -> list[Any]:
+        return [m for m in fake.messages if m.receive_id_type == "open_id" and m.receive_id == "ou_boss"]
+
+    assert fake.wait_for(lambda: bool(to_boss()))
+    assert "Menu Co" in card_texts(to_boss()[0].content)
+    # A menu item stagebot does not know is acknowledged and ignored.
+    assert feishu.event("application.bot.menu_v6", {"operator": operator, "event_key": "nope"}).status == 200
