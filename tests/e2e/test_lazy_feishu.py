@@ -36,7 +36,7 @@ def config(tmp_path: Path, *, slack: bool, feishu: bool) -> Path:
         textwrap.dedent(
             f"""\
             [database]
-            url = "sqlite:///{tmp_path / 'stagebot.db'}"
+            url = "sqlite:///{tmp_path / "stagebot.db"}"
             [slack]
             enabled = {str(slack).lower()}
             api_url = "http://127.0.0.1:9/api/"
