@@ -95,6 +95,10 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
         if args.outbox_command != "retry":
             parser.parse_args(["outbox", "--help"])
         return _outbox_retry(settings, args.target, out)
+    if cmd == "jobs":
+        if args.jobs_command != "run":
+            parser.parse_args(["jobs", "--help"])
+        return _jobs_run(settings, args.now, out)
     if cmd == "pipeline":
         if args.pipeline_command != "show":
             parser.parse_args(["pipeline", "--help"])
@@ -102,9 +106,56 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
     return _not_yet(cmd)
 
 
+def _jobs_run(settings: Settings, now_text: str | None, out: TextIO) -> int:
+    """Run what is due as of now (or --now) once, deliver it, and exit: for cron, and any instant."""
+    from adapters.console.console import ConsoleNotifier
+    from bot.bootstrap import build
+    from bot.serve import chat_notifiers
+    from lifecycle.clock import FixedClock
+    from lifecycle.outbox import PostedCard, posted_card
+    from lifecycle.scheduling import run_due
+
+    now = datetime.now(UTC)
+    if now_text:
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError:
+            print(
+                f"stagebot jobs run: --now {now_text!r} is not an ISO-8601 instant (2026-12-01T09:30+08:00)",
+                file=sys.stderr,
+            )
+            return 2
+        if now.tzinfo is None:
+            from zoneinfo import ZoneInfo
+
+            now = now.replace(tzinfo=ZoneInfo(settings.config.scheduler.timezone))
+    holder: dict[str, Any] = {}
+
+    def lookup(target: str, subject: str) -> PostedCard | None:
+        return posted_card(holder["app"].db, target, subject)
+
+    console = ConsoleNotifier(out, settings.pipeline, lang=settings.config.bot.language)
+    app = build(
+        settings, notifiers={console.target: console, **chat_notifiers(settings, lookup)}, clock=FixedClock(now)
+    )
+    holder["app"] = app
+    try:
+        report = run_due(app.db, app.core.rules, settings.schedule(), now)
+        if report.quiet:
+            out.write(
+                f"{now.isoformat()}: outside working hours ([scheduler] working_days / working_hours); nothing posted\n"
+            )
+            return 0
+        app.dispatcher.drain()
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.emitted.items())) or "nothing new"
+        out.write(f"{now.isoformat()}: emitted {kinds}; {report.already} already emitted before\n")
+        return 0
+    finally:
+        app.close()
+
+
 def _not_yet(cmd: str) -> int:
     what = {
-        "jobs": "scheduled reminders, handoff escalation and renewals",
         "report": "reports (funnel, time in stage, forecast)",
         "import": "CSV import",
         "export": "CSV export",

@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError
 from lifecycle.access import Roster
 from lifecycle.errors import PipelineError
 from lifecycle.pipeline import Pipeline, load
+from lifecycle.scheduling import Schedule
 
 USER_REF = re.compile(r"^(slack|feishu|console):[A-Za-z0-9_.\-]+$")
 SLACK_SECRETS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
@@ -73,6 +74,33 @@ class FeishuSection(_Section):
 class SchedulerSection(_Section):
     enabled: bool = True
     timezone: str = "Asia/Shanghai"
+    tick_seconds: int = Field(default=60, ge=1)  # how often `serve` asks what is due
+    sla_repeat_days: int = Field(default=3, ge=1)
+    handoff_escalate_hours: int = Field(default=24, ge=1)
+    renewal_days: list[int] = [90, 60, 30]
+    working_days: list[int] = [1, 2, 3, 4, 5]  # ISO weekdays (1 = Monday)
+    working_hours: tuple[int, int] = (9, 19)  # local hours, [start, end)
+
+    @field_validator("renewal_days")
+    @classmethod
+    def _days(cls, v: list[int]) -> list[int]:
+        if any(d <= 0 for d in v):
+            raise ValueError("renewal reminders are days before the contract end: positive numbers")
+        return sorted(set(v), reverse=True)
+
+    @field_validator("working_days")
+    @classmethod
+    def _weekdays(cls, v: list[int]) -> list[int]:
+        if not v or any(d < 1 or d > 7 for d in v):
+            raise ValueError("ISO weekdays 1 (Monday) to 7 (Sunday), at least one")
+        return v
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not (0 <= v[0] < v[1] <= 24):
+            raise ValueError("[start, end) local hours with 0 <= start < end <= 24, e.g. [9, 19]")
+        return v
 
     @field_validator("timezone")
     @classmethod
@@ -156,6 +184,17 @@ class Settings:
             members={k: t.members for k, t in teams.items()},
             approvers={k: t.approvers for k, t in teams.items()},
             admins=[*self.config.access.admins, *extra_admins],
+        )
+
+    def schedule(self) -> Schedule:
+        sc = self.config.scheduler
+        return Schedule(
+            sla_repeat_days=sc.sla_repeat_days,
+            handoff_escalate_hours=sc.handoff_escalate_hours,
+            renewal_days=tuple(sc.renewal_days),
+            timezone=sc.timezone,
+            working_days=tuple(sc.working_days),
+            working_hours=sc.working_hours,
         )
 
     def secret(self, name: str) -> str | None:

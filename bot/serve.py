@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.bootstrap import App, build
@@ -131,7 +132,42 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
             log.info("Slack: Socket Mode connected")
     if cfg.feishu.enabled:
         start_feishu(settings, running)
+    if cfg.scheduler.enabled:
+        start_scheduler(settings, running)
     return running
+
+
+def start_scheduler(settings: Settings, running: Running) -> None:
+    """APScheduler only triggers: each tick asks the core what is due as of now (lifecycle/scheduling.py)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from lifecycle.scheduling import run_due
+
+    app, schedule = running.app, settings.schedule()
+
+    def tick() -> None:
+        try:
+            report = run_due(app.db, app.core.rules, schedule, app.core.clock.now())
+        except Exception:  # the database went away for a moment: the next tick catches up
+            log.exception("scheduled work failed; the next tick catches up")
+            return
+        if report.total:
+            log.info("scheduled work emitted %s", report.emitted)
+            running.dispatcher.wake()
+
+    sched = BackgroundScheduler(timezone=settings.config.scheduler.timezone)
+    # coalesce + one instance: after a pause the missed ticks run once, and never two at a time.
+    sched.add_job(
+        tick,
+        "interval",
+        seconds=settings.config.scheduler.tick_seconds,
+        coalesce=True,
+        max_instances=1,
+        next_run_time=datetime.now(UTC),
+        id="run_due",
+    )
+    sched.start()
+    running.closers.append(lambda: sched.shutdown(wait=True))
 
 
 def start_feishu(settings: Settings, running: Running) -> None:

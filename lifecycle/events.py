@@ -126,6 +126,41 @@ class RenewalRecorded(_Event):
     stage: str
 
 
+class SlaReminder(_Event):
+    """An account has sat in its stage longer than the stage's SLA (the `n`th reminder)."""
+
+    kind: Literal["SlaReminder"] = "SlaReminder"
+    stage: str
+    entered_at: datetime
+    sla_days: int
+    days_in_stage: int
+    n: int
+    owner: str | None = None
+    escalate_to: tuple[str, ...] = ()  # the owner teams' approvers, from the second reminder on
+
+
+class HandoffEscalated(_Event):
+    """A handoff prompt nobody took within the configured time."""
+
+    kind: Literal["HandoffEscalated"] = "HandoffEscalated"
+    handoff_id: int
+    stage: str
+    to_team: str
+    opened_at: datetime
+    hours_open: int
+    escalate_to: tuple[str, ...] = ()
+
+
+class RenewalDue(_Event):
+    """A contract ends in `days_left` days (reminders at 90/60/30), or a mature account has no end date."""
+
+    kind: Literal["RenewalDue"] = "RenewalDue"
+    stage: str
+    contract_end: str | None
+    days_left: int | None
+    owner: str | None = None
+
+
 Event = Annotated[
     AccountAdded
     | StageChanged
@@ -135,7 +170,10 @@ Event = Annotated[
     | HandoffClaimed
     | OwnerAssigned
     | ChecklistTicked
-    | RenewalRecorded,
+    | RenewalRecorded
+    | SlaReminder
+    | HandoffEscalated
+    | RenewalDue,
     Field(discriminator="kind"),
 ]
 EVENT: TypeAdapter[Event] = TypeAdapter(Event)

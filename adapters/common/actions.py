@@ -17,7 +17,7 @@ from typing import Any, Literal
 from adapters.common.grammar import UsageError
 from lifecycle import commands as c
 from lifecycle.access import Actor
-from lifecycle.events import ApprovalRequested, Event, HandoffOpened
+from lifecycle.events import ApprovalRequested, Event, HandoffEscalated, HandoffOpened, RenewalDue, SlaReminder
 from lifecycle.i18n import Text
 
 VERSION = 1
@@ -98,13 +98,19 @@ def buttons_for(event: Event) -> list[Button]:
                 typed=f"reject {n}",
             ),
         ]
-    if isinstance(event, HandoffOpened):
-        return [
-            Button(
-                Text("Take ownership", "接手"),
-                {"v": VERSION, "op": "claim", "handoff": event.handoff_id},
-                "primary",
-                typed=f'claim "{event.account}"',
-            )
-        ]
+    show = Button(
+        Text("Open card", "查看客户"),
+        {"v": VERSION, "op": "show", "account": event.account_id},
+        typed=f"show #{event.account_id}",
+    )
+    if isinstance(event, HandoffOpened | HandoffEscalated):
+        claim = Button(
+            Text("Take ownership", "接手"),
+            {"v": VERSION, "op": "claim", "handoff": event.handoff_id},
+            "primary",
+            typed=f'claim "{event.account}"',
+        )
+        return [claim, show] if isinstance(event, HandoffEscalated) else [claim]
+    if isinstance(event, SlaReminder | RenewalDue):
+        return [show]
     return []

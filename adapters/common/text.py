@@ -301,4 +301,43 @@ def notification(e: ev.Event, p: Pipeline, lang: Lang = "en") -> str:
             if zh
             else f"{e.account}: {kind} of {amount(e.amount)}, contract until {e.contract_end}"
         )
+    if isinstance(e, ev.SlaReminder):
+        late = e.days_in_stage - e.sla_days
+        who_owns = person(e.owner) if e.owner else ("无负责人" if zh else "no owner")
+        up = ", ".join(person(r) for r in e.escalate_to)
+        if zh:
+            line = (
+                f"⏰ {e.account} 已在 {t(e.stage)} 停留 {e.days_in_stage} 天,超出 SLA({e.sla_days} 天){late} 天"
+                f"(负责人 {who_owns},第 {e.n} 次提醒)"
+            )
+            return line + (f",请 {up} 关注" if up else "")
+        line = (
+            f"⏰ {e.account} has been in {t(e.stage)} for {e.days_in_stage} days, {late} past its "
+            f"{e.sla_days}-day SLA (owner {who_owns}; reminder {e.n})"
+        )
+        return line + (f"; escalated to {up}" if up else "")
+    if isinstance(e, ev.HandoffEscalated):
+        team = p.team_by_key[e.to_team].label(lang) if e.to_team in p.team_by_key else e.to_team
+        up = ", ".join(person(r) for r in e.escalate_to)
+        if zh:
+            return f"⚠ 交接无人接手:{e.account}({t(e.stage)})等待{team}接手已 {e.hours_open} 小时" + (
+                f",请 {up} 安排" if up else ""
+            )
+        return f"⚠ Handoff not taken: {e.account} ({t(e.stage)}) has waited {e.hours_open} h for {team}" + (
+            f"; escalated to {up}" if up else ""
+        )
+    if isinstance(e, ev.RenewalDue):
+        who_owns = person(e.owner) if e.owner else ("无负责人" if zh else "no owner")
+        if e.contract_end is None:
+            return (
+                f"📅 {e.account}({t(e.stage)})尚未记录合同到期日,请用 renew 记录(负责人 {who_owns})"
+                if zh
+                else f"📅 {e.account} ({t(e.stage)}) has no contract end recorded; record it with `renew` "
+                f"(owner {who_owns})"
+            )
+        return (
+            f"📅 续约提醒:{e.account} 的合同将于 {e.contract_end} 到期,还剩 {e.days_left} 天(负责人 {who_owns})"
+            if zh
+            else f"📅 Renewal: {e.account}'s contract ends {e.contract_end}, in {e.days_left} days (owner {who_owns})"
+        )
     raise AssertionError(f"no rendering for {type(e).__name__}")  # pragma: no cover

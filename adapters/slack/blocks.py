@@ -534,6 +534,8 @@ def _sentence(e: ev.Event, p: Pipeline, lang: Lang) -> str:
     if owner:
         update["owner"] = _OWNER
     s = escape(tx.notification(e.model_copy(update=update), p, lang))
+    for ref in getattr(e, "escalate_to", ()):  # escalations notify the approvers by name
+        s = s.replace(escape(tx.person(ref)), mention(ref))
     return (
         s.replace(_NAME, _bold(_name(e.account, 1000)))
         .replace(_ACTOR, mention(e.actor))

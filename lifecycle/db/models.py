@@ -231,6 +231,21 @@ class ProcessedCommand(Base):
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class Emission(Base):
+    """What scheduled work has emitted, under a key derived from what made it due.
+
+    The key's uniqueness is what makes a reminder fire once: a catch-up run after downtime, or
+    two replicas ticking together, try to insert the same key and only one succeeds.
+    """
+
+    __tablename__ = "emissions"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    account_id: Mapped[int | None] = mapped_column(BigId)
+    emitted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 def table(model: type[Base]) -> Table:
     """The Core table of a model, for the hot paths that skip the ORM unit of work."""
     t = model.__table__

@@ -1,0 +1,222 @@
+"""Scheduled work derived from the database: what is due as of `now`, emitted once.
+
+`run_due(db, rules, schedule, now)` asks the database which accounts are past their stage's SLA,
+which handoffs nobody took, and which contracts are entering their renewal window; it records
+each emission under a key derived from what made it due (`sla:<account>:<entered>:<n>`), and
+writes the event to the outbox in the same transaction. A key can be inserted once, so a missed
+tick catches up with one reminder, not one per missed tick, and two replicas running it together
+never double-post. The scheduler (bot/) only decides when to call it; `now` is always passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from lifecycle.db.models import Emission, table
+from lifecycle.db.uow import Database
+from lifecycle.events import Event, HandoffEscalated, RenewalDue, SlaReminder
+from lifecycle.services.base import ACC, HANDOFFS, Rules, emit_many
+
+EMISSIONS = table(Emission)
+BATCH = 500  # due items per INSERT ... ON CONFLICT DO NOTHING RETURNING
+SYSTEM = "system:scheduler"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When reminders repeat and escalate, and when people may be reminded at all."""
+
+    sla_repeat_days: int = 3  # a breached SLA is reminded again every this many days
+    handoff_escalate_hours: int = 24  # an unclaimed handoff is escalated after this long
+    renewal_days: tuple[int, ...] = (90, 60, 30)  # reminders before contract end (seed 001)
+    timezone: str = "Asia/Shanghai"
+    working_days: tuple[int, ...] = (1, 2, 3, 4, 5)  # ISO weekdays on which reminders are posted
+    working_hours: tuple[int, int] = (9, 19)  # local [start, end) hours
+
+    def working(self, now: datetime) -> bool:
+        local = now.astimezone(ZoneInfo(self.timezone))
+        start, end = self.working_hours
+        return local.isoweekday() in self.working_days and start <= local.hour < end
+
+    def today(self, now: datetime) -> date:
+        return now.astimezone(ZoneInfo(self.timezone)).date()
+
+
+@dataclass
+class DueReport:
+    """What one run emitted (and what it found already emitted)."""
+
+    emitted: dict[str, int] = field(default_factory=dict)
+    already: int = 0
+    quiet: bool = False  # outside working hours: nothing was posted
+
+    @property
+    def total(self) -> int:
+        return sum(self.emitted.values())
+
+
+@dataclass(frozen=True)
+class _Due:
+    key: str
+    event: Event
+
+
+def run_due(db: Database, rules: Rules, schedule: Schedule, now: datetime) -> DueReport:
+    """Emit every reminder due as of `now` that has not been emitted yet; one transaction per batch."""
+    report = DueReport()
+    if not schedule.working(now):
+        report.quiet = True
+        return report
+    with db.reader() as uow:
+        due = [
+            *_sla_due(uow.conn, rules, schedule, now),
+            *_handoffs_due(uow.conn, rules, schedule, now),
+            *_renewals_due(uow.conn, rules, schedule, now),
+        ]
+    for batch in _chunks(due, BATCH):
+        with db.uow() as uow:
+            fresh = _claim(uow.conn, batch, now)
+            events = [d.event for d in batch if d.key in fresh]
+            emit_many(uow.conn, rules, events, now)
+            uow.commit()
+        for e in events:
+            report.emitted[e.kind] = report.emitted.get(e.kind, 0) + 1
+        report.already += len(batch) - len(events)
+    return report
+
+
+def _chunks(items: Sequence[_Due], n: int) -> Iterator[Sequence[_Due]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _claim(s: Connection, batch: Sequence[_Due], now: datetime) -> set[str]:
+    """Insert the batch's keys; the ones that were new (this run is the one to emit them)."""
+    dialect_insert = pg_insert if s.dialect.name == "postgresql" else sqlite_insert
+    rows = [{"key": d.key, "kind": d.event.kind, "account_id": d.event.account_id, "emitted_at": now} for d in batch]
+    stmt = dialect_insert(EMISSIONS).values(rows).on_conflict_do_nothing(index_elements=["key"])
+    return set(s.execute(stmt.returning(EMISSIONS.c.key)).scalars())
+
+
+def _approvers(rules: Rules, teams: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted({ref for t in teams for ref in rules.roster.approvers.get(t, ())}))
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _sla_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> Iterator[_Due]:
+    """Accounts past their stage's SLA. The nth reminder is due at entered + SLA + (n-1) x repeat."""
+    p = rules.pipeline
+    limits = {st.key: st.sla_days for st in p.stages if st.sla_days and not st.terminal}
+    if not limits:
+        return
+    late = or_(*(and_(ACC.c.stage == k, ACC.c.stage_entered_at <= now - timedelta(days=d)) for k, d in limits.items()))
+    rows = s.execute(
+        select(ACC.c.id, ACC.c.name, ACC.c.stage, ACC.c.stage_entered_at, ACC.c.owner).where(late).order_by(ACC.c.id)
+    )
+    repeat = timedelta(days=schedule.sla_repeat_days)
+    for r in rows:
+        entered = _utc(r.stage_entered_at)
+        sla = limits[r.stage]
+        overdue = now - (entered + timedelta(days=sla))
+        n = int(overdue / repeat) + 1  # after downtime: the latest reminder only
+        stage = p.stage(r.stage)
+        yield _Due(
+            f"sla:{r.id}:{entered.isoformat()}:{n}",
+            SlaReminder(
+                account_id=r.id,
+                account=r.name,
+                at=now,
+                actor=SYSTEM,
+                audience=stage.owners,
+                stage=r.stage,
+                entered_at=entered,
+                sla_days=sla,
+                days_in_stage=(now - entered).days,
+                n=n,
+                owner=r.owner,
+                escalate_to=_approvers(rules, stage.owners) if n >= 2 else (),
+            ),
+        )
+
+
+def _handoffs_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> Iterator[_Due]:
+    """Handoffs still open after the escalation time: escalated once each."""
+    cutoff = now - timedelta(hours=schedule.handoff_escalate_hours)
+    rows = s.execute(
+        select(
+            HANDOFFS.c.id, HANDOFFS.c.account_id, HANDOFFS.c.stage, HANDOFFS.c.to_team, HANDOFFS.c.opened_at, ACC.c.name
+        )
+        .join(ACC, ACC.c.id == HANDOFFS.c.account_id)
+        .where(HANDOFFS.c.status == "open", HANDOFFS.c.opened_at <= cutoff)
+        .order_by(HANDOFFS.c.id)
+    )
+    for r in rows:
+        opened = _utc(r.opened_at)
+        yield _Due(
+            f"handoff:{r.id}:escalated",
+            HandoffEscalated(
+                account_id=r.account_id,
+                account=r.name,
+                at=now,
+                actor=SYSTEM,
+                audience=(r.to_team,),
+                handoff_id=r.id,
+                stage=r.stage,
+                to_team=r.to_team,
+                opened_at=opened,
+                hours_open=int((now - opened).total_seconds() // 3600),
+                escalate_to=_approvers(rules, (r.to_team,)),
+            ),
+        )
+
+
+def _renewals_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> Iterator[_Due]:
+    """Contracts 90/60/30 days from their end (the nearest threshold reached), and a monthly nudge
+    for accounts in a renewable stage with no contract end recorded."""
+    p = rules.pipeline
+    renewable = [st.key for st in p.stages if st.renewable]
+    if not renewable or not schedule.renewal_days:
+        return
+    today = schedule.today(now)
+    horizon = today + timedelta(days=max(schedule.renewal_days))
+    rows = s.execute(
+        select(ACC.c.id, ACC.c.name, ACC.c.stage, ACC.c.owner, ACC.c.contract_end)
+        .where(
+            ACC.c.stage.in_(renewable),
+            or_(ACC.c.contract_end.is_(None), and_(ACC.c.contract_end >= today, ACC.c.contract_end <= horizon)),
+        )
+        .order_by(ACC.c.id)
+    )
+    thresholds = sorted(schedule.renewal_days)
+    month = today.strftime("%Y-%m")
+    for r in rows:
+        owners = p.stage(r.stage).owners
+        common: dict[str, Any] = {
+            "account_id": r.id,
+            "account": r.name,
+            "at": now,
+            "actor": SYSTEM,
+            "audience": owners,
+            "stage": r.stage,
+            "owner": r.owner,
+        }
+        if r.contract_end is None:
+            yield _Due(f"renewal:{r.id}:no-end:{month}", RenewalDue(contract_end=None, days_left=None, **common))
+            continue
+        left = (r.contract_end - today).days
+        threshold = next(t for t in thresholds if left <= t)
+        yield _Due(
+            f"renewal:{r.id}:{r.contract_end.isoformat()}:{threshold}",
+            RenewalDue(contract_end=r.contract_end.isoformat(), days_left=left, **common),
+        )

@@ -1,0 +1,204 @@
+"""Scheduled work at explicit instants (no sleeping): SLA reminders and their escalation, handoff
+escalation, renewal reminders, quiet hours, catch-up after downtime, and concurrent runs."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from lifecycle import commands as c
+from lifecycle.clock import FixedClock
+from lifecycle.core import Lifecycle
+from lifecycle.db.models import OutboxRow
+from lifecycle.db.uow import Database
+from lifecycle.events import load_event
+from lifecycle.scheduling import Schedule, run_due
+from lifecycle.services import Rules
+from tests.conftest import ADMIN, CAROL, T0, new_key
+
+ALWAYS = Schedule(working_days=(1, 2, 3, 4, 5, 6, 7), working_hours=(0, 24))
+DAY = timedelta(days=1)
+
+
+def add(core: Lifecycle, name: str, stage: str, **kw: Any) -> int:
+    return core.execute(c.AddAccount(name=name, stage=stage, actor=ADMIN, key=new_key(), **kw)).account.id
+
+
+def emitted(db: Database, kind: str) -> list[Any]:
+    t = OutboxRow.__table__
+    with db.reader() as uow:
+        rows = uow.conn.execute(select(t.c.payload).where(t.c.kind == kind).order_by(t.c.id)).scalars().all()
+    return [load_event(p) for p in rows]
+
+
+def at(clock: FixedClock, when: datetime) -> datetime:
+    clock.at = when
+    return when
+
+
+def test_an_sla_reminder_fires_when_due_once_then_repeats_and_escalates(
+    core: Lifecycle, database: Database, rules: Rules, clock: FixedClock
+) -> None:
+    add(core, "Acme", "SQL", owner="slack:U0ALICE")  # SQL: 30-day SLA, owned by Sales
+    due = T0 + 30 * DAY
+    assert run_due(database, rules, ALWAYS, due - timedelta(seconds=1)).total == 0
+    first = run_due(database, rules, ALWAYS, due)
+    assert first.emitted == {"SlaReminder": 1}
+    assert run_due(database, rules, ALWAYS, due).total == 0  # the same instant again: nothing
+    assert run_due(database, rules, ALWAYS, due + 2 * DAY).total == 0  # before the repeat interval
+    assert run_due(database, rules, ALWAYS, due + 3 * DAY).emitted == {"SlaReminder": 1}
+    reminders = emitted(database, "SlaReminder")
+    assert [r.n for r in reminders] == [1, 2]
+    assert reminders[0].audience == ("sales",) and reminders[0].owner == "slack:U0ALICE"
+    assert reminders[0].escalate_to == ()  # the first breach goes to the team
+    assert reminders[1].escalate_to == ("slack:U0BOB",)  # the second to its approvers too
+    assert reminders[1].days_in_stage == 33
+
+
+def test_ten_days_of_downtime_catch_up_with_one_reminder_not_ten(
+    core: Lifecycle, database: Database, rules: Rules
+) -> None:
+    add(core, "Late", "SQL")
+    back = T0 + 30 * DAY + 10 * DAY  # the scheduler was down for the ten days after the SLA ran out
+    assert run_due(database, rules, ALWAYS, back).emitted == {"SlaReminder": 1}
+    assert run_due(database, rules, ALWAYS, back).total == 0
+    assert [r.n for r in emitted(database, "SlaReminder")] == [4]  # the current one only
+
+
+def test_hourly_ticks_over_ten_days_emit_each_reminder_once(core: Lifecycle, database: Database, rules: Rules) -> None:
+    add(core, "Ticked", "SQL")
+    start = T0 + 30 * DAY
+    total = sum(run_due(database, rules, ALWAYS, start + timedelta(hours=h)).total for h in range(0, 240))
+    assert total == 4  # days 0, 3, 6 and 9 after the breach
+    assert [r.n for r in emitted(database, "SlaReminder")] == [1, 2, 3, 4]
+
+
+def test_a_stage_move_starts_the_sla_over(core: Lifecycle, database: Database, rules: Rules, clock: FixedClock) -> None:
+    add(core, "Mover", "SQL")
+    assert run_due(database, rules, ALWAYS, T0 + 31 * DAY).total == 1
+    at(clock, T0 + 31 * DAY)
+    core.execute(c.MoveStage(account="Mover", target="PQL", actor=ADMIN, key=new_key()))  # PQL: 14-day SLA
+    assert run_due(database, rules, ALWAYS, T0 + 44 * DAY).total == 0
+    assert run_due(database, rules, ALWAYS, T0 + 45 * DAY).emitted == {"SlaReminder": 1}
+    assert emitted(database, "SlaReminder")[-1].stage == "PQL"
+
+
+def test_an_unclaimed_handoff_is_escalated_once(
+    core: Lifecycle, database: Database, rules: Rules, clock: FixedClock
+) -> None:
+    add(core, "Handy", "P0")
+    core.execute(c.MoveStage(account="Handy", target="P1", actor=ADMIN, key=new_key()))  # CS + Support take over
+    opened = T0
+    assert run_due(database, rules, ALWAYS, opened + timedelta(hours=23)).emitted.get("HandoffEscalated", 0) == 0
+    report = run_due(database, rules, ALWAYS, opened + timedelta(hours=24))
+    assert report.emitted.get("HandoffEscalated") == 1  # the new team: Support (CS owned P0 already)
+    assert run_due(database, rules, ALWAYS, opened + timedelta(hours=48)).emitted.get("HandoffEscalated", 0) == 0
+    (esc,) = emitted(database, "HandoffEscalated")
+    assert esc.to_team == "support" and esc.audience == ("support",) and esc.hours_open == 24
+
+
+def test_a_claimed_handoff_is_not_escalated(core: Lifecycle, database: Database, rules: Rules) -> None:
+    add(core, "Taken", "P0")
+    core.execute(c.MoveStage(account="Taken", target="P1", actor=ADMIN, key=new_key()))
+    core.execute(c.ClaimHandoff(account="Taken", actor=ADMIN, key=new_key()))
+    assert run_due(database, rules, ALWAYS, T0 + 3 * DAY).emitted.get("HandoffEscalated", 0) == 0
+
+
+def test_renewal_reminders_at_90_60_and_30_days_each_once(core: Lifecycle, database: Database, rules: Rules) -> None:
+    end = date(2026, 9, 1)
+    add(core, "Renewco", "P5", contract_end=end, owner="feishu:ou_carol")
+    noon = lambda d: datetime(d.year, d.month, d.day, 4, 0, tzinfo=T0.tzinfo)  # noqa: E731  12:00 in Shanghai
+    assert run_due(database, rules, ALWAYS, noon(end - timedelta(days=91))).emitted.get("RenewalDue", 0) == 0
+    assert run_due(database, rules, ALWAYS, noon(end - timedelta(days=90))).emitted == {"RenewalDue": 1}
+    assert run_due(database, rules, ALWAYS, noon(end - timedelta(days=75))).total == 0
+    assert run_due(database, rules, ALWAYS, noon(end - timedelta(days=60))).emitted == {"RenewalDue": 1}
+    # Downtime from day 59 to day 25: one catch-up reminder (the 30-day one), not two.
+    assert run_due(database, rules, ALWAYS, noon(end - timedelta(days=25))).emitted == {"RenewalDue": 1}
+    assert run_due(database, rules, ALWAYS, noon(end - timedelta(days=1))).total == 0
+    assert [r.days_left for r in emitted(database, "RenewalDue")] == [90, 60, 25]
+    assert emitted(database, "RenewalDue")[0].audience == ("cs", "sales")
+
+
+def test_a_mature_account_without_a_contract_end_gets_a_monthly_nudge(
+    core: Lifecycle, database: Database, rules: Rules
+) -> None:
+    add(core, "Nodate", "P5")
+    days = [T0 + timedelta(days=d) for d in range(0, 62)]
+    total = sum(run_due(database, rules, ALWAYS, d).emitted.get("RenewalDue", 0) for d in days)
+    assert total == 3  # March, April, May (T0 is 2 March; 61 days later is 2 May)
+    assert all(r.contract_end is None for r in emitted(database, "RenewalDue"))
+
+
+def test_quiet_hours_hold_reminders_until_the_working_day(core: Lifecycle, database: Database, rules: Rules) -> None:
+    add(core, "Night", "SQL")
+    office = Schedule(timezone="Asia/Shanghai", working_days=(1, 2, 3, 4, 5), working_hours=(9, 19))
+    # 2026-04-04 is a Saturday; 2026-04-06 09:00 Shanghai is Monday 01:00 UTC.
+    saturday = datetime(2026, 4, 4, 3, 0, tzinfo=T0.tzinfo)
+    quiet = run_due(database, rules, office, saturday)
+    assert quiet.quiet and quiet.total == 0
+    assert run_due(database, rules, office, datetime(2026, 4, 6, 0, 59, tzinfo=T0.tzinfo)).total == 0  # 08:59
+    assert run_due(database, rules, office, datetime(2026, 4, 6, 1, 0, tzinfo=T0.tzinfo)).total == 1  # 09:00
+
+
+def test_concurrent_runs_never_emit_twice(core: Lifecycle, database: Database, rules: Rules) -> None:
+    for i in range(30):
+        add(core, f"Many {i}", "SQL")
+    start = T0 + 30 * DAY
+    totals: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            totals.append(sum(run_due(database, rules, ALWAYS, start + h * DAY).total for h in range(0, 10)))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    reminders = emitted(database, "SlaReminder")
+    keys = Counter((r.account_id, r.n) for r in reminders)
+    assert len(reminders) == 30 * 4 and max(keys.values()) == 1
+    assert sum(totals) == len(reminders)
+
+
+def test_reminders_reach_the_owner_team_with_an_open_card_button(
+    core: Lifecycle, database: Database, rules: Rules
+) -> None:
+    from adapters.common.actions import buttons_for
+    from adapters.common.text import notification
+
+    add(core, "Shown", "P4", owner=CAROL.ref)  # P4: 28 days
+    run_due(database, rules, ALWAYS, T0 + 28 * DAY)
+    (r,) = emitted(database, "SlaReminder")
+    text = notification(r, rules.pipeline)
+    assert "Shown" in text and "28-day SLA" in text and "@ou_carol" in text
+    assert "超出 SLA" in notification(r, rules.pipeline, "zh")
+    assert [b.value["op"] for b in buttons_for(r)] == ["show"]
+
+
+def test_escalations_mention_the_approvers_in_slack_and_render_in_feishu(
+    core: Lifecycle, database: Database, rules: Rules
+) -> None:
+    from adapters.feishu import cards
+    from adapters.slack import blocks
+
+    add(core, "Escalated", "SQL")
+    run_due(database, rules, ALWAYS, T0 + 30 * DAY)
+    run_due(database, rules, ALWAYS, T0 + 33 * DAY)
+    second = emitted(database, "SlaReminder")[-1]
+    msg = blocks.notification(second, rules.pipeline)
+    dumped = json.dumps(msg.blocks)
+    assert "<@U0BOB>" in dumped and "Escalated" in msg.text
+    assert '"op":"show"' in dumped.replace(" ", "").replace("\\", "")
+    card = cards.notification(second, rules.pipeline)
+    texts = json.dumps(card, ensure_ascii=False)
+    assert "Escalated" in texts and "超出 SLA" in texts and "查看客户" in texts
