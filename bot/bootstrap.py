@@ -43,6 +43,11 @@ def build(
     if migrate:
         upgrade(engine)
     db = Database(engine)
-    rules = Rules(settings.pipeline, settings.roster(extra_admins=extra_admins), targets=tuple(notifiers))
+    rules = Rules(
+        settings.pipeline,
+        settings.roster(extra_admins=extra_admins),
+        targets=tuple(notifiers),
+        usage_signals=tuple(settings.config.signals.usage),
+    )
     core = Lifecycle(db, rules, clock)
     return App(settings, db, core, Dispatcher(db, notifiers, clock))

@@ -112,6 +112,12 @@ class SchedulerSection(_Section):
         return v
 
 
+class SignalsSection(_Section):
+    # Usage signals are recorded for churn risk; a checklist item's `signal` names the others.
+    usage: list[str] = ["daily_send_volume"]
+    churn_risk_days: int = Field(default=7, ge=1)
+
+
 class PipelineSection(_Section):
     preset: str = "default"
 
@@ -148,6 +154,7 @@ class Config(_Section):
     slack: SlackSection = SlackSection()
     feishu: FeishuSection = FeishuSection()
     scheduler: SchedulerSection = SchedulerSection()
+    signals: SignalsSection = SignalsSection()
     pipeline: PipelineSection = PipelineSection()
     teams: dict[str, TeamSection] = {}
     access: AccessSection = AccessSection()
@@ -195,6 +202,7 @@ class Settings:
             timezone=sc.timezone,
             working_days=tuple(sc.working_days),
             working_hours=sc.working_hours,
+            churn_risk_days=self.config.signals.churn_risk_days,
         )
 
     def secret(self, name: str) -> str | None:

@@ -100,6 +100,11 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
     dispatcher = DispatcherThread(app.dispatcher).start()
     wsgi = WsgiApp()
     wsgi.route("GET", "/healthz", health_handler(app.db))
+    from bot.signals_api import signals_handler
+
+    wsgi.route(
+        "POST", "/api/v1/signals", signals_handler(app.core, settings.secret("STAGEBOT_API_TOKEN"), dispatcher.wake)
+    )
     running = Running(app, wsgi, dispatcher)
     cfg = settings.config
     if cfg.slack.enabled:
@@ -182,6 +187,7 @@ def start_feishu(settings: Settings, running: Running) -> None:
     bot = FeishuBot(
         running.app.core,
         client=feishu_client(settings),
+        app_id=settings.secret("FEISHU_APP_ID") or "",
         verification_token=settings.secret("FEISHU_VERIFICATION_TOKEN") or "",
         encrypt_key=settings.secret("FEISHU_ENCRYPT_KEY") or "",
         lang=cfg.bot.language,
@@ -217,11 +223,21 @@ def serve(settings: Settings) -> int:
     server = create_server(running.wsgi, host=cfg.server.host, port=cfg.server.port, threads=workers, ident="stagebot")
     stopping = threading.Event()
 
+    def graceful() -> None:
+        # Stop accepting, let the requests already accepted finish (their threads still need the
+        # server's trigger to hand the answer back), and only then close the sockets.
+        server.accepting = False  # type: ignore[attr-defined]
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)  # type: ignore[attr-defined]
+        server.close()
+        from waitress import wasyncore
+
+        wasyncore.close_all(server._map)  # type: ignore[attr-defined]  # idle keep-alive connections
+
     def on_signal(signum: int, _frame: Any) -> None:
         if not stopping.is_set():
             stopping.set()
             log.warning("signal %s: shutting down", signum)
-            server.close()
+            threading.Thread(target=graceful, name="shutdown", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -7,7 +7,7 @@ trigger/action id, Feishu event id) or a fresh one from the console. The same ke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from lifecycle.access import Actor
@@ -92,6 +92,19 @@ class RecordRenewal(Command):
 class ClaimHandoff(Command):
     account: str | None = None
     handoff_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestSignal(Command):
+    """A product signal for an account (by name or external id). The key is `signal:<source>:<id>`."""
+
+    account: str | None = None
+    external_id: str | None = None
+    signal: str
+    value: Decimal | None = None
+    at: datetime | None = None
+    source: str = "api"
+    signal_id: str = ""
 
 
 # ---------------------------------------------------------------- queries (read-only, no key)

@@ -161,6 +161,17 @@ class RenewalDue(_Event):
     owner: str | None = None
 
 
+class ChurnRisk(_Event):
+    """A usage signal (daily send volume) has stayed at zero for `quiet_days` days."""
+
+    kind: Literal["ChurnRisk"] = "ChurnRisk"
+    stage: str
+    signal: str
+    quiet_since: datetime
+    quiet_days: int
+    owner: str | None = None
+
+
 Event = Annotated[
     AccountAdded
     | StageChanged
@@ -173,7 +184,8 @@ Event = Annotated[
     | RenewalRecorded
     | SlaReminder
     | HandoffEscalated
-    | RenewalDue,
+    | RenewalDue
+    | ChurnRisk,
     Field(discriminator="kind"),
 ]
 EVENT: TypeAdapter[Event] = TypeAdapter(Event)

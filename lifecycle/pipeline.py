@@ -60,6 +60,8 @@ class Stage(_Frozen):
     win_probability: float = Field(default=0.0, ge=0.0, le=1.0)
     terminal: bool = False
     renewable: bool = False
+    # A stage whose checklist, once complete by product signals, moves the account on by itself.
+    advance_when_complete: str | None = None
 
     def label(self, lang: Lang = "en") -> str:
         return self.zh if lang == "zh" else self.en
@@ -311,6 +313,18 @@ def validate(p: Pipeline) -> list[str]:
             problems.append(f"stage {s.key} is terminal but has moves out of it")
         if not s.terminal and not outgoing.get(s.key):
             problems.append(f"stage {s.key} is a dead end: no moves out and not marked terminal")
+        if s.advance_when_complete is not None:
+            edge = next((t for t in outgoing.get(s.key, []) if t.target == s.advance_when_complete), None)
+            if edge is None:
+                problems.append(
+                    f"stage {s.key}: advance_when_complete {s.advance_when_complete} is not an allowed move from it"
+                )
+            elif edge.approval is not None:
+                problems.append(
+                    f"stage {s.key}: advance_when_complete {edge.target} needs an approval; it cannot be automatic"
+                )
+            if not s.checklist:
+                problems.append(f"stage {s.key}: advance_when_complete is set but the checklist is empty")
 
     if p.initial is None or p.initial in known:
         start = p.initial or p.stages[0].key

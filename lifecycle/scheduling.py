@@ -16,16 +16,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from lifecycle.db.models import Emission, table
+from lifecycle.db.models import Emission, SignalRow, table
 from lifecycle.db.uow import Database
-from lifecycle.events import Event, HandoffEscalated, RenewalDue, SlaReminder
+from lifecycle.events import ChurnRisk, Event, HandoffEscalated, RenewalDue, SlaReminder
 from lifecycle.services.base import ACC, HANDOFFS, Rules, emit_many
 
 EMISSIONS = table(Emission)
+SIGNALS = table(SignalRow)
 BATCH = 500  # due items per INSERT ... ON CONFLICT DO NOTHING RETURNING
 SYSTEM = "system:scheduler"
 
@@ -40,6 +41,7 @@ class Schedule:
     timezone: str = "Asia/Shanghai"
     working_days: tuple[int, ...] = (1, 2, 3, 4, 5)  # ISO weekdays on which reminders are posted
     working_hours: tuple[int, int] = (9, 19)  # local [start, end) hours
+    churn_risk_days: int = 7  # usage at zero this long raises a churn-risk alert
 
     def working(self, now: datetime) -> bool:
         local = now.astimezone(ZoneInfo(self.timezone))
@@ -80,6 +82,7 @@ def run_due(db: Database, rules: Rules, schedule: Schedule, now: datetime) -> Du
             *_sla_due(uow.conn, rules, schedule, now),
             *_handoffs_due(uow.conn, rules, schedule, now),
             *_renewals_due(uow.conn, rules, schedule, now),
+            *_churn_risk_due(uow.conn, rules, schedule, now),
         ]
     for batch in _chunks(due, BATCH):
         with db.uow() as uow:
@@ -219,4 +222,54 @@ def _renewals_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime
         yield _Due(
             f"renewal:{r.id}:{r.contract_end.isoformat()}:{threshold}",
             RenewalDue(contract_end=r.contract_end.isoformat(), days_left=left, **common),
+        )
+
+
+def _churn_risk_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> Iterator[_Due]:
+    """Accounts whose usage signals have been zero for `churn_risk_days`: one alert per quiet spell,
+    to Customer Success (or the stage's owners in a pipeline without a `cs` team)."""
+    if not rules.usage_signals:
+        return
+    p = rules.pipeline
+    since = now - timedelta(days=schedule.churn_risk_days)
+    last_active = func.max(case((SIGNALS.c.value > 0, SIGNALS.c.at)))
+    rows = s.execute(
+        select(
+            SIGNALS.c.account_id,
+            func.min(SIGNALS.c.signal).label("signal"),
+            last_active.label("last_active"),
+            func.min(SIGNALS.c.at).label("first_seen"),
+            func.max(SIGNALS.c.at).label("last_seen"),
+            ACC.c.name,
+            ACC.c.stage,
+            ACC.c.owner,
+        )
+        .join(ACC, ACC.c.id == SIGNALS.c.account_id)
+        .where(SIGNALS.c.signal.in_(rules.usage_signals))
+        .group_by(SIGNALS.c.account_id, ACC.c.name, ACC.c.stage, ACC.c.owner)
+        .having(func.coalesce(last_active, func.min(SIGNALS.c.at)) <= since)
+        .order_by(SIGNALS.c.account_id)
+    )
+    for r in rows:
+        stage = p.stage_by_key.get(r.stage)
+        if stage is None or stage.terminal:
+            continue
+        quiet_since = _utc(r.last_active or r.first_seen)
+        if r.last_active is not None and _utc(r.last_seen) <= quiet_since:
+            continue  # the last report was not a zero: not quiet, merely silent
+        audience = ("cs",) if "cs" in p.team_by_key else stage.owners
+        yield _Due(
+            f"churn-risk:{r.account_id}:{quiet_since.isoformat()}",
+            ChurnRisk(
+                account_id=r.account_id,
+                account=r.name,
+                at=now,
+                actor=SYSTEM,
+                audience=audience,
+                stage=r.stage,
+                signal=r.signal,
+                quiet_since=quiet_since,
+                quiet_days=(now - quiet_since).days,
+                owner=r.owner,
+            ),
         )

@@ -37,6 +37,7 @@ OutcomeKind = Literal[
     "assigned",
     "renewed",
     "claimed",
+    "signal",
 ]
 
 
@@ -53,6 +54,7 @@ class Outcome(_View):
     item: str | None = None
     renewal: Literal["renewal", "expansion"] | None = None
     decided_by: str | None = None
+    ticked: tuple[str, ...] = ()  # checklist items a signal ticked
     replayed: bool = False
 
 

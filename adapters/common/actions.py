@@ -17,7 +17,15 @@ from typing import Any, Literal
 from adapters.common.grammar import UsageError
 from lifecycle import commands as c
 from lifecycle.access import Actor
-from lifecycle.events import ApprovalRequested, Event, HandoffEscalated, HandoffOpened, RenewalDue, SlaReminder
+from lifecycle.events import (
+    ApprovalRequested,
+    ChurnRisk,
+    Event,
+    HandoffEscalated,
+    HandoffOpened,
+    RenewalDue,
+    SlaReminder,
+)
 from lifecycle.i18n import Text
 
 VERSION = 1
@@ -111,6 +119,6 @@ def buttons_for(event: Event) -> list[Button]:
             typed=f'claim "{event.account}"',
         )
         return [claim, show] if isinstance(event, HandoffEscalated) else [claim]
-    if isinstance(event, SlaReminder | RenewalDue):
+    if isinstance(event, SlaReminder | RenewalDue | ChurnRisk):
         return [show]
     return []

@@ -103,6 +103,13 @@ def outcome(o: Outcome, p: Pipeline, lang: Lang = "en") -> str:
             if zh
             else f"{a.name}: {kind} of {amount(a.amount)} recorded, contract until {a.contract_end}."
         ]
+    elif o.kind == "signal":
+        done = ", ".join(o.ticked)
+        lines = [
+            (f"{a.name}:已记录信号,勾选了 {done}。" if done else f"{a.name}:已记录信号。")
+            if zh
+            else (f"{a.name}: signal recorded; ticked {done}." if done else f"{a.name}: signal recorded.")
+        ]
     elif o.kind == "claimed":
         lines = [f"你已接手 {a.name}。" if zh else f"You now own {a.name}."]
     else:  # pragma: no cover - OutcomeKind is a closed Literal
@@ -339,5 +346,13 @@ def notification(e: ev.Event, p: Pipeline, lang: Lang = "en") -> str:
             f"📅 续约提醒:{e.account} 的合同将于 {e.contract_end} 到期,还剩 {e.days_left} 天(负责人 {who_owns})"
             if zh
             else f"📅 Renewal: {e.account}'s contract ends {e.contract_end}, in {e.days_left} days (owner {who_owns})"
+        )
+    if isinstance(e, ev.ChurnRisk):
+        who_owns = person(e.owner) if e.owner else ("无负责人" if zh else "no owner")
+        return (
+            f"🚨 流失风险:{e.account}({t(e.stage)})的 {e.signal} 已连续 {e.quiet_days} 天为 0(负责人 {who_owns})"
+            if zh
+            else f"🚨 Churn risk: {e.account} ({t(e.stage)}) has reported zero {e.signal} for {e.quiet_days} days "
+            f"(owner {who_owns})"
         )
     raise AssertionError(f"no rendering for {type(e).__name__}")  # pragma: no cover

@@ -42,6 +42,7 @@ from adapters.common.dispatch import Answer, Failure, NotAvailable, answer, run_
 from adapters.common.errors import user_text
 from adapters.common.grammar import Help
 from adapters.feishu import cards
+from adapters.feishu.notifier import TOKEN_REJECTED, forget_token
 from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
 from lifecycle.deliveries import first_delivery
@@ -118,6 +119,7 @@ class FeishuBot:
         core: Lifecycle,
         *,
         client: lark.Client,
+        app_id: str = "",
         verification_token: str,
         encrypt_key: str,
         lang: Lang = "en",
@@ -128,6 +130,7 @@ class FeishuBot:
     ) -> None:
         self.core = core
         self.client = client
+        self.app_id = app_id
         self.verification_token = verification_token
         self.encrypt_key = encrypt_key
         self.lang = lang
@@ -413,13 +416,19 @@ class FeishuBot:
         self._call(lambda: self.client.im.v1.message.create(req), f"message to {receive_id}")
 
     def _call(self, send: Callable[[], Any], what: str) -> None:
-        try:
-            resp = send()
-        except Exception as exc:
-            log.warning("Feishu %s failed: %s", what, type(exc).__name__)
-            return
-        if not resp.success():
+        for attempt in (1, 2):
+            try:
+                resp = send()
+            except Exception as exc:
+                log.warning("Feishu %s failed: %s", what, type(exc).__name__)
+                return
+            if resp.success():
+                return
+            if resp.code in TOKEN_REJECTED and attempt == 1:
+                forget_token(self.app_id)  # lark-oapi never drops a rejected token by itself
+                continue
             log.warning("Feishu %s refused: code %s %s (log id %s)", what, resp.code, resp.msg, resp.get_log_id())
+            return
 
 
 def _uuid(kind: str, ident: str) -> str:

@@ -54,6 +54,14 @@ CARD_REFUSED = frozenset({230099, 230025, 230001})  # the card itself: fall back
 SILENT = (ev.ChecklistTicked,)  # too small to post; visible on the account card
 
 
+def forget_token(app_id: str) -> None:
+    """Drop the app's cached tenant token so the next call fetches a new one.
+
+    lark-oapi caches the token process-wide and never drops it on rejection (research §0.11).
+    """
+    TokenManager.cache.set(f"self_tenant_token:{app_id}", "", 0)
+
+
 class FeishuNotifier:
     target = TARGET
 
@@ -148,8 +156,7 @@ class FeishuNotifier:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def forget_token(self) -> None:
-        # lark-oapi caches the token process-wide and never drops it on rejection (research §0.11).
-        TokenManager.cache.set(f"self_tenant_token:{self.app_id}", "", 0)
+        forget_token(self.app_id)
 
     def _pace(self, chat: str, posted: list[Posted]) -> None:
         with self._lock:

@@ -86,6 +86,7 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    sla_snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # no SLA reminders until then
 
 
 class StageChange(Base):
@@ -229,6 +230,43 @@ class ProcessedCommand(Base):
     account_id: Mapped[int | None] = mapped_column(BigId)
     outcome: Mapped[str] = mapped_column(Text)
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SignalRow(Base):
+    """A product signal received for an account (`POST /api/v1/signals`), once per (source, signal id)."""
+
+    __tablename__ = "signals"
+    __table_args__ = (
+        UniqueConstraint("source", "signal_id"),
+        Index("ix_signals_account", "account_id", "signal", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    signal_id: Mapped[str] = mapped_column(String(128))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    signal: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Decimal | None] = mapped_column(Money)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Task(Base):
+    """A to-do on an account, opened by an automation or a person; done by anyone in its team."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    title_en: Mapped[str] = mapped_column(String(300))
+    title_zh: Mapped[str] = mapped_column(String(300))
+    team: Mapped[str | None] = mapped_column(String(32))
+    assignee: Mapped[str | None] = mapped_column(String(120), index=True)
+    source: Mapped[str] = mapped_column(String(64))  # the automation's key, or "manual"
+    status: Mapped[str] = mapped_column(String(8), default="open")  # open | done
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_by: Mapped[str | None] = mapped_column(String(120))
 
 
 class Emission(Base):

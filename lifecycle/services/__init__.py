@@ -23,6 +23,7 @@ from lifecycle.services.base import (
     find_account,
     name_key,
 )
+from lifecycle.services.signals import ingest_signal
 from lifecycle.services.stages import add_account, archive, churn, move_stage, win_back
 from lifecycle.views import Outcome
 
@@ -37,6 +38,7 @@ HANDLERS: dict[type[c.Command], Callable[..., Outcome]] = {
     c.AssignOwner: assign_owner,
     c.RecordRenewal: record_renewal,
     c.ClaimHandoff: claim_handoff,
+    c.IngestSignal: ingest_signal,
 }
 
 __all__ = [

@@ -86,6 +86,12 @@ class Rules:
     pipeline: Pipeline
     roster: Roster
     targets: tuple[str, ...] = ("console",)
+    usage_signals: tuple[str, ...] = ("daily_send_volume",)  # recorded for churn risk; tick nothing
+
+    @property
+    def known_signals(self) -> frozenset[str]:
+        named = {i.signal for st in self.pipeline.stages for i in st.checklist if i.signal}
+        return frozenset(named | set(self.usage_signals))
 
 
 C = TypeVar("C", bound=c.Command)

@@ -202,3 +202,63 @@ def test_escalations_mention_the_approvers_in_slack_and_render_in_feishu(
     card = cards.notification(second, rules.pipeline)
     texts = json.dumps(card, ensure_ascii=False)
     assert "Escalated" in texts and "超出 SLA" in texts and "查看客户" in texts
+
+
+# ---------------------------------------------------------------- product signals and churn risk
+
+
+def signal(core: Lifecycle, name: str, account: str = "Sig", sid: str | None = None, **kw: Any) -> Any:
+    return core.execute(
+        c.IngestSignal(
+            actor=ADMIN, key=f"signal:test:{sid or new_key()}", account=account, signal=name, signal_id=sid or "", **kw
+        )
+    )
+
+
+def test_a_signal_ticks_its_checklist_items_and_a_complete_p2_goes_live(core: Lifecycle, database: Database) -> None:
+    add(core, "Sig", "P2")
+    first = signal(core, "test_email_sent", sid="s1")
+    assert first.kind == "signal" and first.ticked == ("first_test",)
+    again = signal(core, "test_email_sent", sid="s1")  # the same (source, id): applied once
+    assert again.replayed and again.ticked == ("first_test",)
+    done = signal(core, "domain_verified", sid="s2")
+    assert done.kind == "moved" and done.to_stage == "P3" and done.ticked == ("domain_auth",)
+    hist = core.ask(c.ShowHistory(account="Sig", actor=ADMIN))
+    assert hist.lines[-1].actor == "system:signals" and "checklist complete" in hist.lines[-1].reason
+    assert [e.item for e in emitted(database, "ChecklistTicked")] == ["first_test", "domain_auth"]
+
+
+def test_refused_signals_change_nothing(core: Lifecycle, database: Database) -> None:
+    import pytest
+
+    from lifecycle.errors import InvalidInput, NotFound
+
+    add(core, "Sig", "P2")
+    with pytest.raises(InvalidInput, match="Unknown signal"):
+        signal(core, "made_up_signal")
+    with pytest.raises(NotFound):
+        signal(core, "test_email_sent", account="Nobody")
+    with pytest.raises(NotFound):
+        core.execute(c.IngestSignal(actor=ADMIN, key=new_key(), external_id="ext-404", signal="test_email_sent"))
+    assert emitted(database, "ChecklistTicked") == []
+    card = core.ask(c.ShowAccount(account="Sig", actor=ADMIN))
+    assert not any(line.done for line in card.checklist)
+
+
+def test_usage_at_zero_for_a_week_raises_one_churn_risk_alert(
+    core: Lifecycle, database: Database, rules: Rules
+) -> None:
+    add(core, "Quiet", "P4")
+    for day in range(0, 10):
+        value = 500 if day < 2 else 0  # sends stop after day 1
+        signal(core, "daily_send_volume", account="Quiet", value=value, at=T0 + day * DAY)
+    assert run_due(database, rules, ALWAYS, T0 + 7 * DAY).emitted.get("ChurnRisk", 0) == 0  # quiet 6 days
+    assert run_due(database, rules, ALWAYS, T0 + 8 * DAY + timedelta(hours=1)).emitted == {"ChurnRisk": 1}
+    assert run_due(database, rules, ALWAYS, T0 + 9 * DAY).total == 0
+    (risk,) = emitted(database, "ChurnRisk")
+    assert risk.audience == ("cs",) and risk.quiet_days == 7 and risk.signal == "daily_send_volume"
+    # Sending again, then stopping again, is a new quiet spell and a new alert.
+    signal(core, "daily_send_volume", account="Quiet", value=10, at=T0 + 10 * DAY)
+    assert run_due(database, rules, ALWAYS, T0 + 12 * DAY).emitted.get("ChurnRisk", 0) == 0
+    signal(core, "daily_send_volume", account="Quiet", value=0, at=T0 + 11 * DAY)
+    assert run_due(database, rules, ALWAYS, T0 + 17 * DAY + timedelta(hours=1)).emitted == {"ChurnRisk": 1}

@@ -61,7 +61,7 @@ def test_a_rejected_token_is_refreshed_and_the_message_still_arrives(feishu: Fei
     issued = fake.tokens_issued
     fake.revoke_tokens()
     answer(feishu, "move Tok P3")
-    assert fake.wait_for(lambda: len(moved_cards(fake, "oc_cs")) == 1, timeout=15)
+    assert fake.wait_for(lambda: len(moved_cards(fake, "oc_cs")) == 1, timeout=30)
     assert fake.tokens_issued > issued
 
 
