@@ -107,6 +107,25 @@ class IngestSignal(Command):
     signal_id: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class AddTask(Command):
+    account: str
+    title: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompleteTask(Command):
+    task_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnoozeSla(Command):
+    """No SLA reminders for the account for `days` days (a reminder's snooze button)."""
+
+    account: str
+    days: int
+
+
 # ---------------------------------------------------------------- queries (read-only, no key)
 
 
@@ -145,3 +164,12 @@ class ListHandoffs(Query):
 class ListApprovals(Query):
     pending_only: bool = True
     mine_to_decide: bool = False  # only those the actor may decide (their team's gates; all for admins)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListTasks(Query):
+    """Open tasks: of one account, or the actor's own (assigned to them or to their teams)."""
+
+    account: str | None = None
+    mine: bool = False
+    limit: int = 60

@@ -161,6 +161,42 @@ class RenewalDue(_Event):
     owner: str | None = None
 
 
+class TaskOpened(_Event):
+    kind: Literal["TaskOpened"] = "TaskOpened"
+    task_id: int
+    title_en: str
+    title_zh: str
+    team: str | None = None
+    assignee: str | None = None
+    link: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return f"task:{self.task_id}"
+
+
+class TaskDone(_Event):
+    kind: Literal["TaskDone"] = "TaskDone"
+    task_id: int
+    title_en: str
+    title_zh: str
+
+    @property
+    def subject(self) -> str:
+        return f"task:{self.task_id}"
+
+
+class AutomationNotice(_Event):
+    """A pipeline automation's message to a team (e.g. the guide to send on entering P2)."""
+
+    kind: Literal["AutomationNotice"] = "AutomationNotice"
+    automation: str
+    stage: str
+    text_en: str
+    text_zh: str
+    link: str | None = None
+
+
 class ChurnRisk(_Event):
     """A usage signal (daily send volume) has stayed at zero for `quiet_days` days."""
 
@@ -185,7 +221,10 @@ Event = Annotated[
     | SlaReminder
     | HandoffEscalated
     | RenewalDue
-    | ChurnRisk,
+    | ChurnRisk
+    | TaskOpened
+    | TaskDone
+    | AutomationNotice,
     Field(discriminator="kind"),
 ]
 EVENT: TypeAdapter[Event] = TypeAdapter(Event)

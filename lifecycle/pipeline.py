@@ -88,6 +88,26 @@ class Transition(_Frozen):
     approval: ApprovalGate | None = None
 
 
+class Automation(_Frozen):
+    """Something the bot does by itself: on entering `stage`, after `days` in it, or on a `signal`.
+
+    Actions: `notify` the team (with `en`/`zh` text and an optional `link`), `assign` an owner
+    (round-robin over the team's members), open a `task` for the team, or `move` to stage `to`.
+    """
+
+    key: str = Field(pattern=_KEY)
+    stage: str
+    on: Literal["entry", "days", "signal"]
+    days: int | None = Field(default=None, gt=0)
+    signal: str | None = Field(default=None, pattern=_KEY)
+    action: Literal["notify", "assign", "task", "move"]
+    team: str | None = None
+    en: str = ""
+    zh: str = ""
+    link: str | None = None
+    to: str | None = None
+
+
 class Pipeline(_Frozen):
     key: str = Field(pattern=_KEY)
     zh: str
@@ -96,6 +116,10 @@ class Pipeline(_Frozen):
     teams: tuple[Team, ...]
     stages: tuple[Stage, ...] = Field(min_length=1)
     transitions: tuple[Transition, ...]
+    automations: tuple[Automation, ...] = ()
+
+    def automations_for(self, stage: str, on: str) -> tuple[Automation, ...]:
+        return tuple(a for a in self.automations if a.stage == stage and a.on == on)
 
     # ---- derived lookups (the model is frozen, so caching is safe) ----
     @cached_property
@@ -238,6 +262,12 @@ def _lenient(data: dict[str, Any]) -> Pipeline | None:
         except ValidationError:
             if isinstance(t.get("from"), str) and isinstance(t.get("to"), str):
                 transitions.append(Transition.model_construct(source=t["from"], target=t["to"], kind="advance"))
+    automations = []
+    for a in items("automations"):
+        try:
+            automations.append(Automation.model_validate(a))
+        except ValidationError:
+            continue  # its own errors are reported by the shape check
     if not stages:
         return None
     initial = data.get("initial") if isinstance(data.get("initial"), str) else None
@@ -249,6 +279,7 @@ def _lenient(data: dict[str, Any]) -> Pipeline | None:
         teams=tuple(teams),
         stages=tuple(stages),
         transitions=tuple(transitions),
+        automations=tuple(automations),
     )
 
 
@@ -326,6 +357,34 @@ def validate(p: Pipeline) -> list[str]:
             if not s.checklist:
                 problems.append(f"stage {s.key}: advance_when_complete is set but the checklist is empty")
 
+    seen_auto: set[str] = set()
+    for a in p.automations:
+        where = f"automation {a.key}"
+        if a.key in seen_auto:
+            problems.append(f"{where} is defined more than once")
+        seen_auto.add(a.key)
+        if a.stage not in known:
+            problems.append(f"{where}: unknown stage {a.stage}")
+        if a.team is not None and a.team not in {t.key for t in p.teams}:
+            problems.append(f"{where}: unknown team {a.team}")
+        if (a.on == "days") != (a.days is not None):
+            problems.append(f'{where}: `days` goes with on = "days" (and only with it)')
+        if (a.on == "signal") != (a.signal is not None):
+            problems.append(f'{where}: `signal` goes with on = "signal" (and only with it)')
+        if a.action in ("notify", "task") and not (a.en and a.zh):
+            problems.append(f"{where}: a {a.action} needs its text in `en` and `zh`")
+        if a.action == "assign" and a.team is None:
+            problems.append(f"{where}: assign needs the `team` whose members take turns")
+        if a.action == "move":
+            if a.on == "entry":
+                problems.append(f"{where}: a move on entry would chain stages; use days or signal")
+            edge = next((t for t in outgoing.get(a.stage, []) if t.target == a.to), None)
+            if edge is None:
+                problems.append(f"{where}: move to {a.to} is not an allowed move from {a.stage}")
+            elif edge.approval is not None:
+                problems.append(f"{where}: move to {a.to} needs an approval; it cannot be automatic")
+        elif a.to is not None:
+            problems.append(f'{where}: `to` goes with action = "move" only')
     if p.initial is None or p.initial in known:
         start = p.initial or p.stages[0].key
         reached = {start}

@@ -33,6 +33,8 @@ from lifecycle.views import (
     History,
     HistoryLine,
     ReadModel,
+    TaskList,
+    TaskView,
 )
 
 
@@ -205,10 +207,51 @@ def list_handoffs(q: c.ListHandoffs, *, uow: UnitOfWork, clock: Clock, rules: Ru
     return HandoffList(handoffs=tuple((accounts[r.account_id], _handoff_view(r)) for r in rows))
 
 
+def list_tasks(q: c.ListTasks, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> TaskList:
+    from lifecycle.services.tasks import TASKS
+
+    with uow:
+        s = uow.conn
+        stmt = (
+            select(TASKS, ACC.c.name.label("account_name"))
+            .join(ACC, ACC.c.id == TASKS.c.account_id)
+            .where(TASKS.c.status == "open")
+            .order_by(TASKS.c.id)
+            .limit(q.limit)
+        )
+        name = None
+        if q.account:
+            acc = find_account(s, q.account)
+            stmt, name = stmt.where(TASKS.c.account_id == acc.id), acc.name
+        if q.mine or not q.account:
+            teams = list(rules.roster.teams_of(q.actor))
+            if not rules.roster.is_admin(q.actor) or q.mine:
+                stmt = stmt.where(or_(TASKS.c.assignee == q.actor.ref, TASKS.c.team.in_(teams)))
+        rows = s.execute(stmt).all()
+    return TaskList(
+        tasks=tuple(
+            TaskView(
+                id=r.id,
+                account_id=r.account_id,
+                account=r.account_name,
+                title_en=r.title_en,
+                title_zh=r.title_zh,
+                team=r.team,
+                assignee=r.assignee,
+                status=r.status,
+                opened_at=r.opened_at,
+            )
+            for r in rows
+        ),
+        account=name,
+    )
+
+
 QUERIES: dict[type[c.Query], Callable[..., ReadModel]] = {
     c.ShowAccount: account_card,
     c.ShowHistory: history,
     c.ListAccounts: list_accounts,
     c.ListApprovals: list_approvals,
     c.ListHandoffs: list_handoffs,
+    c.ListTasks: list_tasks,
 }

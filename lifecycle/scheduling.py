@@ -20,9 +20,11 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from lifecycle.automations import perform
 from lifecycle.db.models import Emission, SignalRow, table
 from lifecycle.db.uow import Database
 from lifecycle.events import ChurnRisk, Event, HandoffEscalated, RenewalDue, SlaReminder
+from lifecycle.pipeline import Automation
 from lifecycle.services.base import ACC, HANDOFFS, Rules, emit_many
 
 EMISSIONS = table(Emission)
@@ -68,7 +70,13 @@ class DueReport:
 @dataclass(frozen=True)
 class _Due:
     key: str
-    event: Event
+    event: Event | None = None
+    automation: Automation | None = None  # an "after N days in stage" automation to carry out
+    account_id: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.event.kind if self.event is not None else "Automation"
 
 
 def run_due(db: Database, rules: Rules, schedule: Schedule, now: datetime) -> DueReport:
@@ -83,16 +91,20 @@ def run_due(db: Database, rules: Rules, schedule: Schedule, now: datetime) -> Du
             *_handoffs_due(uow.conn, rules, schedule, now),
             *_renewals_due(uow.conn, rules, schedule, now),
             *_churn_risk_due(uow.conn, rules, schedule, now),
+            *_automations_due(uow.conn, rules, now),
         ]
     for batch in _chunks(due, BATCH):
         with db.uow() as uow:
             fresh = _claim(uow.conn, batch, now)
-            events = [d.event for d in batch if d.key in fresh]
-            emit_many(uow.conn, rules, events, now)
+            mine = [d for d in batch if d.key in fresh]
+            emit_many(uow.conn, rules, [d.event for d in mine if d.event is not None], now)
+            for d in mine:
+                if d.automation is not None and d.account_id is not None:
+                    perform(uow.conn, rules, d.automation, d.account_id, now)
             uow.commit()
-        for e in events:
-            report.emitted[e.kind] = report.emitted.get(e.kind, 0) + 1
-        report.already += len(batch) - len(events)
+        for d in mine:
+            report.emitted[d.kind] = report.emitted.get(d.kind, 0) + 1
+        report.already += len(batch) - len(mine)
     return report
 
 
@@ -104,7 +116,10 @@ def _chunks(items: Sequence[_Due], n: int) -> Iterator[Sequence[_Due]]:
 def _claim(s: Connection, batch: Sequence[_Due], now: datetime) -> set[str]:
     """Insert the batch's keys; the ones that were new (this run is the one to emit them)."""
     dialect_insert = pg_insert if s.dialect.name == "postgresql" else sqlite_insert
-    rows = [{"key": d.key, "kind": d.event.kind, "account_id": d.event.account_id, "emitted_at": now} for d in batch]
+    rows = [
+        {"key": d.key, "kind": d.kind, "account_id": d.event.account_id if d.event else d.account_id, "emitted_at": now}
+        for d in batch
+    ]
     stmt = dialect_insert(EMISSIONS).values(rows).on_conflict_do_nothing(index_elements=["key"])
     return set(s.execute(stmt.returning(EMISSIONS.c.key)).scalars())
 
@@ -124,8 +139,11 @@ def _sla_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> 
     if not limits:
         return
     late = or_(*(and_(ACC.c.stage == k, ACC.c.stage_entered_at <= now - timedelta(days=d)) for k, d in limits.items()))
+    awake = or_(ACC.c.sla_snoozed_until.is_(None), ACC.c.sla_snoozed_until <= now)
     rows = s.execute(
-        select(ACC.c.id, ACC.c.name, ACC.c.stage, ACC.c.stage_entered_at, ACC.c.owner).where(late).order_by(ACC.c.id)
+        select(ACC.c.id, ACC.c.name, ACC.c.stage, ACC.c.stage_entered_at, ACC.c.owner)
+        .where(late, awake)
+        .order_by(ACC.c.id)
     )
     repeat = timedelta(days=schedule.sla_repeat_days)
     for r in rows:
@@ -273,3 +291,18 @@ def _churn_risk_due(s: Connection, rules: Rules, schedule: Schedule, now: dateti
                 owner=r.owner,
             ),
         )
+
+
+def _automations_due(s: Connection, rules: Rules, now: datetime) -> Iterator[_Due]:
+    """ "After N days in stage" automations: once per account and stay (a new entry starts over)."""
+    for auto in rules.pipeline.automations:
+        if auto.on != "days" or auto.days is None:
+            continue
+        rows = s.execute(
+            select(ACC.c.id, ACC.c.stage_entered_at)
+            .where(ACC.c.stage == auto.stage, ACC.c.stage_entered_at <= now - timedelta(days=auto.days))
+            .order_by(ACC.c.id)
+        )
+        for r in rows:
+            entered = _utc(r.stage_entered_at).isoformat()
+            yield _Due(f"auto:{auto.key}:{r.id}:{entered}", automation=auto, account_id=r.id)

@@ -38,6 +38,9 @@ OutcomeKind = Literal[
     "renewed",
     "claimed",
     "signal",
+    "task_opened",
+    "task_done",
+    "snoozed",
 ]
 
 
@@ -55,6 +58,8 @@ class Outcome(_View):
     renewal: Literal["renewal", "expansion"] | None = None
     decided_by: str | None = None
     ticked: tuple[str, ...] = ()  # checklist items a signal ticked
+    task_id: int | None = None
+    until: datetime | None = None  # snoozed until
     replayed: bool = False
 
 
@@ -137,4 +142,22 @@ class HandoffList(_View):
     handoffs: tuple[tuple[AccountView, HandoffView], ...]
 
 
-ReadModel = AccountCard | History | AccountList | ApprovalList | HandoffList
+class TaskView(_View):
+    id: int
+    account_id: int
+    account: str
+    title_en: str
+    title_zh: str
+    team: str | None
+    assignee: str | None
+    status: str
+    opened_at: datetime
+    done_by: str | None = None
+
+
+class TaskList(_View):
+    tasks: tuple[TaskView, ...]
+    account: str | None = None
+
+
+ReadModel = AccountCard | History | AccountList | ApprovalList | HandoffList | TaskList

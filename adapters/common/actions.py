@@ -6,6 +6,8 @@ decode to the same lifecycle commands as typed text. Version 1:
     {"v": 1, "op": "approve" | "reject", "approval": 7}
     {"v": 1, "op": "claim", "handoff": 3}
     {"v": 1, "op": "show", "account": 12}
+    {"v": 1, "op": "done", "task": 5}
+    {"v": 1, "op": "snooze", "account": 12, "days": 7}
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from lifecycle.events import (
     HandoffOpened,
     RenewalDue,
     SlaReminder,
+    TaskOpened,
 )
 from lifecycle.i18n import Text
 
@@ -84,6 +87,10 @@ def decode(value: str | dict[str, Any], *, actor: Actor, key: str, via: str = ""
         return c.ClaimHandoff(handoff_id=int_field("handoff"), actor=actor, key=key, via=via)
     if op == "show":
         return c.ShowAccount(account=f"#{int_field('account')}", actor=actor)
+    if op == "done":
+        return c.CompleteTask(task_id=int_field("task"), actor=actor, key=key, via=via)
+    if op == "snooze":
+        return c.SnoozeSla(account=f"#{int_field('account')}", days=int_field("days"), actor=actor, key=key, via=via)
     raise _STALE
 
 
@@ -119,6 +126,24 @@ def buttons_for(event: Event) -> list[Button]:
             typed=f'claim "{event.account}"',
         )
         return [claim, show] if isinstance(event, HandoffEscalated) else [claim]
-    if isinstance(event, SlaReminder | RenewalDue | ChurnRisk):
+    if isinstance(event, SlaReminder):
+        snooze = [
+            Button(
+                label,
+                {"v": VERSION, "op": "snooze", "account": event.account_id, "days": days},
+                typed=f"snooze #{event.account_id} {days}",
+            )
+            for label, days in ((Text("Snooze 1 day", "暂停 1 天"), 1), (Text("Snooze 1 week", "暂停 1 周"), 7))
+        ]
+        return [show, *snooze]
+    if isinstance(event, TaskOpened):
+        done = Button(
+            Text("Done", "完成"),
+            {"v": VERSION, "op": "done", "task": event.task_id},
+            "primary",
+            typed=f"done {event.task_id}",
+        )
+        return [done, show]
+    if isinstance(event, RenewalDue | ChurnRisk):
         return [show]
     return []

@@ -17,7 +17,16 @@ from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
 from lifecycle.errors import UnknownStage
 from lifecycle.i18n import Lang, Text
-from lifecycle.views import AccountCard, AccountList, ApprovalList, HandoffList, History, Outcome, ReadModel
+from lifecycle.views import (
+    AccountCard,
+    AccountList,
+    ApprovalList,
+    HandoffList,
+    History,
+    Outcome,
+    ReadModel,
+    TaskList,
+)
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,8 @@ def render_text(ans: Answer, core: Lifecycle, lang: Lang = "en") -> str:
         return render.approval_list(ans, p, lang)
     if isinstance(ans, HandoffList):
         return render.handoff_list(ans, p, lang)
+    if isinstance(ans, TaskList):
+        return render.task_list(ans, p, lang)
     raise AssertionError(f"no text rendering for {type(ans).__name__}")  # pragma: no cover
 
 

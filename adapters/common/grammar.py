@@ -160,6 +160,32 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("archive", "归档", "archive ACCOUNT [REASON...]", "archive a churned account", "归档流失客户", "archive Acme"),
     Spec(
+        "tasks",
+        "任务",
+        "tasks [ACCOUNT] [--mine]",
+        "open tasks: yours and your teams', or one account's",
+        "查看待办任务(自己和团队的,或某个客户的)",
+        "tasks --mine",
+        options={"--mine": "flag"},
+    ),
+    Spec(
+        "todo",
+        "待办",
+        "todo ACCOUNT TEXT...",
+        "open a task on an account",
+        "为客户新建任务",
+        "todo Acme send the guide",
+    ),
+    Spec("done", "完成任务", "done TASK_ID", "mark a task done (same as its Done button)", "完成任务", "done 12"),
+    Spec(
+        "snooze",
+        "暂停提醒",
+        "snooze ACCOUNT [1d|1w|DAYS]",
+        "no SLA reminders for an account for a while (default 1 day)",
+        "暂停客户的 SLA 提醒(默认 1 天)",
+        "snooze Acme 1w",
+    ),
+    Spec(
         "report",
         "报表",
         "report",
@@ -385,6 +411,24 @@ def parse(
         if not raw.isdigit():
             raise _usage_error(spec, f'"{pos[0]}" is not an approval number.', f"“{pos[0]}”不是审批编号。")
         return c.DecideApproval(approval_id=int(raw), approve=name == "approve", note=" ".join(pos[1:]), **common)
+    if name == "tasks":
+        return c.ListTasks(actor=actor, account=" ".join(pos) or None, mine=bool(opts.get("--mine")))
+    if name == "todo":
+        need(2, "the account and the task", "客户名称和任务内容")
+        return c.AddTask(account=pos[0], title=" ".join(pos[1:]), **common)
+    if name == "done":
+        need(1, "the task number", "任务编号")
+        raw = pos[0].lstrip("#")
+        if not raw.isdigit():
+            raise _usage_error(spec, f'"{pos[0]}" is not a task number.', f"“{pos[0]}”不是任务编号。")
+        return c.CompleteTask(task_id=int(raw), **common)
+    if name == "snooze":
+        need(1, "the account", "客户名称")
+        days = 1
+        if len(pos) > 1 and re.fullmatch(r"\d+[dw天周]?", pos[-1].lower()):
+            raw = pos.pop().lower()
+            days = int(raw.rstrip("dw天周")) * (7 if raw[-1] in "w周" else 1)
+        return c.SnoozeSla(account=" ".join(pos), days=days, **common)
     if name in ("churn", "winback", "archive"):
         need(1, "the account", "客户名称")
         cls = {"churn": c.Churn, "winback": c.WinBack, "archive": c.Archive}[name]

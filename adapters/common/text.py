@@ -11,7 +11,7 @@ from decimal import Decimal
 from lifecycle import events as ev
 from lifecycle.i18n import Lang
 from lifecycle.pipeline import Pipeline
-from lifecycle.views import AccountCard, AccountList, ApprovalList, HandoffList, History, Outcome
+from lifecycle.views import AccountCard, AccountList, ApprovalList, HandoffList, History, Outcome, TaskList
 
 MAX_LINES = 60  # lists longer than this are cut with a note, on every platform
 
@@ -109,6 +109,18 @@ def outcome(o: Outcome, p: Pipeline, lang: Lang = "en") -> str:
             (f"{a.name}:已记录信号,勾选了 {done}。" if done else f"{a.name}:已记录信号。")
             if zh
             else (f"{a.name}: signal recorded; ticked {done}." if done else f"{a.name}: signal recorded.")
+        ]
+    elif o.kind == "task_opened":
+        lines = [
+            f"{a.name}:已新建任务 #{o.task_id}:{o.item}" if zh else f"{a.name}: task #{o.task_id} opened: {o.item}"
+        ]
+    elif o.kind == "task_done":
+        lines = [f"任务 #{o.task_id}({a.name})已完成。" if zh else f"Task #{o.task_id} ({a.name}) is done."]
+    elif o.kind == "snoozed":
+        lines = [
+            f"{a.name} 的 SLA 提醒已暂停至 {when(o.until)} (UTC)。"
+            if zh
+            else f"No SLA reminders for {a.name} until {when(o.until)} UTC."
         ]
     elif o.kind == "claimed":
         lines = [f"你已接手 {a.name}。" if zh else f"You now own {a.name}."]
@@ -235,6 +247,24 @@ def approval_list(al: ApprovalList, p: Pipeline, lang: Lang = "en") -> str:
     return "\n".join(lines)
 
 
+def task_list(tl: TaskList, p: Pipeline, lang: Lang = "en") -> str:
+    zh = lang == "zh"
+    if not tl.tasks:
+        return "没有待办任务。" if zh else "No open tasks."
+    head = (
+        f"{tl.account} 的待办任务:"
+        if zh and tl.account
+        else "待办任务:"
+        if zh
+        else (f"Open tasks of {tl.account}:" if tl.account else "Open tasks:")
+    )
+    lines = [head]
+    for t in tl.tasks[:MAX_LINES]:
+        who_does = f" → {person(t.assignee)}" if t.assignee else ""
+        lines.append(f"  #{t.id} {t.account}: {t.title_zh if zh else t.title_en}{who_does}  (done {t.id})")
+    return "\n".join(lines)
+
+
 def handoff_list(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> str:
     zh = lang == "zh"
     if not hl.handoffs:
@@ -346,6 +376,23 @@ def notification(e: ev.Event, p: Pipeline, lang: Lang = "en") -> str:
             f"📅 续约提醒:{e.account} 的合同将于 {e.contract_end} 到期,还剩 {e.days_left} 天(负责人 {who_owns})"
             if zh
             else f"📅 Renewal: {e.account}'s contract ends {e.contract_end}, in {e.days_left} days (owner {who_owns})"
+        )
+    if isinstance(e, ev.TaskOpened):
+        title = e.title_zh if zh else e.title_en
+        who_does = person(e.assignee) if e.assignee else ""
+        link = f" {e.link}" if e.link else ""
+        if zh:
+            return f"📝 新任务 #{e.task_id}({e.account}):{title}{link}" + (f"(负责人 {who_does})" if who_does else "")
+        return f"📝 Task #{e.task_id} for {e.account}: {title}{link}" + (f" (for {who_does})" if who_does else "")
+    if isinstance(e, ev.AutomationNotice):
+        link = f" {e.link}" if e.link else ""
+        return f"🤖 {e.account}:{e.text_zh}{link}" if zh else f"🤖 {e.account}: {e.text_en}{link}"
+    if isinstance(e, ev.TaskDone):
+        title = e.title_zh if zh else e.title_en
+        return (
+            f"✅ 任务 #{e.task_id}({e.account})已由 {who} 完成:{title}"
+            if zh
+            else (f"✅ Task #{e.task_id} for {e.account} done by {who}: {title}")
         )
     if isinstance(e, ev.ChurnRisk):
         who_owns = person(e.owner) if e.owner else ("无负责人" if zh else "no owner")

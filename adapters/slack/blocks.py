@@ -44,6 +44,7 @@ from lifecycle.views import (
     History,
     HistoryLine,
     Outcome,
+    TaskList,
 )
 
 # Block Kit limits (research/slack.md §5). The SDK checks most of them when a model is
@@ -266,7 +267,7 @@ def _l(key: str, lang: Lang) -> str:
 
 
 def reply(
-    answer: Outcome | AccountCard | History | AccountList | ApprovalList | HandoffList,
+    answer: Outcome | AccountCard | History | AccountList | ApprovalList | HandoffList | TaskList,
     pipeline: Pipeline,
     lang: Lang = "en",
 ) -> SlackMessage:
@@ -283,6 +284,8 @@ def reply(
         return _approval_list(answer, pipeline, lang)
     if isinstance(answer, HandoffList):
         return _handoff_list(answer, pipeline, lang)
+    if isinstance(answer, TaskList):
+        return _task_list(answer, pipeline, lang)
     raise TypeError(f"no Slack rendering for {type(answer).__name__}")
 
 
@@ -501,6 +504,22 @@ def _handoff_list(hl: HandoffList, p: Pipeline, lang: Lang) -> SlackMessage:
                 ],
             )
         )
+    return SlackMessage(fallback, _dicts(blocks))
+
+
+def _task_list(tl: TaskList, p: Pipeline, lang: Lang) -> SlackMessage:
+    """Open tasks, each with its Done button (the same value as the channel message's)."""
+    zh = lang == "zh"
+    fallback = _fallback(tx.task_list(tl, p, lang))
+    if not tl.tasks:
+        return SlackMessage(fallback, _dicts([_section(escape(tx.task_list(tl, p, lang)))]))
+    blocks: list[Block] = [_header(f"{'待办任务' if zh else 'Open tasks'} — {len(tl.tasks)}")]
+    for t in tl.tasks[: (MAX_BLOCKS - 2) // 2]:
+        title = t.title_zh if zh else t.title_en
+        who = f" → {mention(t.assignee)}" if t.assignee else ""
+        blocks.append(_section(f"#{t.id} {_bold(_name(t.account, 200))}: {escape(_name(title, 1000))}{who}"))
+        done = Button(Text("Done", "完成"), {"v": 1, "op": "done", "task": t.id}, "primary")
+        blocks.append(_actions([done], lang, f"stagebot:tasks:{t.id}"))
     return SlackMessage(fallback, _dicts(blocks))
 
 

@@ -25,6 +25,7 @@ from lifecycle.services.base import (
 )
 from lifecycle.services.signals import ingest_signal
 from lifecycle.services.stages import add_account, archive, churn, move_stage, win_back
+from lifecycle.services.tasks import add_task, complete_task, snooze_sla
 from lifecycle.views import Outcome
 
 HANDLERS: dict[type[c.Command], Callable[..., Outcome]] = {
@@ -39,6 +40,9 @@ HANDLERS: dict[type[c.Command], Callable[..., Outcome]] = {
     c.RecordRenewal: record_renewal,
     c.ClaimHandoff: claim_handoff,
     c.IngestSignal: ingest_signal,
+    c.AddTask: add_task,
+    c.CompleteTask: complete_task,
+    c.SnoozeSla: snooze_sla,
 }
 
 __all__ = [

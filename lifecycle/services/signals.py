@@ -112,6 +112,11 @@ def _ingest(cmd: c.IngestSignal, s: Connection, now: datetime, rules: Rules) -> 
                 ),
                 now,
             )
+    for auto in p.automations_for(stage.key, "signal"):
+        if auto.signal == cmd.signal:
+            from lifecycle.automations import perform
+
+            perform(s, rules, auto, acc.id, now)
     view = account_view(acc)
     complete = bool(stage.checklist) and all(i.key in done for i in stage.checklist)
     if ticked and complete and stage.advance_when_complete:

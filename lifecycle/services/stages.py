@@ -163,7 +163,17 @@ def apply_transition(
                 now,
             )
     view = account_view(acc).model_copy(update={"stage": target.key, "stage_entered_at": now, "version": version})
+    if p.automations_for(target.key, "entry"):
+        view = _entry_automations(s, rules, target.key, acc.id, now)
     return view, tuple(handoffs)
+
+
+def _entry_automations(s: Connection, rules: Rules, stage: str, account_id: int, now: datetime) -> AccountView:
+    """Run the stage's on-entry automations; the account as they left it (an owner may be assigned)."""
+    from lifecycle.automations import on_entry  # it runs moves through apply_transition
+
+    on_entry(s, rules, stage, account_id, now)
+    return account_view(s.execute(select(ACC).where(ACC.c.id == account_id)).one())
 
 
 def add_account(cmd: c.AddAccount, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:
@@ -256,6 +266,8 @@ def _add_account(cmd: c.AddAccount, s: Connection, now: datetime, rules: Rules) 
         now,
     )
     view = AccountView(id=account_id, **{k: v for k, v in values.items() if k in AccountView.model_fields})
+    if p.automations_for(stage.key, "entry"):
+        view = _entry_automations(s, rules, stage.key, account_id, now)
     return Outcome(kind="added", account=view, to_stage=stage.key)
 
 

@@ -182,7 +182,11 @@ def test_reminders_reach_the_owner_team_with_an_open_card_button(
     text = notification(r, rules.pipeline)
     assert "Shown" in text and "28-day SLA" in text and "@ou_carol" in text
     assert "超出 SLA" in notification(r, rules.pipeline, "zh")
-    assert [b.value["op"] for b in buttons_for(r)] == ["show"]
+    assert [(b.value["op"], b.value.get("days")) for b in buttons_for(r)] == [
+        ("show", None),
+        ("snooze", 1),
+        ("snooze", 7),
+    ]
 
 
 def test_escalations_mention_the_approvers_in_slack_and_render_in_feishu(

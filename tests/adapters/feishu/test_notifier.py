@@ -79,13 +79,13 @@ def test_a_chat_the_bot_cannot_post_to_is_tried_once_and_not_retried(feishu: Fei
 
 
 def test_a_card_feishu_refuses_is_sent_as_text(feishu: FeishuDriver, fake: FakeFeishu) -> None:
-    answer(feishu, "add Plain --stage P2")
-    assert fake.wait_for(lambda: len(fake.calls_of("create")) == 2)  # the new account's cards to CS and Support
+    answer(feishu, "add Plain --stage P3")
+    assert fake.wait_for(lambda: len(fake.calls_of("create")) == 1)  # the new account's card to CS
     fake.script("create", Scripted(400, 230099, "Failed to create card content, ErrCode: 11310"))
-    answer(feishu, "move Plain P3")
+    answer(feishu, "move Plain P4")
     assert fake.wait_for(lambda: any(m.msg_type == "text" for m in fake.messages))
-    text = next(m for m in fake.messages if m.msg_type == "text" and "P3" in str(m.content)).content["text"]
-    assert "Plain" in text and "P3" in text
+    text = next(m for m in fake.messages if m.msg_type == "text").content["text"]
+    assert "Plain" in text and "P4" in text
 
 
 def test_a_retried_send_carries_the_same_uuid_so_feishu_posts_once(feishu: FeishuDriver, fake: FakeFeishu) -> None:

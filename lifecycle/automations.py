@@ -1,0 +1,114 @@
+"""Pipeline automations carried out: assign an owner, open a task, notify a team, move a stage.
+
+The pipeline says what and when (lifecycle/pipeline.py `Automation`); this module does it inside
+the caller's transaction: the stage move that entered the stage, the signal that fired it, or the
+scheduler's run for "after N days in stage" (lifecycle/scheduling.py), so it happens exactly once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select, update
+
+from lifecycle.access import Actor
+from lifecycle.events import AutomationNotice, OwnerAssigned
+from lifecycle.i18n import Text
+from lifecycle.pipeline import Automation
+from lifecycle.services.base import ACC, HIST, Rules, emit
+from lifecycle.services.tasks import open_task
+
+AUTOMATION = Actor("system", "automation")
+
+
+def _rotation(rules: Rules, team: str) -> list[str]:
+    """Who takes turns: the team's members; its approvers only when there is nobody else."""
+    members = rules.roster.members.get(team, frozenset())
+    doers = members - rules.roster.approvers.get(team, frozenset())
+    return sorted(doers or members)
+
+
+def perform(s: Connection, rules: Rules, auto: Automation, account_id: int, now: datetime) -> None:
+    """Carry out one automation for one account, in the caller's transaction."""
+    acc = s.execute(select(ACC).where(ACC.c.id == account_id)).one()
+    p = rules.pipeline
+    stage = p.stage(acc.stage)
+    if acc.stage != auto.stage:
+        return  # the account moved on before the automation's turn came
+    if auto.action == "assign":
+        team = auto.team or ""
+        people = _rotation(rules, team)
+        if not people or acc.owner in rules.roster.members.get(team, ()):
+            return  # nobody to assign, or a member of the team owns it already
+        # Round-robin derived from the database: the how-manieth entry into this stage this is.
+        entries = s.execute(select(func.count()).select_from(HIST).where(HIST.c.to_stage == auto.stage)).scalar_one()
+        owner = people[(int(entries) - 1) % len(people)]
+        s.execute(update(ACC).where(ACC.c.id == acc.id).values(owner=owner, version=ACC.c.version + 1, updated_at=now))
+        emit(
+            s,
+            rules,
+            OwnerAssigned(
+                account_id=acc.id,
+                account=acc.name,
+                at=now,
+                actor=AUTOMATION.ref,
+                audience=(team,),
+                owner=owner,
+                previous=acc.owner,
+                stage=acc.stage,
+            ),
+            now,
+        )
+    elif auto.action == "task":
+        open_task(
+            s,
+            rules,
+            acc,
+            title=Text(auto.en, auto.zh),
+            team=auto.team,
+            source=f"automation:{auto.key}",
+            actor=AUTOMATION.ref,
+            now=now,
+            link=auto.link,
+        )
+    elif auto.action == "notify":
+        emit(
+            s,
+            rules,
+            AutomationNotice(
+                account_id=acc.id,
+                account=acc.name,
+                at=now,
+                actor=AUTOMATION.ref,
+                audience=(auto.team,) if auto.team else stage.owners,
+                automation=auto.key,
+                stage=acc.stage,
+                text_en=auto.en,
+                text_zh=auto.zh,
+                link=auto.link,
+            ),
+            now,
+        )
+    elif auto.action == "move" and auto.to is not None:
+        from lifecycle.services.stages import apply_transition  # stages runs entry automations
+
+        edge = p.transition(acc.stage, auto.to)
+        if edge is None or edge.approval is not None:
+            return  # validated at load; a hand-edited pipeline may still disagree
+        apply_transition(
+            s,
+            rules,
+            acc,
+            stage,
+            p.stage(auto.to),
+            edge.kind,
+            actor=AUTOMATION,
+            via="automation",
+            reason=auto.key,
+            now=now,
+        )
+
+
+def on_entry(s: Connection, rules: Rules, stage: str, account_id: int, now: datetime) -> None:
+    for auto in rules.pipeline.automations_for(stage, "entry"):
+        perform(s, rules, auto, account_id, now)
