@@ -10,13 +10,14 @@ never double-post. The scheduler (bot/) only decides when to call it; `now` is a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import Connection, and_, case, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -69,14 +70,13 @@ class DueReport:
 
 @dataclass(frozen=True)
 class _Due:
-    key: str
-    event: Event | None = None
-    automation: Automation | None = None  # an "after N days in stage" automation to carry out
-    account_id: int | None = None
+    """A due item: its key, and the event to build (only if this run is the first to claim it)."""
 
-    @property
-    def kind(self) -> str:
-        return self.event.kind if self.event is not None else "Automation"
+    key: str
+    kind: str
+    account_id: int
+    build: Callable[[], Event] | None = None
+    automation: Automation | None = None  # an "after N days in stage" automation to carry out
 
 
 def run_due(db: Database, rules: Rules, schedule: Schedule, now: datetime) -> DueReport:
@@ -97,7 +97,7 @@ def run_due(db: Database, rules: Rules, schedule: Schedule, now: datetime) -> Du
         with db.uow() as uow:
             fresh = _claim(uow.conn, batch, now)
             mine = [d for d in batch if d.key in fresh]
-            emit_many(uow.conn, rules, [d.event for d in mine if d.event is not None], now)
+            emit_many(uow.conn, rules, [d.build() for d in mine if d.build is not None], now)
             for d in mine:
                 if d.automation is not None and d.account_id is not None:
                     perform(uow.conn, rules, d.automation, d.account_id, now)
@@ -113,15 +113,19 @@ def _chunks(items: Sequence[_Due], n: int) -> Iterator[Sequence[_Due]]:
         yield items[i : i + n]
 
 
+_CLAIMS: dict[str, Any] = {}
+
+
 def _claim(s: Connection, batch: Sequence[_Due], now: datetime) -> set[str]:
     """Insert the batch's keys; the ones that were new (this run is the one to emit them)."""
-    dialect_insert = pg_insert if s.dialect.name == "postgresql" else sqlite_insert
-    rows = [
-        {"key": d.key, "kind": d.kind, "account_id": d.event.account_id if d.event else d.account_id, "emitted_at": now}
-        for d in batch
-    ]
-    stmt = dialect_insert(EMISSIONS).values(rows).on_conflict_do_nothing(index_elements=["key"])
-    return set(s.execute(stmt.returning(EMISSIONS.c.key)).scalars())
+    dialect = s.dialect.name
+    stmt = _CLAIMS.get(dialect)
+    if stmt is None:  # built once: SQLAlchemy renders each batch from the cached compiled form
+        dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = dialect_insert(EMISSIONS).on_conflict_do_nothing(index_elements=["key"]).returning(EMISSIONS.c.key)
+        _CLAIMS[dialect] = stmt
+    rows = [{"key": d.key, "kind": d.kind, "account_id": d.account_id, "emitted_at": now} for d in batch]
+    return set(s.execute(stmt, rows).scalars())
 
 
 def _approvers(rules: Rules, teams: Iterable[str]) -> tuple[str, ...]:
@@ -138,13 +142,13 @@ def _sla_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> 
     limits = {st.key: st.sla_days for st in p.stages if st.sla_days and not st.terminal}
     if not limits:
         return
-    late = or_(*(and_(ACC.c.stage == k, ACC.c.stage_entered_at <= now - timedelta(days=d)) for k, d in limits.items()))
+    # One scan with a per-stage cutoff: an OR per stage made SQLite walk the stage index once per stage.
+    # (A stage without an SLA gets no cutoff: NULL, and the comparison is false.)
+    when = ACC.c.stage_entered_at.type  # bound like the column, so time zones convert the same way
+    cutoff = case({k: literal(now - timedelta(days=d), when) for k, d in limits.items()}, value=ACC.c.stage)
+    late = ACC.c.stage_entered_at <= cutoff
     awake = or_(ACC.c.sla_snoozed_until.is_(None), ACC.c.sla_snoozed_until <= now)
-    rows = s.execute(
-        select(ACC.c.id, ACC.c.name, ACC.c.stage, ACC.c.stage_entered_at, ACC.c.owner)
-        .where(late, awake)
-        .order_by(ACC.c.id)
-    )
+    rows = s.execute(select(ACC.c.id, ACC.c.name, ACC.c.stage, ACC.c.stage_entered_at, ACC.c.owner).where(late, awake))
     repeat = timedelta(days=schedule.sla_repeat_days)
     for r in rows:
         entered = _utc(r.stage_entered_at)
@@ -154,7 +158,10 @@ def _sla_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> 
         stage = p.stage(r.stage)
         yield _Due(
             f"sla:{r.id}:{entered.isoformat()}:{n}",
-            SlaReminder(
+            "SlaReminder",
+            r.id,
+            partial(
+                SlaReminder,
                 account_id=r.id,
                 account=r.name,
                 at=now,
@@ -186,7 +193,10 @@ def _handoffs_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime
         opened = _utc(r.opened_at)
         yield _Due(
             f"handoff:{r.id}:escalated",
-            HandoffEscalated(
+            "HandoffEscalated",
+            r.account_id,
+            partial(
+                HandoffEscalated,
                 account_id=r.account_id,
                 account=r.name,
                 at=now,
@@ -233,13 +243,16 @@ def _renewals_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime
             "owner": r.owner,
         }
         if r.contract_end is None:
-            yield _Due(f"renewal:{r.id}:no-end:{month}", RenewalDue(contract_end=None, days_left=None, **common))
+            key = f"renewal:{r.id}:no-end:{month}"
+            yield _Due(key, "RenewalDue", r.id, partial(RenewalDue, contract_end=None, days_left=None, **common))
             continue
         left = (r.contract_end - today).days
         threshold = next(t for t in thresholds if left <= t)
         yield _Due(
             f"renewal:{r.id}:{r.contract_end.isoformat()}:{threshold}",
-            RenewalDue(contract_end=r.contract_end.isoformat(), days_left=left, **common),
+            "RenewalDue",
+            r.id,
+            partial(RenewalDue, contract_end=r.contract_end.isoformat(), days_left=left, **common),
         )
 
 
@@ -278,7 +291,10 @@ def _churn_risk_due(s: Connection, rules: Rules, schedule: Schedule, now: dateti
         audience = ("cs",) if "cs" in p.team_by_key else stage.owners
         yield _Due(
             f"churn-risk:{r.account_id}:{quiet_since.isoformat()}",
-            ChurnRisk(
+            "ChurnRisk",
+            r.account_id,
+            partial(
+                ChurnRisk,
                 account_id=r.account_id,
                 account=r.name,
                 at=now,
@@ -305,4 +321,4 @@ def _automations_due(s: Connection, rules: Rules, now: datetime) -> Iterator[_Du
         )
         for r in rows:
             entered = _utc(r.stage_entered_at).isoformat()
-            yield _Due(f"auto:{auto.key}:{r.id}:{entered}", automation=auto, account_id=r.id)
+            yield _Due(f"auto:{auto.key}:{r.id}:{entered}", "Automation", r.id, automation=auto)

@@ -266,3 +266,12 @@ def test_usage_at_zero_for_a_week_raises_one_churn_risk_alert(
     assert run_due(database, rules, ALWAYS, T0 + 12 * DAY).emitted.get("ChurnRisk", 0) == 0
     signal(core, "daily_send_volume", account="Quiet", value=0, at=T0 + 11 * DAY)
     assert run_due(database, rules, ALWAYS, T0 + 17 * DAY + timedelta(hours=1)).emitted == {"ChurnRisk": 1}
+
+
+def test_an_instant_in_another_time_zone_is_the_same_instant(core: Lifecycle, database: Database, rules: Rules) -> None:
+    from zoneinfo import ZoneInfo
+
+    add(core, "Zoned", "SQL")
+    due = (T0 + 30 * DAY).astimezone(ZoneInfo("Asia/Shanghai"))  # the same instant, written at +08:00
+    assert run_due(database, rules, ALWAYS, due - timedelta(seconds=1)).total == 0
+    assert run_due(database, rules, ALWAYS, due).emitted == {"SlaReminder": 1}
