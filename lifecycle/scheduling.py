@@ -30,7 +30,7 @@ from lifecycle.services.base import ACC, HANDOFFS, Rules, emit_many
 
 EMISSIONS = table(Emission)
 SIGNALS = table(SignalRow)
-BATCH = 500  # due items per INSERT ... ON CONFLICT DO NOTHING RETURNING
+BATCH = 500  # due items per transaction (one claim statement, one outbox statement)
 SYSTEM = "system:scheduler"
 
 
@@ -87,11 +87,9 @@ def run_due(db: Database, rules: Rules, schedule: Schedule, now: datetime) -> Du
         return report
     with db.reader() as uow:
         due = [
-            *_sla_due(uow.conn, rules, schedule, now),
+            *_accounts_due(uow.conn, rules, schedule, now),
             *_handoffs_due(uow.conn, rules, schedule, now),
-            *_renewals_due(uow.conn, rules, schedule, now),
             *_churn_risk_due(uow.conn, rules, schedule, now),
-            *_automations_due(uow.conn, rules, now),
         ]
     for batch in _chunks(due, BATCH):
         with db.uow() as uow:
@@ -136,46 +134,96 @@ def _utc(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def _sla_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> Iterator[_Due]:
-    """Accounts past their stage's SLA. The nth reminder is due at entered + SLA + (n-1) x repeat."""
+def _accounts_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> Iterator[_Due]:
+    """Everything due on the accounts table, from one scan: SLA reminders, renewal reminders and
+    "after N days in stage" automations (three index walks cost three times one scan)."""
     p = rules.pipeline
     limits = {st.key: st.sla_days for st in p.stages if st.sla_days and not st.terminal}
-    if not limits:
-        return
-    # One scan with a per-stage cutoff: an OR per stage made SQLite walk the stage index once per stage.
-    # (A stage without an SLA gets no cutoff: NULL, and the comparison is false.)
+    renewable = [st.key for st in p.stages if st.renewable] if schedule.renewal_days else []
+    later = [a for a in p.automations if a.on == "days" and a.days is not None]
+    today = schedule.today(now)
+    horizon = today + timedelta(days=max(schedule.renewal_days, default=0))
     when = ACC.c.stage_entered_at.type  # bound like the column, so time zones convert the same way
-    cutoff = case({k: literal(now - timedelta(days=d), when) for k, d in limits.items()}, value=ACC.c.stage)
-    late = ACC.c.stage_entered_at <= cutoff
-    awake = or_(ACC.c.sla_snoozed_until.is_(None), ACC.c.sla_snoozed_until <= now)
-    rows = s.execute(select(ACC.c.id, ACC.c.name, ACC.c.stage, ACC.c.stage_entered_at, ACC.c.owner).where(late, awake))
+    terms = []
+    if limits:
+        # A per-stage cutoff (NULL, so false, for a stage without an SLA) keeps this one scan.
+        cutoff = case({k: literal(now - timedelta(days=d), when) for k, d in limits.items()}, value=ACC.c.stage)
+        awake = or_(ACC.c.sla_snoozed_until.is_(None), ACC.c.sla_snoozed_until <= now)
+        terms.append(and_(ACC.c.stage_entered_at <= cutoff, awake))
+    if renewable:
+        ends = or_(ACC.c.contract_end.is_(None), and_(ACC.c.contract_end >= today, ACC.c.contract_end <= horizon))
+        terms.append(and_(ACC.c.stage.in_(renewable), ends))
+    for a in later:
+        terms.append(and_(ACC.c.stage == a.stage, ACC.c.stage_entered_at <= now - timedelta(days=a.days or 0)))
+    if not terms:
+        return
+    cols = (ACC.c.id, ACC.c.name, ACC.c.stage, ACC.c.stage_entered_at, ACC.c.owner, ACC.c.contract_end)
+    rows = s.execute(select(*cols, ACC.c.sla_snoozed_until).where(or_(*terms)))
     repeat = timedelta(days=schedule.sla_repeat_days)
+    thresholds = sorted(schedule.renewal_days)
+    month = today.strftime("%Y-%m")
     for r in rows:
         entered = _utc(r.stage_entered_at)
-        sla = limits[r.stage]
-        overdue = now - (entered + timedelta(days=sla))
-        n = int(overdue / repeat) + 1  # after downtime: the latest reminder only
-        stage = p.stage(r.stage)
-        yield _Due(
-            f"sla:{r.id}:{entered.isoformat()}:{n}",
-            "SlaReminder",
-            r.id,
-            partial(
-                SlaReminder,
-                account_id=r.id,
-                account=r.name,
-                at=now,
-                actor=SYSTEM,
-                audience=stage.owners,
-                stage=r.stage,
-                entered_at=entered,
-                sla_days=sla,
-                days_in_stage=(now - entered).days,
-                n=n,
-                owner=r.owner,
-                escalate_to=_approvers(rules, stage.owners) if n >= 2 else (),
-            ),
-        )
+        sla = limits.get(r.stage)
+        snoozed = r.sla_snoozed_until is not None and _utc(r.sla_snoozed_until) > now
+        if sla is not None and not snoozed and entered <= now - timedelta(days=sla):
+            yield _sla_item(r, rules, entered, sla, repeat, now)
+        if r.stage in renewable and (r.contract_end is None or today <= r.contract_end <= horizon):
+            yield _renewal_item(r, rules, thresholds, today, month, now)
+        for a in later:
+            if a.stage == r.stage and entered <= now - timedelta(days=a.days or 0):
+                yield _Due(f"auto:{a.key}:{r.id}:{entered.isoformat()}", "Automation", r.id, automation=a)
+
+
+def _sla_item(r: Any, rules: Rules, entered: datetime, sla: int, repeat: timedelta, now: datetime) -> _Due:
+    """The nth reminder is due at entered + SLA + (n-1) x repeat; after downtime, the latest only."""
+    n = int((now - (entered + timedelta(days=sla))) / repeat) + 1
+    owners = rules.pipeline.stage(r.stage).owners
+    return _Due(
+        f"sla:{r.id}:{entered.isoformat()}:{n}",
+        "SlaReminder",
+        r.id,
+        partial(
+            SlaReminder,
+            account_id=r.id,
+            account=r.name,
+            at=now,
+            actor=SYSTEM,
+            audience=owners,
+            stage=r.stage,
+            entered_at=entered,
+            sla_days=sla,
+            days_in_stage=(now - entered).days,
+            n=n,
+            owner=r.owner,
+            escalate_to=_approvers(rules, owners) if n >= 2 else (),
+        ),
+    )
+
+
+def _renewal_item(r: Any, rules: Rules, thresholds: list[int], today: date, month: str, now: datetime) -> _Due:
+    """90/60/30 days before the contract ends (the nearest threshold reached), or a monthly nudge
+    when no contract end is recorded."""
+    common: dict[str, Any] = {
+        "account_id": r.id,
+        "account": r.name,
+        "at": now,
+        "actor": SYSTEM,
+        "audience": rules.pipeline.stage(r.stage).owners,
+        "stage": r.stage,
+        "owner": r.owner,
+    }
+    if r.contract_end is None:
+        key = f"renewal:{r.id}:no-end:{month}"
+        return _Due(key, "RenewalDue", r.id, partial(RenewalDue, contract_end=None, days_left=None, **common))
+    left = (r.contract_end - today).days
+    threshold = next(t for t in thresholds if left <= t)
+    return _Due(
+        f"renewal:{r.id}:{r.contract_end.isoformat()}:{threshold}",
+        "RenewalDue",
+        r.id,
+        partial(RenewalDue, contract_end=r.contract_end.isoformat(), days_left=left, **common),
+    )
 
 
 def _handoffs_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> Iterator[_Due]:
@@ -209,50 +257,6 @@ def _handoffs_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime
                 hours_open=int((now - opened).total_seconds() // 3600),
                 escalate_to=_approvers(rules, (r.to_team,)),
             ),
-        )
-
-
-def _renewals_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> Iterator[_Due]:
-    """Contracts 90/60/30 days from their end (the nearest threshold reached), and a monthly nudge
-    for accounts in a renewable stage with no contract end recorded."""
-    p = rules.pipeline
-    renewable = [st.key for st in p.stages if st.renewable]
-    if not renewable or not schedule.renewal_days:
-        return
-    today = schedule.today(now)
-    horizon = today + timedelta(days=max(schedule.renewal_days))
-    rows = s.execute(
-        select(ACC.c.id, ACC.c.name, ACC.c.stage, ACC.c.owner, ACC.c.contract_end)
-        .where(
-            ACC.c.stage.in_(renewable),
-            or_(ACC.c.contract_end.is_(None), and_(ACC.c.contract_end >= today, ACC.c.contract_end <= horizon)),
-        )
-        .order_by(ACC.c.id)
-    )
-    thresholds = sorted(schedule.renewal_days)
-    month = today.strftime("%Y-%m")
-    for r in rows:
-        owners = p.stage(r.stage).owners
-        common: dict[str, Any] = {
-            "account_id": r.id,
-            "account": r.name,
-            "at": now,
-            "actor": SYSTEM,
-            "audience": owners,
-            "stage": r.stage,
-            "owner": r.owner,
-        }
-        if r.contract_end is None:
-            key = f"renewal:{r.id}:no-end:{month}"
-            yield _Due(key, "RenewalDue", r.id, partial(RenewalDue, contract_end=None, days_left=None, **common))
-            continue
-        left = (r.contract_end - today).days
-        threshold = next(t for t in thresholds if left <= t)
-        yield _Due(
-            f"renewal:{r.id}:{r.contract_end.isoformat()}:{threshold}",
-            "RenewalDue",
-            r.id,
-            partial(RenewalDue, contract_end=r.contract_end.isoformat(), days_left=left, **common),
         )
 
 
@@ -307,18 +311,3 @@ def _churn_risk_due(s: Connection, rules: Rules, schedule: Schedule, now: dateti
                 owner=r.owner,
             ),
         )
-
-
-def _automations_due(s: Connection, rules: Rules, now: datetime) -> Iterator[_Due]:
-    """ "After N days in stage" automations: once per account and stay (a new entry starts over)."""
-    for auto in rules.pipeline.automations:
-        if auto.on != "days" or auto.days is None:
-            continue
-        rows = s.execute(
-            select(ACC.c.id, ACC.c.stage_entered_at)
-            .where(ACC.c.stage == auto.stage, ACC.c.stage_entered_at <= now - timedelta(days=auto.days))
-            .order_by(ACC.c.id)
-        )
-        for r in rows:
-            entered = _utc(r.stage_entered_at).isoformat()
-            yield _Due(f"auto:{auto.key}:{r.id}:{entered}", "Automation", r.id, automation=auto)
