@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -29,10 +28,11 @@ from lark_oapi.api.im.v1 import (
 from lark_oapi.core.token.manager import TokenManager
 
 from adapters.common import text as tx
+from adapters.common.pacing import APP, Pacer
 from adapters.feishu import cards
 from lifecycle import events as ev
 from lifecycle.i18n import Lang, Text
-from lifecycle.outbox import Delivery, DeliveryDeferred, DeliveryError, Posted, PostedCard
+from lifecycle.outbox import Delivery, DeliveryError, Posted, PostedCard
 from lifecycle.pipeline import Pipeline
 
 log = logging.getLogger("stagebot.feishu.notifier")
@@ -84,11 +84,7 @@ class FeishuNotifier:
         self.app_id = app_id
         self.lookup = lookup
         self.lang = lang
-        self.min_interval = min_interval
-        self.clock = clock
-        self._last_post: dict[str, float] = {}
-        self._held_until: dict[str, float] = {}  # chat (or "*" for the whole app) -> after a rate limit
-        self._lock = threading.Lock()
+        self.pacer = Pacer(min_interval, clock)
 
     def deliver(self, delivery: Delivery) -> Iterable[Posted]:
         e = delivery.event
@@ -102,7 +98,7 @@ class FeishuNotifier:
             chat = self.chats.get(team)
             if chat is None or chat in delivery.already_posted:
                 continue  # no chat configured for this team, or posted before a retry
-            self._pace(chat, posted)
+            self.pacer.take(chat, posted)
             uuid = "sb-" + hashlib.sha256(f"{delivery.delivery_key}:{chat}".encode()).hexdigest()[:40]
             resp = self._send(partial(self._create, chat, "interactive", cards.content(card), uuid), chat, posted)
             if not resp.success() and resp.code in CARD_REFUSED:
@@ -158,24 +154,6 @@ class FeishuNotifier:
     def forget_token(self) -> None:
         forget_token(self.app_id)
 
-    def _pace(self, chat: str, posted: list[Posted]) -> None:
-        with self._lock:
-            now = self.clock()
-            wait = max(
-                self._last_post.get(chat, -1e9) + self.min_interval - now,
-                self._held_until.get(chat, 0.0) - now,
-                self._held_until.get("*", 0.0) - now,
-            )
-            if wait > 0:
-                raise DeliveryDeferred(retry_after=wait, posted=posted)
-            self._last_post[chat] = now
-
-    def _hold(self, scope: str, seconds: float) -> None:
-        """After a rate limit, nothing more goes to `scope` (a chat, or "*": the app) until it resets."""
-        with self._lock:
-            until = self.clock() + seconds
-            self._held_until[scope] = max(self._held_until.get(scope, 0.0), until)
-
     def _error(self, resp: Any, chat: str, posted: list[Posted]) -> DeliveryError:
         code = resp.code
         log_id = resp.get_log_id() if hasattr(resp, "get_log_id") else None
@@ -187,7 +165,7 @@ class FeishuNotifier:
                 after = 1.0
             after = max(after, 0.2)
             # 99991400 is the app's gateway limit; 230020 and 11232 limit this one chat.
-            self._hold("*" if code == 99991400 or code not in RATE_LIMITED else chat, after)
+            self.pacer.hold(APP if code == 99991400 or code not in RATE_LIMITED else chat, after)
             return DeliveryError(f"{chat}: rate limited ({code})", retry_after=after, posted=posted)
         if code in PERMANENT:
             log.error(

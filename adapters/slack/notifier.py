@@ -9,17 +9,17 @@ retried after its Retry-After; errors that retrying cannot fix (`channel_not_fou
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from adapters.common.pacing import Pacer
 from adapters.slack import blocks
 from lifecycle import events as ev
 from lifecycle.i18n import Lang
-from lifecycle.outbox import Delivery, DeliveryDeferred, DeliveryError, Posted, PostedCard
+from lifecycle.outbox import Delivery, DeliveryError, Posted, PostedCard
 from lifecycle.pipeline import Pipeline
 
 log = logging.getLogger("stagebot.slack.notifier")
@@ -67,10 +67,7 @@ class SlackNotifier:
         self.channels = dict(channels)
         self.lookup = lookup
         self.lang = lang
-        self.min_interval = min_interval
-        self.clock = clock
-        self._last_post: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self.pacer = Pacer(min_interval, clock)
 
     def deliver(self, delivery: Delivery) -> Iterable[Posted]:
         e = delivery.event
@@ -84,7 +81,7 @@ class SlackNotifier:
             channel = self.channels.get(team)
             if channel is None or channel in delivery.already_posted:
                 continue  # no channel configured for this team, or posted before a retry
-            self._pace(channel, posted)
+            self.pacer.take(channel, posted)
             try:
                 resp = self.client.chat_postMessage(channel=channel, text=msg.text, blocks=msg.blocks)
             except SlackApiError as exc:
@@ -116,14 +113,6 @@ class SlackNotifier:
             raise DeliveryError(f"{channel}: {type(exc).__name__}: {exc}") from None
         return ()
 
-    def _pace(self, channel: str, posted: list[Posted]) -> None:
-        with self._lock:
-            now = self.clock()
-            wait = self._last_post.get(channel, -1e9) + self.min_interval - now
-            if wait > 0:
-                raise DeliveryDeferred(retry_after=wait, posted=posted)
-            self._last_post[channel] = now
-
     def _error(self, exc: SlackApiError, channel: str, posted: list[Posted]) -> DeliveryError:
         status = exc.response.status_code
         code = str(exc.response.get("error", "") or f"http_{status}")
@@ -133,6 +122,7 @@ class SlackNotifier:
                 after = float(retry) if retry is not None else 1.0
             except ValueError:
                 after = 1.0
+            self.pacer.hold(channel, after)  # the channel's other messages wait too
             return DeliveryError(f"{channel}: ratelimited", retry_after=after, posted=posted)
         permanent = code in PERMANENT
         if permanent:

@@ -3,7 +3,6 @@ with really encrypted and signed requests."""
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
 import uuid
@@ -19,6 +18,7 @@ from bot.serve import Running, start
 from lifecycle.outbox import RetryPolicy
 from tests.fakes.feishu_api import FakeFeishu, Message, reset_lark_token_cache
 from tests.fakes.feishu_requests import card_action, envelope, signed, text_message
+from tests.wsgi import call_wsgi
 
 ENCRYPT_KEY = "test-encrypt-key"
 VERIFICATION_TOKEN = "test-verification-token"
@@ -106,25 +106,7 @@ class FeishuDriver:
         self.app_id = running.app.settings.secret("FEISHU_APP_ID") or ""
 
     def request(self, body: bytes, headers: dict[str, str], path: str = "/feishu/events") -> Reply:
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": path,
-            "QUERY_STRING": "",
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.input": io.BytesIO(body),
-        }
-        for k, v in headers.items():
-            if k.lower() == "content-type":
-                environ["CONTENT_TYPE"] = v
-            else:
-                environ["HTTP_" + k.upper().replace("-", "_")] = v
-        seen: dict[str, Any] = {}
-
-        def start_response(status: str, hdrs: list[tuple[str, str]]) -> None:
-            seen["status"], seen["headers"] = int(status.split()[0]), dict(hdrs)
-
-        out = b"".join(self.running.wsgi(environ, start_response))
-        return Reply(seen["status"], seen["headers"], out)
+        return Reply(*call_wsgi(self.running.wsgi, "POST", path, body, headers))
 
     def send(self, payload: dict[str, Any], **signing: Any) -> Reply:
         body, headers = signed(payload, encrypt_key=ENCRYPT_KEY, **signing)

@@ -91,7 +91,7 @@ def test_a_card_feishu_refuses_is_sent_as_text(feishu: FeishuDriver, fake: FakeF
 def test_a_retried_send_carries_the_same_uuid_so_feishu_posts_once(feishu: FeishuDriver, fake: FakeFeishu) -> None:
     notifier = feishu.running.app.dispatcher.notifiers["feishu"]
     assert isinstance(notifier, FeishuNotifier)
-    notifier.min_interval = 0
+    notifier.pacer.min_interval = 0
     event = ev.StageChanged(
         account_id=1,
         account="Uuid Co",

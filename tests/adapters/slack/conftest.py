@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from tests.fakes.slack_requests import (
     signed_headers,
     slash_command,
 )
+from tests.wsgi import call_wsgi
 
 CONFIG = (
     """\
@@ -66,26 +66,8 @@ class SlackDriver:
         self.fake = fake
 
     def request(self, method: str, path: str, body: str, headers: dict[str, str]) -> Reply:
-        raw = body.encode()
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": method,
-            "PATH_INFO": path,
-            "QUERY_STRING": "",
-            "CONTENT_LENGTH": str(len(raw)),
-            "wsgi.input": io.BytesIO(raw),
-        }
-        for k, v in headers.items():
-            if k.lower() == "content-type":
-                environ["CONTENT_TYPE"] = v
-            else:
-                environ["HTTP_" + k.upper().replace("-", "_")] = v
-        seen: dict[str, Any] = {}
-
-        def start_response(status: str, hdrs: list[tuple[str, str]]) -> None:
-            seen["status"], seen["headers"] = int(status.split()[0]), dict(hdrs)
-
-        out = b"".join(self.running.wsgi(environ, start_response))
-        return Reply(seen["status"], seen["headers"], out.decode())
+        status, hdrs, out = call_wsgi(self.running.wsgi, method, path, body.encode(), headers)
+        return Reply(status, hdrs, out.decode())
 
     def command(self, text: str, user: str = "U0ADMIN", **header_overrides: Any) -> Reply:
         body = slash_command(text, user=user, response_url=self.fake.response_url("cmd"))
