@@ -173,3 +173,14 @@ class ListTasks(Query):
     account: str | None = None
     mine: bool = False
     limit: int = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShowReport(Query):
+    """Funnel, conversion, time in stage, forecast; filters by period (history), team, owner, segment."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    team: str | None = None
+    owner: str | None = None
+    segment: str | None = None

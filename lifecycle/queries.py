@@ -12,6 +12,7 @@ from lifecycle import commands as c
 from lifecycle.clock import Clock
 from lifecycle.db.uow import UnitOfWork
 from lifecycle.machine import allowed_next
+from lifecycle.reports import report
 from lifecycle.services import (
     ACC,
     APPROVALS,
@@ -254,4 +255,5 @@ QUERIES: dict[type[c.Query], Callable[..., ReadModel]] = {
     c.ListApprovals: list_approvals,
     c.ListHandoffs: list_handoffs,
     c.ListTasks: list_tasks,
+    c.ShowReport: report,
 }

@@ -160,4 +160,40 @@ class TaskList(_View):
     account: str | None = None
 
 
-ReadModel = AccountCard | History | AccountList | ApprovalList | HandoffList | TaskList
+class StageFigures(_View):
+    stage: str
+    entries: int
+    converted: int
+    conversion: float | None  # None: no entries, or no forward move out of the stage
+    avg_days: float | None
+    median_days: float | None
+    in_stage_now: int
+
+
+class ForecastLine(_View):
+    stage: str
+    accounts: int
+    amount: Decimal
+    probability: float
+    weighted: Decimal
+
+
+class Report(_View):
+    """The managers' report (lifecycle/reports.py says how each figure is defined)."""
+
+    since: datetime | None
+    until: datetime | None
+    team: str | None
+    owner: str | None
+    segment: str | None
+    stages: tuple[StageFigures, ...]
+    bottleneck: str | None
+    forecast: tuple[ForecastLine, ...]
+    weighted_total: Decimal
+    sql_p0_amount: Decimal
+    renewals_next_quarter: int
+    renewals_next_quarter_amount: Decimal
+    generated_at: datetime
+
+
+ReadModel = AccountCard | History | AccountList | ApprovalList | HandoffList | TaskList | Report

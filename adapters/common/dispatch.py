@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from adapters.common import text as render
 from adapters.common.errors import user_text
-from adapters.common.grammar import Help, Report, help_text, parse
+from adapters.common.grammar import Help, help_text, parse
 from lifecycle import commands as c
 from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
@@ -25,6 +25,7 @@ from lifecycle.views import (
     History,
     Outcome,
     ReadModel,
+    Report,
     TaskList,
 )
 
@@ -70,12 +71,6 @@ def answer(core: Lifecycle, line: str, *, actor: Actor, key: str, via: str = "",
         if isinstance(parsed, Help):
             help_text(parsed.topic, lang)  # raises UsageError for an unknown topic
             return parsed
-        if isinstance(parsed, Report):
-            msg = Text(
-                "Reports (funnel, time in stage, forecast) are not available in this version yet.",
-                "报表功能尚未在此版本中提供。",
-            )
-            return NotAvailable(msg(lang), msg)
         return run_command(parsed, core)
     except Exception as exc:  # the boundary: known errors as messages, bugs as a ref id
         t = user_text(exc, context=f"command from {actor.ref}")
@@ -102,6 +97,8 @@ def render_text(ans: Answer, core: Lifecycle, lang: Lang = "en") -> str:
         return render.handoff_list(ans, p, lang)
     if isinstance(ans, TaskList):
         return render.task_list(ans, p, lang)
+    if isinstance(ans, Report):
+        return render.report(ans, p, lang)
     raise AssertionError(f"no text rendering for {type(ans).__name__}")  # pragma: no cover
 
 

@@ -11,7 +11,7 @@ import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from lifecycle import commands as c
@@ -31,12 +31,7 @@ class Help:
     topic: str | None = None
 
 
-@dataclass(frozen=True)
-class Report:
-    """`report`: answered by the reporting feature where it is enabled."""
-
-
-Parsed = c.Command | c.Query | Help | Report
+Parsed = c.Command | c.Query | Help
 
 
 @dataclass(frozen=True)
@@ -188,10 +183,11 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "report",
         "报表",
-        "report",
-        "funnel, conversion, time in stage, forecast",
-        "漏斗、转化、停留时间、预测",
-        "report",
+        "report [--since DATE] [--until DATE] [--team TEAM] [--owner @user] [--segment S]",
+        "funnel, conversion, time in stage, bottleneck, forecast",
+        "漏斗、转化率、阶段停留时间、瓶颈、收入预测",
+        "report --since 2026-01-01 --team sales",
+        options={"--since": "value", "--until": "value", "--team": "value", "--owner": "value", "--segment": "value"},
     ),
 )
 
@@ -256,6 +252,10 @@ def parse_date(raw: str) -> date:
         raise UsageError(
             Text(f'"{raw}" is not a date. Write it as YYYY-MM-DD.', f"“{raw}”不是有效日期,请写作 YYYY-MM-DD。")
         ) from None
+
+
+def _day_start(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
 def parse_user(raw: str, platform: str) -> str:
@@ -347,7 +347,15 @@ def parse(
     if name == "help":
         return Help(pos[0] if pos else None)
     if name == "report":
-        return Report()
+        since, until, owner = _opt(opts, "--since"), _opt(opts, "--until"), _opt(opts, "--owner")
+        return c.ShowReport(
+            actor=actor,
+            since=_day_start(parse_date(since)) if since else None,
+            until=_day_start(parse_date(until)) if until else None,
+            team=_opt(opts, "--team"),
+            owner=parse_user(owner, actor.platform) if owner else None,
+            segment=_opt(opts, "--segment"),
+        )
     if name == "approvals":
         return c.ListApprovals(actor=actor)
     if name == "handoffs":

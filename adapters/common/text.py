@@ -11,7 +11,16 @@ from decimal import Decimal
 from lifecycle import events as ev
 from lifecycle.i18n import Lang
 from lifecycle.pipeline import Pipeline
-from lifecycle.views import AccountCard, AccountList, ApprovalList, HandoffList, History, Outcome, TaskList
+from lifecycle.views import (
+    AccountCard,
+    AccountList,
+    ApprovalList,
+    HandoffList,
+    History,
+    Outcome,
+    Report,
+    TaskList,
+)
 
 MAX_LINES = 60  # lists longer than this are cut with a note, on every platform
 
@@ -263,6 +272,94 @@ def task_list(tl: TaskList, p: Pipeline, lang: Lang = "en") -> str:
         who_does = f" → {person(t.assignee)}" if t.assignee else ""
         lines.append(f"  #{t.id} {t.account}: {t.title_zh if zh else t.title_en}{who_does}  (done {t.id})")
     return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def _days(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def report(r: Report, p: Pipeline, lang: Lang = "en") -> str:
+    """The report as a fixed-width table (Slack and Feishu show it in a monospace block)."""
+    zh = lang == "zh"
+    period = (
+        f"{r.since.date() if r.since else '…'} – {r.until.date() if r.until else '…'}"
+        if r.since or r.until
+        else ("全部时间" if zh else "all time")
+    )
+    filters = ", ".join(
+        x for x in (r.team and f"team {r.team}", r.owner and person(r.owner), r.segment and f"segment {r.segment}") if x
+    )
+    head = f"报表 · {period}" if zh else f"Report · {period}"
+    lines = [head + (f" · {filters}" if filters else "") + f" · {when(r.generated_at)} UTC"]
+    cols = (
+        ("阶段", "进入", "转化", "平均天", "中位天", "当前")
+        if zh
+        else ("Stage", "Entries", "Conv.", "Avg d", "Med d", "Now")
+    )
+    width = max([len(stage_title(p, f.stage, lang)) for f in r.stages] + [len(cols[0])])
+    lines.append(f"{cols[0]:<{width}}  {cols[1]:>7}  {cols[2]:>5}  {cols[3]:>6}  {cols[4]:>6}  {cols[5]:>5}")
+    for f in r.stages:
+        lines.append(
+            f"{stage_title(p, f.stage, lang):<{width}}  {f.entries:>7}  {_pct(f.conversion):>5}  "
+            f"{_days(f.avg_days):>6}  {_days(f.median_days):>6}  {f.in_stage_now:>5}"
+        )
+    if r.bottleneck:
+        med = next((f.median_days for f in r.stages if f.stage == r.bottleneck), None)
+        lines.append(
+            f"瓶颈:{stage_title(p, r.bottleneck, lang)}(中位停留 {_days(med)} 天)"
+            if zh
+            else f"Bottleneck: {stage_title(p, r.bottleneck, lang)} (median {_days(med)} days in stage)"
+        )
+    lines.append("收入预测(按阶段赢单概率加权):" if zh else "Forecast (amounts weighted by stage win probability):")
+    for fl in r.forecast:
+        lines.append(
+            f"  {stage_title(p, fl.stage, lang):<{width}}  {fl.accounts:>5}  {amount(fl.amount):>14} × "
+            f"{fl.probability:.0%} = {amount(fl.weighted)}"
+        )
+    lines.append(
+        f"  加权合计 {amount(r.weighted_total)};SQL + P0 金额 {amount(r.sql_p0_amount)}"
+        if zh
+        else f"  Weighted total {amount(r.weighted_total)}; SQL + P0 amounts {amount(r.sql_p0_amount)}"
+    )
+    lines.append(
+        f"下季度到期续约:{r.renewals_next_quarter} 个({amount(r.renewals_next_quarter_amount)})"
+        if zh
+        else f"Renewals due next quarter: {r.renewals_next_quarter} ({amount(r.renewals_next_quarter_amount)})"
+    )
+    return "\n".join(lines)
+
+
+def report_csv(r: Report, p: Pipeline) -> str:
+    """The per-stage figures as CSV (for spreadsheets)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(
+        ["stage", "entries", "converted", "conversion", "avg_days", "median_days", "in_stage_now", "amount", "weighted"]
+    )
+    money = {fl.stage: fl for fl in r.forecast}
+    for f in r.stages:
+        fl = money.get(f.stage)
+        w.writerow(
+            [
+                f.stage,
+                f.entries,
+                f.converted,
+                "" if f.conversion is None else f"{f.conversion:.4f}",
+                "" if f.avg_days is None else f"{f.avg_days:.3f}",
+                "" if f.median_days is None else f"{f.median_days:.3f}",
+                f.in_stage_now,
+                "" if fl is None else fl.amount,
+                "" if fl is None else fl.weighted,
+            ]
+        )
+    return buf.getvalue()
 
 
 def handoff_list(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> str:

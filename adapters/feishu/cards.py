@@ -19,7 +19,7 @@ from adapters.common.grammar import help_text
 from lifecycle import events as ev
 from lifecycle.i18n import Lang, Text
 from lifecycle.pipeline import Pipeline
-from lifecycle.views import AccountCard, AccountList, ApprovalList, HandoffList, History, Outcome, TaskList
+from lifecycle.views import AccountCard, AccountList, ApprovalList, HandoffList, History, Outcome, Report, TaskList
 
 Card = dict[str, Any]
 
@@ -134,6 +134,8 @@ def reply(ans: object, pipeline: Pipeline, lang: Lang = "en") -> Card:
         return card(Text("Approvals", "审批"), [both(lambda lg: tx.approval_list(ans, p, lg))], lang=lang)
     if isinstance(ans, HandoffList):
         return card(Text("Handoffs", "交接"), [both(lambda lg: tx.handoff_list(ans, p, lg))], lang=lang)
+    if isinstance(ans, Report):
+        return card(Text("Report", "报表"), [both(lambda lg: tx.report(ans, p, lg))], lang=lang, template="indigo")
     if isinstance(ans, TaskList):
         buttons = [
             Button(Text(f"Done #{t.id}", f"完成 #{t.id}"), {"v": 1, "op": "done", "task": t.id}, "primary")

@@ -44,6 +44,7 @@ from lifecycle.views import (
     History,
     HistoryLine,
     Outcome,
+    Report,
     TaskList,
 )
 
@@ -267,7 +268,7 @@ def _l(key: str, lang: Lang) -> str:
 
 
 def reply(
-    answer: Outcome | AccountCard | History | AccountList | ApprovalList | HandoffList | TaskList,
+    answer: Outcome | AccountCard | History | AccountList | ApprovalList | HandoffList | TaskList | Report,
     pipeline: Pipeline,
     lang: Lang = "en",
 ) -> SlackMessage:
@@ -286,6 +287,10 @@ def reply(
         return _handoff_list(answer, pipeline, lang)
     if isinstance(answer, TaskList):
         return _task_list(answer, pipeline, lang)
+    if isinstance(answer, Report):
+        body = tx.report(answer, pipeline, lang)
+        chunks = _pack(escape(body).splitlines(), SECTION_TEXT - 10)
+        return SlackMessage(_fallback(body), _dicts([_section(f"```{chunk}```") for chunk, _ in chunks][:MAX_BLOCKS]))
     raise TypeError(f"no Slack rendering for {type(answer).__name__}")
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.common.grammar import SPECS, Help, Report, UsageError, help_text, parse, parse_amount, parse_user
+from adapters.common.grammar import SPECS, Help, UsageError, help_text, parse, parse_amount, parse_user
 from lifecycle import commands as c
 from lifecycle.access import Actor
 from lifecycle.errors import LifecycleError
@@ -97,7 +97,11 @@ def test_add_with_every_option() -> None:
         ("churn Acme no renewal", c.Churn(account="Acme", reason="no renewal", actor=ME, key="k1", via="slack")),
         ("召回 Acme", c.WinBack(account="Acme", actor=ME, key="k1", via="slack")),
         ("archive Acme", c.Archive(account="Acme", actor=ME, key="k1", via="slack")),
-        ("report", Report()),
+        ("report", c.ShowReport(actor=ME)),
+        (
+            "报表 --since 2026-01-01 --team sales --owner @U0BOB",
+            c.ShowReport(actor=ME, since=datetime(2026, 1, 1, tzinfo=UTC), team="sales", owner="slack:U0BOB"),
+        ),
         ("", Help()),
         ("help move", Help("move")),
         ("/stage help", Help()),

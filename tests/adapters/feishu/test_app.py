@@ -187,7 +187,7 @@ def test_a_redelivered_button_press_is_answered_again_but_applied_once(feishu: F
         ("x" * 3000, "too long to be a command"),
         ('move "Delta', "quote is not closed"),
         ("/stage show Delta", "Delta (#"),
-        ("report", "not available in this version"),
+        ("report", "Bottleneck"),
     ],
 )
 def test_bad_input_gets_a_clear_answer(feishu: FeishuDriver, text: str, expected: str) -> None:

@@ -281,3 +281,13 @@ def test_slack_html_escaping_in_command_text_is_undone(slack: SlackDriver) -> No
     assert "AT&amp;T &lt;EMEA&gt;" in reply and "&amp;amp;" not in reply  # escaped once, for display
     card = slack.running.app.core.ask(c.ShowAccount(actor=Actor("slack", "U0ADMIN"), account="AT&T"))
     assert card.account.name == "AT&T <EMEA>" and card.account.owner == "slack:U0ALICE"  # type: ignore[union-attr]
+
+
+def test_the_report_is_answered_as_a_table(slack: SlackDriver) -> None:
+    slack.command('add "Rep Co" --stage SQL --amount 10k', user="U0ADMIN")
+    text = ephemeral_text(slack.command("report", user="U0ADMIN"))
+    assert "Report · all time" in text and "Bottleneck: SQL" in text and "Weighted total 2,000" in text
+    zh = slack.command("报表 --team sales", user="U0ADMIN").json
+    assert "```" in json.dumps(zh["blocks"], ensure_ascii=False)
+    bad = ephemeral_text(slack.command("report --since yesterday", user="U0ADMIN"))
+    assert "is not a date" in bad
