@@ -1,4 +1,4 @@
-"""The `stagebot` command line: console, check-config, db upgrade, pipeline show, and the rest.
+"""The `stagebot` command line: console, check-config, db upgrade, pipeline show, import, export, and the rest.
 
 `--config PATH` is accepted before or after the subcommand. Exit codes: 0 ok, 1 a problem was
 found (invalid config, failed check), 2 wrong usage or a feature that is not available yet.
@@ -11,10 +11,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.config import ConfigError, Settings, load_settings
 from lifecycle.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from lifecycle.db.uow import Database
 
 CONSOLE_USER = "console:local"
 
@@ -103,7 +106,13 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
         if args.pipeline_command != "show":
             parser.parse_args(["pipeline", "--help"])
         return _pipeline_show(settings.pipeline, args.format, out)
-    return _not_yet(cmd)
+    if cmd == "import":
+        return _import(settings, args.file, out)
+    if cmd == "export":
+        return _export(settings, args.file, out)
+    if cmd == "report":
+        return _report(settings, args.format, args.out, out)
+    raise AssertionError(f"no handler for {cmd}")  # argparse only accepts the commands above
 
 
 def _jobs_run(settings: Settings, now_text: str | None, out: TextIO) -> int:
@@ -154,18 +163,149 @@ def _jobs_run(settings: Settings, now_text: str | None, out: TextIO) -> int:
         app.close()
 
 
-def _not_yet(cmd: str) -> int:
-    what = {
-        "report": "reports (funnel, time in stage, forecast)",
-        "import": "CSV import",
-        "export": "CSV export",
-    }[cmd]
-    print(
-        f"stagebot {cmd}: {what} is not available in this version yet. "
-        "See the README's Status section; `stagebot console` runs the lifecycle locally.",
-        file=sys.stderr,
-    )
-    return 2
+def _report(settings: Settings, fmt: str, out_path: str | None, out: TextIO) -> int:
+    """`stagebot report`: the managers' figures as a text table or CSV (charts are not built yet)."""
+    from adapters.common.text import report, report_csv
+    from lifecycle import commands as c
+    from lifecycle.access import Actor
+    from lifecycle.clock import SystemClock
+    from lifecycle.reports import report as compute
+    from lifecycle.services import Rules
+
+    if fmt == "png":
+        print(
+            "stagebot report: charts (--format png) are not available in this version yet; use text or csv",
+            file=sys.stderr,
+        )
+        return 2
+    db = _database(settings)
+    try:
+        rules = Rules(settings.pipeline, settings.roster(), targets=())
+        figures = compute(
+            c.ShowReport(actor=Actor("console", "report")), uow=db.reader(), clock=SystemClock(), rules=rules
+        )
+    finally:
+        db.dispose()
+    lang = settings.config.bot.language
+    body = report_csv(figures, settings.pipeline) if fmt == "csv" else report(figures, settings.pipeline, lang) + "\n"
+    if out_path:
+        try:
+            with open(out_path, "w", encoding="utf-8", newline="") as f:
+                f.write(body)
+        except OSError as exc:
+            print(f"stagebot report: cannot write {out_path}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        print(f"wrote the report to {out_path}", file=sys.stderr)
+    else:
+        out.write(body)
+    return 0
+
+
+MAX_PROBLEMS_SHOWN = 50
+
+
+def _database(settings: Settings) -> Database:
+    from lifecycle.db.engine import make_engine
+    from lifecycle.db.migrate import upgrade
+    from lifecycle.db.uow import Database
+
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    return Database(engine)
+
+
+def _import(settings: Settings, path: str, out: TextIO) -> int:
+    """Validate the whole file, then apply it all or not at all; every bad row is reported."""
+    from lifecycle.access import Actor
+    from lifecycle.clock import SystemClock
+    from lifecycle.errors import LifecycleError
+    from lifecycle.services import Rules
+    from lifecycle.transfer import ImportRefused, RowProblem, import_accounts, read_rows
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            read = read_rows(f, settings.pipeline)
+    except FileNotFoundError:
+        print(f"stagebot import: no such file: {path}", file=sys.stderr)
+        return 2
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"stagebot import: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    if read.ignored:
+        print(f"stagebot import: ignoring unknown column(s): {', '.join(read.ignored)}", file=sys.stderr)
+
+    def refuse(problems: list[RowProblem]) -> int:
+        for prob in problems[:MAX_PROBLEMS_SHOWN]:
+            print(prob, file=sys.stderr)
+        more = f" (the first {MAX_PROBLEMS_SHOWN} are shown)" if len(problems) > MAX_PROBLEMS_SHOWN else ""
+        print(f"stagebot import: {len(problems)} problem(s){more}; nothing was imported", file=sys.stderr)
+        return 1
+
+    if read.problems:
+        return refuse(read.problems)
+    db = _database(settings)
+    bar = _ProgressBar(len(read.rows), sys.stderr) if sys.stderr.isatty() and read.rows else None
+    try:
+        result = import_accounts(
+            db,
+            read.rows,
+            actor=Actor("console", "import"),
+            clock=SystemClock(),
+            rules=Rules(settings.pipeline, settings.roster(), targets=()),
+            progress=bar,
+        )
+    except ImportRefused as exc:
+        return refuse(exc.problems)
+    except LifecycleError as exc:  # e.g. someone changed an account while the file was applied
+        print(f"stagebot import: {exc.text('en')} Nothing was imported.", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+        db.dispose()
+    out.write(f"imported {path}: {result.added} added, {result.updated} updated, {result.unchanged} unchanged\n")
+    return 0
+
+
+def _export(settings: Settings, path: str, out: TextIO) -> int:
+    from lifecycle.transfer import export_accounts
+
+    db = _database(settings)
+    try:
+        if path == "-":
+            n = export_accounts(db, out)
+            where = "standard output"
+        else:
+            try:
+                with open(path, "w", encoding="utf-8", newline="") as f:
+                    n = export_accounts(db, f)
+            except OSError as exc:
+                print(f"stagebot export: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+                return 2
+            where = path
+    finally:
+        db.dispose()
+    print(f"exported {n} accounts to {where}", file=sys.stderr)
+    return 0
+
+
+class _ProgressBar:
+    """`[#####     ] 52,000/100,000` redrawn in place on a terminal."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total = total
+        self.stream = stream
+
+    def __call__(self, done: int) -> None:
+        filled = self.WIDTH * done // self.total if self.total else self.WIDTH
+        self.stream.write(f"\r[{'#' * filled}{' ' * (self.WIDTH - filled)}] {done:,}/{self.total:,}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
 
 
 def _console(settings: Settings, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:

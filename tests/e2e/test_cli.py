@@ -104,11 +104,19 @@ def test_pipeline_show_table_and_mermaid(tmp_path: Path, monkeypatch: pytest.Mon
     assert "VISITOR" in out and "LOYAL" in out
 
 
-@pytest.mark.parametrize("args", [["report"], ["import", "x.csv"], ["export", "x.csv"]])
-def test_unbuilt_commands_say_so(
-    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_report_as_text_and_csv_and_png_not_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _ = run(args, tmp_path, monkeypatch)
+    code, _ = run(["console"], tmp_path, monkeypatch)  # a fresh database
+    main(["console"], stdin=io.StringIO('add "Rep" --stage SQL --amount 10k\n'), stdout=io.StringIO())
+    code, out = run(["report"], tmp_path, monkeypatch)
+    assert code == 0 and "Report · all time" in out and "Bottleneck: SQL" in out
+    code, out = run(["report", "--format", "csv"], tmp_path, monkeypatch)
+    assert code == 0 and out.splitlines()[0].startswith("stage,entries,converted")
+    assert "SQL,1,0,0.0000," in out
+    code, _ = run(["report", "--format", "csv", "--out", str(tmp_path / "r.csv")], tmp_path, monkeypatch)
+    assert code == 0 and (tmp_path / "r.csv").read_text().startswith("stage,")
+    code, _ = run(["report", "--format", "png"], tmp_path, monkeypatch)
     assert code == 2 and "not available in this version yet" in capsys.readouterr().err
 
 
