@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, literal, select
+from sqlalchemy import ColumnElement, Connection, case, func, literal, select
 
 from lifecycle import commands as c
 from lifecycle.clock import Clock
@@ -94,44 +94,56 @@ def _stage_figures(
 ) -> list[StageFigures]:
     dialect = s.dialect.name
     order = (HIST.c.at, HIST.c.id)
+    source = HIST.join(ACC, ACC.c.id == HIST.c.account_id) if _account_filter(q) else HIST
     seq = (
         select(
-            HIST.c.account_id,
             HIST.c.to_stage.label("stage"),
             HIST.c.at,
             func.lead(HIST.c.to_stage).over(partition_by=HIST.c.account_id, order_by=order).label("next_stage"),
             func.lead(HIST.c.at).over(partition_by=HIST.c.account_id, order_by=order).label("left_at"),
         )
-        .select_from(HIST.join(ACC, ACC.c.id == HIST.c.account_id))
+        .select_from(source)
         .where(*_account_filter(q))
         .subquery("seq")
     )
-    in_period = and_(seq.c.at >= since, seq.c.at < until)
-    # Entries and where each went next: a handful of (stage, next stage) rows.
-    moves = s.execute(
-        select(seq.c.stage, seq.c.next_stage, func.count().label("n"))
-        .where(in_period)
-        .group_by(seq.c.stage, seq.c.next_stage)
-    ).all()
     # Time in stage: still there counts up to now.
     now_epoch = literal(now.timestamp())
     ended = case((seq.c.left_at.is_(None), now_epoch), else_=_epoch(seq.c.left_at, dialect))
-    dur = (ended - _epoch(seq.c.at, dialect)).label("dur")
-    durations = select(seq.c.stage, dur).where(in_period).subquery("durations")
+    entry = (
+        select(seq.c.stage, seq.c.next_stage, (ended - _epoch(seq.c.at, dialect)).label("dur"))
+        .where(seq.c.at >= since, seq.c.at < until)
+        .subquery("entry")
+    )
+    # One pass over the history (one LEAD window): per (stage, next stage) the count and the total
+    # duration, and for the median the rows in the middle of each stage's durations.
     ranked = select(
-        durations.c.stage,
-        durations.c.dur,
-        func.row_number().over(partition_by=durations.c.stage, order_by=durations.c.dur).label("rn"),
-        func.count().over(partition_by=durations.c.stage).label("cnt"),
+        entry.c.stage,
+        entry.c.next_stage,
+        entry.c.dur,
+        func.row_number().over(partition_by=entry.c.stage, order_by=entry.c.dur).label("rn"),
+        func.count().over(partition_by=entry.c.stage).label("cnt"),
     ).subquery("ranked")
-    middle = ranked.c.rn.in_([(ranked.c.cnt + 1) // 2, (ranked.c.cnt + 2) // 2])  # one or both middles
-    medians = {
-        r[0]: r[1]
-        for r in s.execute(select(ranked.c.stage, func.avg(ranked.c.dur)).where(middle).group_by(ranked.c.stage))
-    }
-    averages = {
-        r[0]: r[1] for r in s.execute(select(durations.c.stage, func.avg(durations.c.dur)).group_by(durations.c.stage))
-    }
+    is_middle = ranked.c.rn.in_([(ranked.c.cnt + 1) // 2, (ranked.c.cnt + 2) // 2])  # one or both middles
+    rows = s.execute(
+        select(
+            ranked.c.stage,
+            ranked.c.next_stage,
+            func.count(),
+            func.sum(ranked.c.dur),
+            func.sum(case((is_middle, ranked.c.dur), else_=0)),
+            func.sum(case((is_middle, 1), else_=0)),
+        ).group_by(ranked.c.stage, ranked.c.next_stage)
+    ).all()
+    moves = [(stage, nxt, int(n)) for stage, nxt, n, _, _, _ in rows]
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])  # n, sum, middle sum, middles
+    for stage, _nxt, n, total, mid_sum, mids in rows:
+        t = totals[stage]
+        t[0] += int(n)
+        t[1] += float(total or 0)
+        t[2] += float(mid_sum or 0)
+        t[3] += int(mids or 0)
+    averages = {k: t[1] / t[0] for k, t in totals.items() if t[0]}
+    medians = {k: t[2] / t[3] for k, t in totals.items() if t[3]}
     now_in: dict[str, int] = {
         r[0]: r[1]
         for r in s.execute(select(ACC.c.stage, func.count()).where(*_account_filter(q)).group_by(ACC.c.stage))
