@@ -136,7 +136,8 @@ class FeishuBot:
         self.lang = lang
         self._bot_open_id = bot_open_id
         self._bot_id_asked = -1e9
-        self._bot_id_lock = threading.Lock()
+        self._bot_id_settled = threading.Event()  # no fetch of the bot's identity is in flight
+        self._bot_id_settled.set()
         self.on_change = on_change
         self.replies = replies or ThreadPoolExecutor(max_workers=4, thread_name_prefix="feishu-reply")
         self.wall_clock = wall_clock
@@ -164,17 +165,28 @@ class FeishuBot:
     def bot_open_id(self) -> str | None:
         """The bot's own open_id (to tell a mention of the bot from a mention of anyone else).
 
-        Asked of Feishu at most once a minute while unknown, so an unreachable API cannot slow
-        every message down; `prefetch()` asks at start-up, off the request path.
+        Never fetched on the request thread (Feishu's 3 s budget): a message arriving while the
+        start-up fetch is in flight waits for it at most a second; while the id is unknown a new
+        fetch is started in the background at most once a minute, and the caller goes on without it.
         """
-        with self._bot_id_lock:  # a message arriving during the start-up fetch waits for its answer
+        if self._bot_open_id is None:
+            self._bot_id_settled.wait(1.0)
             if self._bot_open_id is None and time.monotonic() - self._bot_id_asked >= 60:
-                self._bot_id_asked = time.monotonic()
-                self._bot_open_id = fetch_bot_open_id(self.client)
-            return self._bot_open_id
+                self.prefetch()
+        return self._bot_open_id
 
     def prefetch(self) -> None:
-        self.replies.submit(self.bot_open_id)
+        """Ask Feishu for the bot's identity, off the request path."""
+        self._bot_id_asked = time.monotonic()
+        self._bot_id_settled.clear()
+
+        def fetch() -> None:
+            try:
+                self._bot_open_id = self._bot_open_id or fetch_bot_open_id(self.client)
+            finally:
+                self._bot_id_settled.set()
+
+        self.replies.submit(fetch)
 
     # ------------------------------------------------------------ webhook
 
