@@ -83,18 +83,37 @@ def _tick_checklist(cmd: c.TickChecklist, s: Connection, now: datetime, rules: R
     done = ticked_items(s, acc.id, stage.key)
     if item.key in done:
         return Outcome(kind="already_ticked", account=account_view(acc), item=item.key)
+    # Two people ticking the same item at once: the second insert waits for the first and then
+    # does nothing, and its sender is told the item is already ticked.
+    if not record_tick(s, rules, acc, stage, item, actor=cmd.actor.ref, via=cmd.channel, now=now, done=done):
+        return Outcome(kind="already_ticked", account=account_view(acc), item=item.key)
+    return Outcome(kind="ticked", account=account_view(acc), item=item.key)
+
+
+def record_tick(
+    s: Connection,
+    rules: Rules,
+    acc: Row[Any],
+    stage: Stage,
+    item: ChecklistItem,
+    *,
+    actor: str,
+    via: str,
+    now: datetime,
+    done: set[str],
+) -> bool:
+    """Tick one item and announce it; False when it was ticked already (`done` is updated)."""
     tick = {
         "account_id": acc.id,
         "stage": stage.key,
         "item": item.key,
-        "ticked_by": cmd.actor.ref,
+        "ticked_by": actor,
         "ticked_at": now,
-        "via": cmd.channel,
+        "via": via,
     }
-    # Two people ticking the same item at once: the second insert waits for the first and then
-    # does nothing, and its sender is told the item is already ticked.
     if not insert_ignoring_duplicates(s, TICKS, tick, ["account_id", "stage", "item"]):
-        return Outcome(kind="already_ticked", account=account_view(acc), item=item.key)
+        return False
+    done.add(item.key)
     emit(
         s,
         rules,
@@ -102,16 +121,16 @@ def _tick_checklist(cmd: c.TickChecklist, s: Connection, now: datetime, rules: R
             account_id=acc.id,
             account=acc.name,
             at=now,
-            actor=cmd.actor.ref,
+            actor=actor,
             audience=stage.owners,
             stage=stage.key,
             item=item.key,
-            done=len(done) + 1,
+            done=len(done),
             total=len(stage.checklist),
         ),
         now,
     )
-    return Outcome(kind="ticked", account=account_view(acc), item=item.key)
+    return True
 
 
 def assign_owner(cmd: c.AssignOwner, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:

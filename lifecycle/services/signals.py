@@ -20,17 +20,14 @@ from lifecycle.clock import Clock
 from lifecycle.db.models import SignalRow, table
 from lifecycle.db.uow import UnitOfWork
 from lifecycle.errors import InvalidInput, NotFound
-from lifecycle.events import ChecklistTicked
 from lifecycle.i18n import Text
+from lifecycle.services.accounts import record_tick
 from lifecycle.services.base import (
     ACC,
-    TICKS,
     Rules,
     account_view,
     apply_command,
-    emit,
     find_account,
-    insert_ignoring_duplicates,
     ticked_items,
 )
 from lifecycle.services.stages import apply_transition
@@ -85,37 +82,15 @@ def _ingest(cmd: c.IngestSignal, s: Connection, now: datetime, rules: Rules) -> 
     for item in stage.checklist:
         if item.signal != cmd.signal or item.key in done:
             continue
-        tick = {
-            "account_id": acc.id,
-            "stage": stage.key,
-            "item": item.key,
-            "ticked_by": SIGNAL_ACTOR.ref,
-            "ticked_at": now,
-            "via": f"signal:{cmd.source}",
-        }
-        if insert_ignoring_duplicates(s, TICKS, tick, ["account_id", "stage", "item"]):
+        if record_tick(
+            s, rules, acc, stage, item, actor=SIGNAL_ACTOR.ref, via=f"signal:{cmd.source}", now=now, done=done
+        ):
             ticked.append(item.key)
-            done.add(item.key)
-            emit(
-                s,
-                rules,
-                ChecklistTicked(
-                    account_id=acc.id,
-                    account=acc.name,
-                    at=now,
-                    actor=SIGNAL_ACTOR.ref,
-                    audience=stage.owners,
-                    stage=stage.key,
-                    item=item.key,
-                    done=len(done),
-                    total=len(stage.checklist),
-                ),
-                now,
-            )
-    for auto in p.automations_for(stage.key, "signal"):
-        if auto.signal == cmd.signal:
-            from lifecycle.automations import perform
+    signalled = [a for a in p.automations_for(stage.key, "signal") if a.signal == cmd.signal]
+    if signalled:
+        from lifecycle.automations import perform  # automations run moves through services.stages
 
+        for auto in signalled:
             perform(s, rules, auto, acc.id, now)
     view = account_view(acc)
     complete = bool(stage.checklist) and all(i.key in done for i in stage.checklist)
