@@ -107,8 +107,8 @@ def test_pipeline_show_table_and_mermaid(tmp_path: Path, monkeypatch: pytest.Mon
 def test_report_as_text_and_csv_and_png_not_yet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _ = run(["console"], tmp_path, monkeypatch)  # a fresh database
-    main(["console"], stdin=io.StringIO('add "Rep" --stage SQL --amount 10k\n'), stdout=io.StringIO())
+    run(["check-config"], tmp_path, monkeypatch)  # cwd and environment as in the other tests
+    assert main(["console"], stdin=io.StringIO('add "Rep" --stage SQL --amount 10k\n'), stdout=io.StringIO()) == 0
     code, out = run(["report"], tmp_path, monkeypatch)
     assert code == 0 and "Report · all time" in out and "Bottleneck: SQL" in out
     code, out = run(["report", "--format", "csv"], tmp_path, monkeypatch)
