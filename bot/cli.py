@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.config import ConfigError, Settings, load_settings
@@ -47,7 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--now", help="ISO-8601 instant to run as")
     rep = sub.add_parser("report", parents=[common], help="funnel, conversion, time in stage, forecast")
     rep.add_argument("--format", choices=["text", "csv", "png"], default="text")
-    rep.add_argument("--out")
+    rep.add_argument("--out", help="write to this file (required for png)")
+    rep.add_argument("--since", metavar="YYYY-MM-DD", help="history from this day on")
+    rep.add_argument("--until", metavar="YYYY-MM-DD", help="history before this day")
+    rep.add_argument("--team", help="only the stages this team owns")
+    rep.add_argument("--owner", metavar="USER", help="only this owner's accounts (slack:U…, feishu:ou_…)")
+    rep.add_argument("--segment", help="only accounts in this segment")
+    rep.add_argument("--lang", choices=["en", "zh"], help="labels (default: [bot] language)")
     imp = sub.add_parser("import", parents=[common], help="import accounts from CSV")
     imp.add_argument("file")
     exp = sub.add_parser("export", parents=[common], help="export accounts to CSV")
@@ -111,7 +119,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
     if cmd == "export":
         return _export(settings, args.file, out)
     if cmd == "report":
-        return _report(settings, args.format, args.out, out)
+        return _report(settings, args, out)
     raise AssertionError(f"no handler for {cmd}")  # argparse only accepts the commands above
 
 
@@ -163,8 +171,10 @@ def _jobs_run(settings: Settings, now_text: str | None, out: TextIO) -> int:
         app.close()
 
 
-def _report(settings: Settings, fmt: str, out_path: str | None, out: TextIO) -> int:
-    """`stagebot report`: the managers' figures as a text table or CSV (charts are not built yet)."""
+def _report(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """`stagebot report`: the managers' figures as a text table, CSV or a PNG chart."""
+    from adapters.common.errors import user_text
+    from adapters.common.grammar import parse
     from adapters.common.text import report, report_csv
     from lifecycle import commands as c
     from lifecycle.access import Actor
@@ -172,32 +182,53 @@ def _report(settings: Settings, fmt: str, out_path: str | None, out: TextIO) -> 
     from lifecycle.reports import report as compute
     from lifecycle.services import Rules
 
-    if fmt == "png":
-        print(
-            "stagebot report: charts (--format png) are not available in this version yet; use text or csv",
-            file=sys.stderr,
-        )
+    if args.format == "png" and not args.out:
+        print("stagebot report: --format png needs --out FILE.png", file=sys.stderr)
         return 2
+    lang = args.lang or settings.config.bot.language
+    # The chat grammar's own `report` options, so dates and owners are read the same way everywhere.
+    words = ["report"]
+    for flag in ("since", "until", "team", "owner", "segment"):
+        if getattr(args, flag):
+            words += [f"--{flag}", getattr(args, flag)]
+    try:
+        query = parse(shlex.join(words), actor=Actor("console", "report"), key="cli:report", is_stage=lambda _: False)
+    except Exception as exc:
+        print(f"stagebot report: {user_text(exc)(lang)}", file=sys.stderr)
+        return 2
+    assert isinstance(query, c.ShowReport)
     db = _database(settings)
     try:
         rules = Rules(settings.pipeline, settings.roster(), targets=())
-        figures = compute(
-            c.ShowReport(actor=Actor("console", "report")), uow=db.reader(), clock=SystemClock(), rules=rules
-        )
+        figures = compute(query, uow=db.reader(), clock=SystemClock(), rules=rules)
     finally:
         db.dispose()
-    lang = settings.config.bot.language
-    body = report_csv(figures, settings.pipeline) if fmt == "csv" else report(figures, settings.pipeline, lang) + "\n"
-    if out_path:
+    body: str | bytes
+    if args.format == "png":
+        from adapters.common.charts import ChartsUnavailable, report_png
+
         try:
-            with open(out_path, "w", encoding="utf-8", newline="") as f:
-                f.write(body)
-        except OSError as exc:
-            print(f"stagebot report: cannot write {out_path}: {exc.strerror or exc}", file=sys.stderr)
+            body = report_png(figures, settings.pipeline, lang)
+        except ChartsUnavailable as exc:
+            print(f"stagebot report: cannot draw charts: {exc}", file=sys.stderr)
             return 2
-        print(f"wrote the report to {out_path}", file=sys.stderr)
+    elif args.format == "csv":
+        body = report_csv(figures, settings.pipeline)
     else:
-        out.write(body)
+        body = report(figures, settings.pipeline, lang) + "\n"
+    if not args.out:
+        out.write(str(body))
+        return 0
+    try:
+        if isinstance(body, bytes):
+            Path(args.out).write_bytes(body)
+        else:
+            with open(args.out, "w", encoding="utf-8", newline="") as f:
+                f.write(body)
+    except OSError as exc:
+        print(f"stagebot report: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote the report to {args.out}", file=sys.stderr)
     return 0
 
 

@@ -104,7 +104,7 @@ def test_pipeline_show_table_and_mermaid(tmp_path: Path, monkeypatch: pytest.Mon
     assert "VISITOR" in out and "LOYAL" in out
 
 
-def test_report_as_text_and_csv_and_png_not_yet(
+def test_report_as_text_csv_and_png(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run(["check-config"], tmp_path, monkeypatch)  # cwd and environment as in the other tests
@@ -117,7 +117,17 @@ def test_report_as_text_and_csv_and_png_not_yet(
     code, _ = run(["report", "--format", "csv", "--out", str(tmp_path / "r.csv")], tmp_path, monkeypatch)
     assert code == 0 and (tmp_path / "r.csv").read_text().startswith("stage,")
     code, _ = run(["report", "--format", "png"], tmp_path, monkeypatch)
-    assert code == 2 and "not available in this version yet" in capsys.readouterr().err
+    assert code == 2 and "--format png needs --out" in capsys.readouterr().err
+    code, _ = run(
+        ["report", "--format", "png", "--lang", "zh", "--out", str(tmp_path / "r.png")], tmp_path, monkeypatch
+    )
+    assert code == 0 and (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out = run(["report", "--since", "2000-01-01", "--until", "2000-02-01"], tmp_path, monkeypatch)
+    assert code == 0 and "2000-01-01 – 2000-02-01" in out and "Bottleneck" not in out  # nothing then
+    code, out = run(["report", "--team", "sales", "--segment", "enterprise"], tmp_path, monkeypatch)
+    assert code == 0 and "team sales, segment enterprise" in out
+    code, _ = run(["report", "--since", "last tuesday"], tmp_path, monkeypatch)
+    assert code == 2 and '"last tuesday" is not a date' in capsys.readouterr().err
 
 
 def test_check_config_lists_notifications_that_failed_for_good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
