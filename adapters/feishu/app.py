@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import logging
 import threading
@@ -28,6 +29,8 @@ from typing import Any
 
 import lark_oapi as lark
 from lark_oapi.api.im.v1 import (
+    CreateImageRequest,
+    CreateImageRequestBody,
     CreateMessageRequest,
     CreateMessageRequestBody,
     ReplyMessageRequest,
@@ -41,6 +44,7 @@ from adapters.common.actions import decode
 from adapters.common.dispatch import Answer, Failure, NotAvailable, answer, run_command
 from adapters.common.errors import user_text
 from adapters.common.grammar import Help
+from adapters.common.team_reports import TeamReports
 from adapters.feishu import cards
 from adapters.feishu.notifier import TOKEN_REJECTED, forget_token
 from lifecycle.access import Actor
@@ -48,7 +52,7 @@ from lifecycle.core import Lifecycle
 from lifecycle.deliveries import first_delivery
 from lifecycle.i18n import Lang, Text
 from lifecycle.outbox import delivery_problems
-from lifecycle.views import Outcome
+from lifecycle.views import Outcome, Report
 
 log = logging.getLogger("stagebot.feishu")
 PLATFORM = "feishu"
@@ -71,6 +75,7 @@ HANDLED = frozenset(
 )
 # Bot menu items (机器人自定义菜单) whose event_key is one of these run the command shown.
 MENU = {"help": "help", "mine": "list --mine", "approvals": "approvals", "handoffs": "handoffs", "list": "list"}
+TEAM_REPORT_MENU = "report"  # the clicker's teams' figures, one report card (chart + table) per team
 
 HttpAnswer = tuple[int, dict[str, str], bytes]
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
@@ -140,6 +145,7 @@ class FeishuBot:
         self._bot_id_settled.set()
         self.on_change = on_change
         self.replies = replies or ThreadPoolExecutor(max_workers=4, thread_name_prefix="feishu-reply")
+        self.team_reports = TeamReports(core)
         self.wall_clock = wall_clock
         self._nonces = _Nonces(2 * TIMESTAMP_WINDOW)
         self._cipher = AESCipher(encrypt_key) if encrypt_key else None
@@ -310,6 +316,9 @@ class FeishuBot:
             reply = cards.error_card(TOO_LONG, self.lang)
         else:
             ans = answer(self.core, line, actor=actor, key=f"feishu:cmd:{m.message_id}", via=PLATFORM, lang=self.lang)
+            if isinstance(ans, Report):  # drawn and uploaded off the request thread, then one card
+                self.replies.submit(self._reply_report, m.message_id, ans, group)
+                return
             reply = self.render(ans, actor)
             if isinstance(ans, Outcome) and not ans.replayed:
                 self.on_change()
@@ -390,10 +399,14 @@ class FeishuBot:
             event = data.event
             op = event.operator.operator_id if event.operator else None
             open_id = getattr(op, "open_id", None)
-            line = MENU.get(str(event.event_key or ""))
-            if not open_id or line is None:
+            key = str(event.event_key or "")
+            line = MENU.get(key)
+            if not open_id or (line is None and key != TEAM_REPORT_MENU):
                 return
             actor = Actor(PLATFORM, open_id)
+            if line is None:
+                self.replies.submit(self._send_team_reports, actor, f"menu-{data.header.event_id}")
+                return
             ans = answer(
                 self.core, line, actor=actor, key=f"feishu:menu:{data.header.event_id}", via=PLATFORM, lang=self.lang
             )
@@ -402,6 +415,47 @@ class FeishuBot:
             log.exception("could not handle a Feishu bot-menu click")
 
     # ------------------------------------------------------------ talking back
+
+    def _reply_report(self, message_id: str, r: Report, in_thread: bool) -> None:
+        self._reply(message_id, self._report_card(r), in_thread)
+
+    def _send_team_reports(self, actor: Actor, ident: str) -> None:
+        for n, r in enumerate(self.team_reports.for_person(actor)):
+            self._send("open_id", actor.user_id, self._report_card(r), f"{ident}-{n}")
+
+    def _report_card(self, r: Report) -> cards.Card:
+        return cards.report_card(r, self.core.pipeline, self.lang, image_key=self._upload_chart(r))
+
+    def _upload_chart(self, r: Report) -> str | None:
+        """Draw the chart and upload it as a message image; its image_key, or None if that failed."""
+        from adapters.common.charts import ChartsUnavailable, report_png
+
+        try:
+            png = report_png(r, self.core.pipeline, self.lang)
+        except ChartsUnavailable as exc:
+            log.warning("charts are not available: %s", exc)
+            return None
+        except Exception:
+            log.exception("could not draw a report chart")
+            return None
+        for attempt in (1, 2):
+            image = io.BytesIO(png)
+            image.name = "stagebot-report.png"  # requests names the multipart part after it; Feishu wants one
+            body = CreateImageRequestBody.builder().image_type("message").image(image).build()
+            req = CreateImageRequest.builder().request_body(body).build()
+            try:
+                resp = self.client.im.v1.image.create(req)
+            except Exception as exc:
+                log.warning("Feishu image upload failed: %s", type(exc).__name__)
+                return None
+            if resp.success() and resp.data is not None and resp.data.image_key:
+                return str(resp.data.image_key)
+            if resp.code in TOKEN_REJECTED and attempt == 1:
+                forget_token(self.app_id)
+                continue
+            log.warning("Feishu image upload refused: code %s %s (log id %s)", resp.code, resp.msg, resp.get_log_id())
+            return None
+        return None
 
     def _reply(self, message_id: str, card: cards.Card, in_thread: bool) -> None:
         body = (

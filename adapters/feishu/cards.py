@@ -135,7 +135,7 @@ def reply(ans: object, pipeline: Pipeline, lang: Lang = "en") -> Card:
     if isinstance(ans, HandoffList):
         return card(Text("Handoffs", "交接"), [both(lambda lg: tx.handoff_list(ans, p, lg))], lang=lang)
     if isinstance(ans, Report):
-        return card(Text("Report", "报表"), [both(lambda lg: tx.report(ans, p, lg))], lang=lang, template="indigo")
+        return report_card(ans, p, lang)
     if isinstance(ans, TaskList):
         buttons = [
             Button(Text(f"Done #{t.id}", f"完成 #{t.id}"), {"v": 1, "op": "done", "task": t.id}, "primary")
@@ -143,6 +143,23 @@ def reply(ans: object, pipeline: Pipeline, lang: Lang = "en") -> Card:
         ]
         return card(Text("Tasks", "待办任务"), [both(lambda lg: tx.task_list(ans, p, lg))], lang=lang, buttons=buttons)
     raise TypeError(f"no card for {type(ans).__name__}")
+
+
+def report_card(r: Report, pipeline: Pipeline, lang: Lang = "en", *, image_key: str | None = None) -> Card:
+    """The report: the chart (an image uploaded beforehand) above the figures as a table.
+
+    Without an image (the upload failed, or charts are not installed) the table stands alone with a
+    note saying so; the figures are never held back for the picture.
+    """
+    title = Text(f"Report · team {r.team}", f"报表 · {r.team} 团队") if r.team else Text("Report", "报表")
+    note = None if image_key else Text("The chart could not be attached this time.", "本次未能附上图表。")
+    c = card(title, [both(lambda lg: tx.report(r, pipeline, lg))], lang=lang, template="indigo", note=note)
+    if image_key:
+        alt = plain(Text("Funnel and time in stage", "漏斗与阶段停留时间"), lang, TITLE_LIMIT)
+        c["body"]["elements"].insert(
+            0, {"tag": "img", "img_key": image_key, "alt": alt, "scale_type": "fit_horizontal", "preview": True}
+        )
+    return c
 
 
 def help_card(topic: str | None = None, lang: Lang = "en", *, extra: Text | None = None) -> Card:

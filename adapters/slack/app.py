@@ -20,11 +20,13 @@ from urllib.parse import parse_qsl
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.request.internals import build_context
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from adapters.common.actions import decode
 from adapters.common.dispatch import Answer, Failure, NotAvailable, answer, run_command
 from adapters.common.errors import user_message
 from adapters.common.grammar import Help
+from adapters.common.team_reports import TeamReports
 from adapters.slack import blocks
 from lifecycle import commands as c
 from lifecycle.access import Actor
@@ -32,7 +34,7 @@ from lifecycle.core import Lifecycle
 from lifecycle.deliveries import first_delivery
 from lifecycle.i18n import Lang
 from lifecycle.outbox import delivery_problems
-from lifecycle.views import AccountList, ApprovalList, HandoffList, Outcome
+from lifecycle.views import AccountList, ApprovalList, HandoffList, Outcome, Report
 
 log = logging.getLogger("stagebot.slack")
 PLATFORM = "slack"
@@ -53,6 +55,7 @@ def build_app(
     """The bolt App. `client` carries the bot token and base URL; `on_change` wakes the dispatcher;
     `followups` runs the calls back to Slack that happen after the ack."""
     later = followups or ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-followup")
+    team_reports = TeamReports(core)
     app = App(
         signing_secret=signing_secret,
         client=client,
@@ -74,7 +77,7 @@ def build_app(
         )
 
     @app.command(command)
-    def on_command(ack: Any, command: dict[str, Any]) -> None:
+    def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
         actor = Actor(PLATFORM, command.get("user_id", ""))
         key = f"slack:cmd:{command.get('trigger_id') or command.get('response_url', '')}"
         ans = answer(core, unescape(command.get("text", "") or ""), actor=actor, key=key, via=PLATFORM, lang=lang)
@@ -82,6 +85,8 @@ def build_app(
         ack(text=msg.text, blocks=msg.blocks, response_type="ephemeral")
         if isinstance(ans, Outcome) and not ans.replayed:
             on_change()
+        if isinstance(ans, Report):  # the table is in the ack; the chart follows in the channel
+            later.submit(share_chart, client, core, ans, command.get("channel_id", ""), actor, respond, lang)
 
     @app.action(re.compile(r"^stagebot:"))
     def on_button(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
@@ -117,7 +122,8 @@ def build_app(
 
         def publish() -> None:
             try:
-                client.views_publish(user_id=user, view=home_view_for(core, Actor(PLATFORM, user), lang))
+                view = home_view_for(core, Actor(PLATFORM, user), lang, team_reports)
+                client.views_publish(user_id=user, view=view)
             except Exception:
                 log.exception("could not publish the App Home of %s", user)
 
@@ -157,8 +163,8 @@ def with_delivery_problems(msg: blocks.SlackMessage, core: Lifecycle) -> blocks.
     return blocks.SlackMessage(msg.text + "\n" + note, [*msg.blocks, section])
 
 
-def home_view_for(core: Lifecycle, actor: Actor, lang: Lang) -> dict[str, Any]:
-    """The App Home of one person: their accounts, approvals waiting on them, stale accounts."""
+def home_view_for(core: Lifecycle, actor: Actor, lang: Lang, team_reports: TeamReports | None = None) -> dict[str, Any]:
+    """The App Home of one person: their accounts, approvals waiting on them, stale accounts, team figures."""
     mine = core.ask(c.ListAccounts(actor=actor, mine=True, limit=60))
     waiting = core.ask(c.ListApprovals(actor=actor, mine_to_decide=True))
     stale = core.ask(c.ListAccounts(actor=actor, overdue=True, mine=True, limit=40))
@@ -166,8 +172,72 @@ def home_view_for(core: Lifecycle, actor: Actor, lang: Lang) -> dict[str, Any]:
     assert isinstance(mine, AccountList) and isinstance(stale, AccountList)
     assert isinstance(waiting, ApprovalList) and isinstance(handoffs, HandoffList)
     return blocks.home_view(
-        mine=mine, waiting=waiting, stale=stale, pipeline=core.pipeline, lang=lang, handoffs=handoffs.handoffs
+        mine=mine,
+        waiting=waiting,
+        stale=stale,
+        pipeline=core.pipeline,
+        lang=lang,
+        handoffs=handoffs.handoffs,
+        reports=(team_reports or TeamReports(core)).for_person(actor),
     )
+
+
+# Upload errors people can fix themselves, and what to tell them (the rest: "try again later").
+CHART_PROBLEMS = {
+    "not_in_channel": (
+        "I can't post the chart in this channel: invite me first (`/invite @stagebot`), or ask in a direct message.",
+        "我无法在此频道发送图表:请先邀请我(`/invite @stagebot`),或在私信中询问。",
+    ),
+    "channel_not_found": (
+        "I can't see this channel, so the chart can't be posted here: invite me, or ask in a direct message.",
+        "我看不到此频道,无法发送图表:请邀请我,或在私信中询问。",
+    ),
+    "missing_scope": (
+        "The chart needs the `files:write` permission: an admin should reinstall the app from slack/manifest.yml.",
+        "发送图表需要 `files:write` 权限:请管理员按 slack/manifest.yml 重新安装应用。",
+    ),
+}
+
+
+def share_chart(
+    client: WebClient, core: Lifecycle, report: Report, channel: str, actor: Actor, respond: Any, lang: Lang
+) -> None:
+    """Draw the report's chart and share it in the channel it was asked in (files upload v2);
+    tell the asker privately when that is not possible."""
+    from adapters.common.charts import ChartsUnavailable, report_png
+
+    zh = lang == "zh"
+    try:
+        png = report_png(report, core.pipeline, lang)
+        client.files_upload_v2(
+            channel=channel,
+            file=png,
+            filename=f"stagebot-report-{report.generated_at:%Y%m%d-%H%M}.png",
+            title="stagebot 报表" if zh else "stagebot report",
+            initial_comment=(f"<@{actor.user_id}> 请求的报表" if zh else f"Report asked for by <@{actor.user_id}>"),
+        )
+        return
+    except SlackApiError as exc:
+        error = str(exc.response.get("error", "")) if exc.response is not None else ""
+        log.warning("could not share a report chart in %s: %s", channel, error or "no error code")
+        en, zh_text = CHART_PROBLEMS.get(
+            error,
+            (
+                f"The chart could not be posted ({error or 'Slack did not answer'}); try again later.",
+                f"图表发送失败({error or 'Slack 无响应'}),请稍后再试。",
+            ),
+        )
+        say = zh_text if zh else en
+    except ChartsUnavailable as exc:
+        log.warning("charts are not available: %s", exc)
+        say = "此安装无法绘制图表(缺少绘图组件)。" if zh else "Charts are not available in this installation."
+    except Exception:
+        log.exception("could not draw or share a report chart")
+        say = "图表发送失败,请稍后再试。" if zh else "The chart could not be posted; try again later."
+    try:
+        respond(text=say, response_type="ephemeral", replace_original=False)
+    except Exception:
+        log.warning("could not tell %s that the chart was not posted", actor.ref)
 
 
 def bolt_request(raw_body: str, headers: dict[str, str], query: str = "") -> BoltRequest:

@@ -294,6 +294,15 @@ def reply(
     raise TypeError(f"no Slack rendering for {type(answer).__name__}")
 
 
+def _report_section(r: Report, p: Pipeline, lang: Lang) -> SectionBlock:
+    """One team's report in one section: the table, cut at whole lines to fit."""
+    lines = escape(tx.report(r, p, lang)).splitlines()
+    hint = "`/stage report` 会附上图表" if lang == "zh" else "`/stage report` adds the chart"
+    while lines and sum(len(x) + 1 for x in lines) > SECTION_TEXT - len(hint) - 10:
+        lines.pop()
+    return _section("```" + "\n".join(lines) + "```\n" + hint)
+
+
 def _outcome(o: Outcome, p: Pipeline, lang: Lang) -> SlackMessage:
     a = o.account
     masked = a.model_copy(update={"name": _NAME, "owner": _OWNER if a.owner else None})
@@ -728,6 +737,7 @@ def home_view(
     pipeline: Pipeline,
     lang: Lang = "en",
     handoffs: Sequence[tuple[AccountView, HandoffView]] = (),
+    reports: Sequence[Report] = (),
 ) -> dict[str, Any]:
     """The App Home tab (for views.publish) as a dict, at most 100 blocks.
 
@@ -737,6 +747,8 @@ def home_view(
     `handoffs`: (account, open handoff) pairs the viewer's team may take, each with a Take
     ownership button; listed under "Waiting on you" after the approvals.
     `stale`: accounts past their stage's SLA (list_accounts with overdue=True).
+    `reports`: the figures of the viewer's teams (adapters/common/team_reports.py), each as the
+    same table `/stage report` answers with.
     Each list shows at most text.MAX_LINES items; the 100 blocks are shared round robin between
     the parts, and a cut part ends with "… and N more".
     """
@@ -788,6 +800,16 @@ def home_view(
             lambda n: f"…还有 {n} 个" if zh else f"… and {n} more",
         ),
     ]
+    if reports:
+        parts.append(
+            _Part(
+                "团队报表" if zh else "Team figures",
+                [_Unit([_report_section(r, p, lang)], 1) for r in reports],
+                len(reports),
+                "",
+                lambda n: f"…还有 {n} 个团队" if zh else f"… and {n} more teams",
+            )
+        )
     # Fixed blocks: a header per part, a divider between parts, and one note per part.
     budget = MAX_VIEW_BLOCKS - len(parts) * 2 - (len(parts) - 1)
     progress = True

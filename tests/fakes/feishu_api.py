@@ -19,6 +19,10 @@ Open API routes served (everything else is recorded and answered 404):
 * ``POST /open-apis/im/v1/messages?receive_id_type=...`` (kind ``"create"``): idempotent on ``uuid``.
 * ``POST /open-apis/im/v1/messages/{message_id}/reply`` (kind ``"reply"``): idempotent on ``uuid``.
 * ``PATCH /open-apis/im/v1/messages/{message_id}`` (kind ``"patch"``): a card update.
+* ``POST /open-apis/im/v1/images`` (kind ``"image"``): multipart/form-data with ``image_type`` (``message`` or
+  ``avatar``) and ``image`` (the bytes); issues ``img_v3_...`` keys, recorded in `FakeFeishu.images`. A create or
+  reply with ``msg_type`` ``"image"`` must carry ``{"image_key": <a key this fake issued>}``, else
+  `IMAGE_KEY_INVALID`.
 * ``POST /callback/ws/endpoint`` (kind ``"ws_endpoint"``): only while a `FakeLongConnection` is attached.
 
 Every ``/open-apis/im/`` and ``/open-apis/bot/`` route needs ``Authorization: Bearer <token>`` with a token this
@@ -31,6 +35,8 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
+import email.parser
+import email.policy
 import itertools
 import json
 import sys
@@ -51,6 +57,7 @@ __all__ = [
     "BOT_NOT_IN_CHAT",
     "CHAT_DISBANDED",
     "CHAT_RATE",
+    "IMAGE_KEY_INVALID",
     "RATE_LIMITED",
     "SERVER_ERROR",
     "TOKEN_INVALID",
@@ -58,6 +65,7 @@ __all__ = [
     "Call",
     "FakeFeishu",
     "FakeLongConnection",
+    "Image",
     "Message",
     "Scripted",
     "reset_lark_token_cache",
@@ -66,9 +74,11 @@ __all__ = [
 TOKEN_PATH = "/open-apis/auth/v3/tenant_access_token/internal"
 BOT_INFO_PATH = "/open-apis/bot/v3/info"
 MESSAGES_PATH = "/open-apis/im/v1/messages"
+IMAGES_PATH = "/open-apis/im/v1/images"
 WS_ENDPOINT_PATH = "/callback/ws/endpoint"
 
-SCRIPTABLE_KINDS = frozenset({"create", "reply", "patch", "token", "bot_info", "ws_endpoint"})
+SCRIPTABLE_KINDS = frozenset({"create", "reply", "patch", "image", "token", "bot_info", "ws_endpoint"})
+_IMAGE_TYPES = frozenset({"message", "avatar"})
 _RECEIVE_ID_TYPES = frozenset({"open_id", "union_id", "user_id", "email", "chat_id"})
 _HTML_502 = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -99,6 +109,11 @@ CHAT_DISBANDED = Scripted(400, 232009, "chat is disbanded")
 SERVER_ERROR = Scripted(500, 1000, "internal error")
 BAD_GATEWAY = Scripted(502, 0, html=True)
 TOKEN_INVALID = Scripted(400, 99991663, "Invalid access token for authorization")
+# An image message whose image_key this fake never issued. NOT verified against Feishu's documentation: 230001 is the
+# message API's generic "invalid request parameter" code, and public clients match "invalid image_key" in its msg.
+IMAGE_KEY_INVALID = Scripted(400, 230001, "Your request contains an invalid request parameter, ext=invalid image_key")
+# The image upload's own "Invalid request param." code (seen in real answers to POST /open-apis/im/v1/images).
+_IMAGE_PARAM_INVALID = Scripted(400, 234001, "Invalid request param.")
 
 
 @dataclass
@@ -112,10 +127,11 @@ class Call:
     json: Any  # the decoded JSON body (None if empty or not JSON)
     status: int = 0  # HTTP status answered
     code: int = 0  # Feishu "code" answered (0 for the HTML page)
-    kind: str = ""  # "token", "bot_info", "create", "reply", "patch", "ws_endpoint" or "unknown"
+    kind: str = ""  # "token", "bot_info", "create", "reply", "patch", "image", "ws_endpoint" or "unknown"
     scripted: bool = False  # answered from fake.script() / fake.refuse_chat()
     log_id: str = ""  # the X-Tt-Logid answered
     at: float = 0.0  # time.monotonic() on arrival
+    raw: bytes = field(default=b"", repr=False)  # the body as received (multipart uploads are not JSON)
 
 
 @dataclass
@@ -131,6 +147,15 @@ class Message:
     reply_to: str | None = None  # the parent message_id for replies
     chat_id: str = ""
     reply_in_thread: bool = False
+
+
+@dataclass
+class Image:
+    """An image the fake accepted on ``POST /open-apis/im/v1/images`` (a scripted answer stores none)."""
+
+    image_key: str  # "img_v3_..."
+    image_type: str  # "message" or "avatar"
+    data: bytes = field(repr=False)  # exactly the bytes of the multipart ``image`` part
 
 
 @dataclass
@@ -219,6 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers=headers,
             json=body,
             at=at,
+            raw=raw,
         )
         fake = self.server.fake
         try:
@@ -270,6 +296,9 @@ class FakeFeishu:
         self._calls: list[Call] = []
         self._messages: list[Message] = []
         self._patches: list[tuple[str, Any]] = []
+        self._images: list[Image] = []
+        self._image_keys: set[str] = set()
+        self._image_ids = itertools.count(1)
         self._by_id: dict[str, Message] = {}
         self._contents: dict[str, Any] = {}
         self._by_uuid: dict[str, Message] = {}
@@ -303,7 +332,10 @@ class FakeFeishu:
             return list(self._calls)
 
     def calls_of(self, kind: str) -> list[Call]:
-        """The calls of one kind ("token", "create", "reply", "patch", "bot_info", "ws_endpoint", "unknown")."""
+        """The calls of one kind.
+
+        Kinds: "token", "create", "reply", "patch", "image", "bot_info", "ws_endpoint", "unknown".
+        """
         with self._lock:
             return [c for c in self._calls if c.kind == kind]
 
@@ -316,6 +348,12 @@ class FakeFeishu:
     def patches(self) -> list[tuple[str, Any]]:
         with self._lock:
             return list(self._patches)
+
+    @property
+    def images(self) -> list[Image]:
+        """Images uploaded (and answered with a key), in order."""
+        with self._lock:
+            return list(self._images)
 
     @property
     def tokens_issued(self) -> int:
@@ -372,11 +410,15 @@ class FakeFeishu:
             self._valid_tokens.clear()
 
     def reset(self) -> None:
-        """Forgets calls, messages (and their uuids), patches, scripts and refusals; ids go on, tokens stay valid."""
+        """Forgets calls, messages (and their uuids), patches, images, scripts and refusals.
+
+        Ids go on; tokens and issued image keys stay valid (a bot may have cached either).
+        """
         with self._lock:
             self._calls.clear()
             self._messages.clear()
             self._patches.clear()
+            self._images.clear()
             self._script.clear()
             self._refused.clear()
             self._noted.clear()
@@ -440,6 +482,8 @@ class FakeFeishu:
             return "bot_info", None
         if path == MESSAGES_PATH and method == "POST":
             return "create", None
+        if path == IMAGES_PATH and method == "POST":
+            return "image", None
         if path.startswith(MESSAGES_PATH + "/"):
             rest = path[len(MESSAGES_PATH) + 1 :].split("/")
             if len(rest) == 2 and rest[1] == "reply" and method == "POST":
@@ -455,11 +499,13 @@ class FakeFeishu:
         call.kind = kind
         if kind == "unknown":
             return _Answer(404, {"code": 404, "msg": f"404 page not found: {call.method} {call.path}"})
-        if kind in ("create", "reply", "patch", "bot_info") and not self._authorized(call):
+        if kind in ("create", "reply", "patch", "image", "bot_info") and not self._authorized(call):
             return _Answer(TOKEN_INVALID.status, _body(TOKEN_INVALID))
         scripted = self._take_scripted(kind)
         if scripted is not None:
             return self._scripted_answer(scripted)
+        if kind == "image":
+            return self._upload_image(call)
         body = call.json if isinstance(call.json, dict) else {}
         if kind == "token":
             return self._token(body)
@@ -486,6 +532,22 @@ class FakeFeishu:
             token = f"t-{self._tokens_issued}"
             self._valid_tokens.add(token)
         return _Answer(200, {"code": 0, "msg": "ok", "tenant_access_token": token, "expire": self.token_expire})
+
+    def _upload_image(self, call: Call) -> _Answer:
+        content_type = call.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() != "multipart/form-data":
+            return _Answer(_IMAGE_PARAM_INVALID.status, _body(_IMAGE_PARAM_INVALID))
+        form = _parse_multipart(content_type, call.raw)
+        image_type = form.get("image_type", b"").decode("utf-8", "replace")
+        data = form.get("image")
+        # Feishu also refuses empty and non-image files (with codes of their own); the fake only insists on bytes.
+        if image_type not in _IMAGE_TYPES or not data:
+            return _Answer(_IMAGE_PARAM_INVALID.status, _body(_IMAGE_PARAM_INVALID))
+        with self._lock:
+            image_key = f"img_v3_{next(self._image_ids):04d}_{uuid_module.uuid4()}"
+            self._image_keys.add(image_key)
+            self._images.append(Image(image_key=image_key, image_type=image_type, data=data))
+        return _Answer(200, {"code": 0, "msg": "success", "data": {"image_key": image_key}})
 
     def _send(self, kind: str, call: Call, parent_id: str | None, body: dict[str, Any]) -> _Answer:
         msg_type, raw_content, uuid = body.get("msg_type"), body.get("content"), body.get("uuid")
@@ -514,6 +576,12 @@ class FakeFeishu:
         content = _decode_content(raw_content)
         if content is _INVALID:
             return _Answer(400, {"code": 230001, "msg": "invalid message content: content must be a JSON string"})
+        if msg_type == "image":
+            image_key = content.get("image_key") if isinstance(content, dict) else None
+            with self._lock:
+                known = isinstance(image_key, str) and image_key in self._image_keys
+            if not known:
+                return _Answer(IMAGE_KEY_INVALID.status, _body(IMAGE_KEY_INVALID))
         with self._lock:
             refused = self._refused.get(chat_id) or self._refused.get(receive_id)
         if refused is not None:
@@ -562,6 +630,23 @@ def _decode_content(raw: Any) -> Any:
         return json.loads(raw)
     except ValueError:
         return _INVALID
+
+
+def _parse_multipart(content_type: str, raw: bytes) -> dict[str, bytes]:
+    """A multipart/form-data body's fields as bytes, exactly as sent (lark-oapi's ``image`` part has no filename)."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+    )
+    out: dict[str, bytes] = {}
+    if not message.is_multipart():
+        return out
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        content = part.get_payload(decode=True)
+        out[str(name)] = content if isinstance(content, bytes) else b""
+    return out
 
 
 def _body(scripted: Scripted) -> dict[str, Any]:

@@ -16,7 +16,15 @@ Paths served:
 * ``/response/<name>`` (and Slack-shaped ``/commands/...``, ``/actions/...``): a ``response_url``;
   recorded as method ``"response_url"`` and answered ``200 ok`` (text), as Slack does.
 * ``/upload/<file_id>``: the ``upload_url`` handed out by ``files.getUploadURLExternal``; recorded as
-  method ``"file_upload"`` with ``body == {"file_id": ..., "content": <bytes>}``.
+  method ``"file_upload"`` with ``body == {"file_id": ..., "content": <bytes>}``. slack_sdk POSTs the file's bytes
+  as the raw body; a multipart body (other clients) is accepted too, its file part is what gets stored. An unknown
+  file id answers 404 ``file_not_found`` (plain text, like the other non-API paths).
+
+File uploads (``files_upload_v2``): ``files.getUploadURLExternal`` (needs ``filename`` and an integer ``length``,
+else ``invalid_arguments``) hands out ``file_id`` + ``upload_url``; the bytes go to ``/upload/<file_id>``;
+``files.completeUploadExternal`` answers ``file_not_found`` for an id it never issued or whose bytes never
+arrived, obeys `fail_channel` for ``channel_id`` / ``channels``, and adds one `SlackUpload` per file to
+`FakeSlack.uploads`.
 
 Anything else is recorded under its path and answered 404.
 """
@@ -27,6 +35,7 @@ import email.parser
 import email.policy
 import itertools
 import json
+import mimetypes
 import sys
 import threading
 import time
@@ -35,11 +44,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-__all__ = ["FakeSlack", "SlackCall"]
+__all__ = ["FakeSlack", "SlackCall", "SlackUpload"]
 
 BOT_ID = "B0BOT"
 _TS_BASE = 1_700_000_000
-_CHANNEL_FAILING_METHODS = frozenset({"chat.postMessage", "chat.update"})
+# method -> the body fields naming its channel(s) (comma-separated values are split), checked against fail_channel
+_CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
+    "chat.postMessage": ("channel",),
+    "chat.update": ("channel",),
+    "files.completeUploadExternal": ("channel_id", "channels"),
+}
 _RESPONSE_URL_PREFIXES = ("/response/", "/commands/", "/actions/")
 
 
@@ -59,12 +73,35 @@ class SlackCall:
     raw: bytes = field(default=b"", repr=False)
 
     def summary(self) -> str:
-        keys = ("channel", "user_id", "users", "ts", "text", "response_type")
+        keys = ("channel", "channel_id", "filename", "user_id", "users", "ts", "text", "response_type")
         bits = [f"{k}={self.body[k]!r}"[:80] for k in keys if k in self.body]
         error = ""
         if isinstance(self.response, dict) and self.response.get("ok") is False:
             error = f" error={self.response.get('error')!r}"
         return f"{self.method} -> {self.answered}{error} {' '.join(bits)}".rstrip()
+
+
+@dataclass
+class SlackUpload:
+    """One file shared by ``files.completeUploadExternal`` (its bytes came through the ``upload_url``)."""
+
+    file_id: str  # "F..."
+    filename: str  # as declared to files.getUploadURLExternal
+    title: str | None  # from completeUploadExternal's `files` entry (slack_sdk defaults it to the filename)
+    channel: str | None  # `channel_id` (or the first of `channels`); None for a file completed without a channel
+    initial_comment: str | None
+    thread_ts: str | None
+    data: bytes = field(repr=False)  # exactly the bytes the upload_url received
+    length: int | None = None  # as declared to files.getUploadURLExternal (None if not an integer)
+    channels: list[str] = field(default_factory=list)  # every channel it was shared to
+
+
+@dataclass
+class _PendingFile:
+    file_id: str
+    filename: str
+    length: int | None
+    data: bytes | None = None  # None until the upload_url received the bytes
 
 
 @dataclass
@@ -218,6 +255,8 @@ class FakeSlack:
         self._failing_channels: dict[str, str] = {}
         self._ids = itertools.count(1)
         self._dm_ids: dict[str, str] = {}
+        self._files: dict[str, _PendingFile] = {}
+        self._uploads: list[SlackUpload] = []
         self._closed = False
 
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -243,6 +282,12 @@ class FakeSlack:
     def calls_to(self, method: str) -> list[SlackCall]:
         with self._lock:
             return [c for c in self._calls if c.method == method]
+
+    @property
+    def uploads(self) -> list[SlackUpload]:
+        """Files shared by files.completeUploadExternal, in order (one per file, per completion)."""
+        with self._lock:
+            return list(self._uploads)
 
     def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> list[SlackCall]:
         """Blocks until at least `count` calls to `method` were recorded; returns all of them (in order)."""
@@ -279,7 +324,8 @@ class FakeSlack:
             self._failures.setdefault(method, []).append(_Failure(status, error, retry_after, times))
 
     def fail_channel(self, channel: str, error: str = "channel_not_found") -> None:
-        """Every chat.postMessage / chat.update to `channel` answers 200 {"ok": false, "error": error}."""
+        """Every chat.postMessage / chat.update / files.completeUploadExternal to `channel` answers 200
+        {"ok": false, "error": error} (the upload's file stays pending: a retry to another channel can complete it)."""
         with self._lock:
             self._failing_channels[channel] = error
 
@@ -289,9 +335,10 @@ class FakeSlack:
             self._failing_channels.clear()
 
     def reset(self) -> None:
-        """Forgets recorded calls and all scripted failures (ts / ids keep increasing)."""
+        """Forgets recorded calls, uploads and all scripted failures (ts / ids go on; issued file ids stay valid)."""
         with self._lock:
             self._calls.clear()
+            self._uploads.clear()
             self._failures.clear()
             self._failing_channels.clear()
 
@@ -339,9 +386,13 @@ class FakeSlack:
                 queue.pop(0)
             return failure
 
-    def _channel_error(self, channel: Any) -> str | None:
+    def _channel_error(self, method: str, body: dict[str, Any]) -> str | None:
         with self._lock:
-            return self._failing_channels.get(channel) if isinstance(channel, str) else None
+            for key in _CHANNEL_FIELDS.get(method, ()):
+                for channel in _channel_list(body.get(key)):
+                    if channel in self._failing_channels:
+                        return self._failing_channels[channel]
+        return None
 
     def _dispatch(
         self, *, http_method: str, target: str, headers: dict[str, str], raw: bytes, at: float
@@ -394,15 +445,96 @@ class FakeSlack:
         if kind == "response_url":
             return 200, {}, "ok"
         if kind == "upload":
-            return 200, {}, f"OK - {len(call.raw)}"
+            return self._receive_upload(call)
         if parse_error is not None:
             return 200, {}, {"ok": False, "error": parse_error}
 
-        if method in _CHANNEL_FAILING_METHODS:
-            error = self._channel_error(call.body.get("channel"))
-            if error is not None:
-                return 200, {}, {"ok": False, "error": error}
+        error = self._channel_error(method, call.body)
+        if error is not None:
+            return 200, {}, {"ok": False, "error": error}
         return 200, {}, self._ok_payload(method, call.body)
+
+    def _receive_upload(self, call: SlackCall) -> tuple[int, dict[str, str], Any]:
+        """The upload_url: stores the bytes (the raw body, or a multipart body's file part) for the file id."""
+        if call.http_method != "POST":
+            return 405, {}, "method_not_allowed"
+        data = call.raw
+        media = call.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media == "multipart/form-data":
+            parts = _parse_multipart(call.headers["content-type"], call.raw)
+            file_part = parts.get("file")
+            if not isinstance(file_part, bytes):
+                file_part = next((v for v in parts.values() if isinstance(v, bytes)), None)
+            if file_part is None:
+                return 400, {}, "no_file_data"
+            data = file_part
+        call.body["content"] = data
+        with self._lock:
+            pending = self._files.get(call.body["file_id"])
+            if pending is None:
+                return 404, {}, "file_not_found"
+            pending.data = data
+        return 200, {}, f"OK - {len(data)}"
+
+    def _get_upload_url(self, body: dict[str, Any]) -> dict[str, Any]:
+        filename, length = body.get("filename"), body.get("length")
+        if not isinstance(filename, str) or not filename:
+            return {"ok": False, "error": "invalid_arguments"}
+        try:
+            declared = int(length) if isinstance(length, int | str) else None
+        except ValueError:
+            declared = None
+        if declared is None or declared < 0:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{self._next_id():08d}"
+        with self._lock:
+            self._files[file_id] = _PendingFile(file_id=file_id, filename=filename, length=declared)
+        return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _complete_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        raw_files = body.get("files")
+        try:
+            files = json.loads(raw_files) if isinstance(raw_files, str) else raw_files
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(files, list) or not files or not all(isinstance(f, dict) for f in files):
+            return {"ok": False, "error": "invalid_arguments"}
+        channels = _channel_list(body.get("channel_id")) + _channel_list(body.get("channels"))
+        comment, thread_ts = body.get("initial_comment"), body.get("thread_ts")
+        with self._lock:
+            pending = [self._files.get(str(f.get("id"))) for f in files]
+            ready = [p for p in pending if p is not None and p.data is not None]
+            if len(ready) != len(files):  # an id never issued, or whose bytes never reached the upload_url
+                return {"ok": False, "error": "file_not_found"}
+            out: list[dict[str, Any]] = []
+            for entry, file in zip(files, ready, strict=True):
+                assert file.data is not None
+                title = entry.get("title") if isinstance(entry.get("title"), str) else None
+                self._uploads.append(
+                    SlackUpload(
+                        file_id=file.file_id,
+                        filename=file.filename,
+                        title=title,
+                        channel=channels[0] if channels else None,
+                        initial_comment=comment if isinstance(comment, str) else None,
+                        thread_ts=thread_ts if isinstance(thread_ts, str) else None,
+                        data=file.data,
+                        length=file.length,
+                        channels=list(channels),
+                    )
+                )
+                out.append(
+                    {
+                        "id": file.file_id,
+                        "name": file.filename,
+                        "title": title if title is not None else file.filename,
+                        "mimetype": mimetypes.guess_type(file.filename)[0] or "application/octet-stream",
+                        "size": len(file.data),
+                        "user": self.bot_user_id,
+                        "channels": list(channels),
+                    }
+                )
+        return {"ok": True, "files": out}
 
     def _ok_payload(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -470,12 +602,16 @@ class FakeSlack:
                     dm = self._dm_ids[users] = f"D{len(self._dm_ids) + 1:08d}"
             return {"ok": True, "channel": {"id": dm}}
         if method == "files.getUploadURLExternal":
-            file_id = f"F{self._next_id():08d}"
-            return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+            return self._get_upload_url(body)
         if method == "files.completeUploadExternal":
-            try:
-                files = json.loads(body.get("files") or "[]")
-            except ValueError:
-                return {"ok": False, "error": "invalid_arguments"}
-            return {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files]}
+            return self._complete_upload(body)
         return {"ok": True}
+
+
+def _channel_list(value: Any) -> list[str]:
+    """A channel field's channels: "C1" -> ["C1"], "C1,C2" -> ["C1", "C2"], a JSON list as is, else []."""
+    if isinstance(value, str):
+        return [c.strip() for c in value.split(",") if c.strip()]
+    if isinstance(value, list):
+        return [c for c in value if isinstance(c, str) and c]
+    return []

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import struct
 import threading
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,6 +16,8 @@ from typing import Any
 import lark_oapi as lark
 import pytest
 from lark_oapi.api.im.v1 import (
+    CreateImageRequest,
+    CreateImageRequestBody,
     CreateMessageRequest,
     CreateMessageRequestBody,
     P2ImMessageReceiveV1,
@@ -28,10 +33,12 @@ from tests.fakes.feishu_api import (
     BAD_GATEWAY,
     BOT_NOT_IN_CHAT,
     CHAT_DISBANDED,
+    IMAGE_KEY_INVALID,
     RATE_LIMITED,
     SERVER_ERROR,
     FakeFeishu,
     FakeLongConnection,
+    Image,
     reset_lark_token_cache,
 )
 from tests.fakes.feishu_requests import (
@@ -78,6 +85,33 @@ def create(client: lark.Client, chat_id: str, text: str, uuid_: str | None = Non
         body = body.uuid(uuid_)
     req = CreateMessageRequest.builder().receive_id_type("chat_id").request_body(body.build()).build()
     return client.im.v1.message.create(req)
+
+
+def png_bytes(width: int = 3, height: int = 2) -> bytes:
+    """A real (tiny, RGB) PNG: signature with CR LF / LF / EOF bytes, binary chunks, zlib data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"".join(bytes((x * 80, y * 120, 0x0A)) for x in range(width)) for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PNG = png_bytes()
+
+
+def upload_image(client: lark.Client, data: bytes, image_type: str = "message") -> Any:
+    body = CreateImageRequestBody.builder().image_type(image_type).image(io.BytesIO(data)).build()
+    return client.im.v1.image.create(CreateImageRequest.builder().request_body(body).build())
+
+
+def send_image(client: lark.Client, chat_id: str, image_key: str) -> Any:
+    content = json.dumps({"image_key": image_key})
+    body = CreateMessageRequestBody.builder().receive_id(chat_id).msg_type("image").content(content).build()
+    return client.im.v1.message.create(
+        CreateMessageRequest.builder().receive_id_type("chat_id").request_body(body).build()
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- Open API
@@ -239,6 +273,87 @@ def test_unknown_route_is_404_json(fake: FakeFeishu) -> None:
     assert resp.raw.status_code == 404
     assert resp.code == 404
     assert fake.calls[-1].kind == "unknown"
+
+
+def test_image_upload_then_image_message_and_reply(fake: FakeFeishu) -> None:
+    client = make_client(fake)
+    uploaded = upload_image(client, PNG)
+    assert uploaded.success(), uploaded.msg
+    image_key = uploaded.data.image_key
+    assert image_key.startswith("img_v3_")
+    assert fake.images == [Image(image_key=image_key, image_type="message", data=PNG)]
+    assert fake.images[0].data == PNG
+    [call] = fake.calls_of("image")
+    assert (call.method, call.path, call.status, call.code) == ("POST", "/open-apis/im/v1/images", 200, 0)
+    assert call.headers["authorization"] == "Bearer t-1"
+    assert call.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert call.json is None
+
+    sent = send_image(client, "oc_sales", image_key)
+    assert sent.success(), sent.msg
+    assert sent.data.msg_type == "image"
+    reply = client.im.v1.message.reply(
+        ReplyMessageRequest.builder()
+        .message_id(sent.data.message_id)
+        .request_body(
+            ReplyMessageRequestBody.builder().msg_type("image").content(json.dumps({"image_key": image_key})).build()
+        )
+        .build()
+    )
+    assert reply.success(), reply.msg
+    assert [(m.msg_type, m.content, m.chat_id, m.reply_to) for m in fake.messages] == [
+        ("image", {"image_key": image_key}, "oc_sales", None),
+        ("image", {"image_key": image_key}, "oc_sales", sent.data.message_id),
+    ]
+
+    second = upload_image(client, b"GIF89a\x01\x00\x01\x00\r\n\x00;", image_type="avatar")
+    assert second.success() and second.data.image_key != image_key
+    assert [(i.image_type, i.data) for i in fake.images] == [
+        ("message", PNG),
+        ("avatar", b"GIF89a\x01\x00\x01\x00\r\n\x00;"),
+    ]
+
+
+def test_image_message_with_an_unknown_image_key_is_refused(fake: FakeFeishu) -> None:
+    client = make_client(fake)
+    refused = send_image(client, "oc_sales", "img_v3_never_uploaded")
+    assert (refused.code, refused.raw.status_code) == (IMAGE_KEY_INVALID.code, 400)
+    assert refused.code == 230001
+    assert "invalid image_key" in refused.msg
+    no_key = client.im.v1.message.reply(
+        ReplyMessageRequest.builder()
+        .message_id("om_user_1")
+        .request_body(ReplyMessageRequestBody.builder().msg_type("image").content('{"text": "no key"}').build())
+        .build()
+    )
+    assert no_key.code == 230001
+    assert fake.messages == []
+
+    image_key = upload_image(client, PNG).data.image_key
+    fake.reset()  # forgets the recorded image, but the key stays valid (the bot may have cached it)
+    assert fake.images == []
+    assert send_image(client, "oc_sales", image_key).success()
+
+
+def test_image_upload_scripted_failures_and_bad_requests(fake: FakeFeishu) -> None:
+    client = make_client(fake)
+    fake.script("image", RATE_LIMITED, SERVER_ERROR)
+    limited = upload_image(client, PNG)
+    assert (limited.code, limited.raw.status_code) == (99991400, 429)
+    assert limited.data is None
+    assert (upload_image(client, PNG).code, fake.calls_of("image")[-1].status) == (1000, 500)
+    assert fake.images == []
+    assert upload_image(client, PNG).success()
+    assert [(c.status, c.scripted) for c in fake.calls_of("image")] == [(429, True), (500, True), (200, False)]
+
+    bad_type = upload_image(client, PNG, image_type="sticker")
+    empty = upload_image(client, b"")
+    assert [(r.code, r.raw.status_code) for r in (bad_type, empty)] == [(234001, 400), (234001, 400)]
+    assert len(fake.images) == 1
+
+    fake.revoke_tokens()
+    assert upload_image(client, PNG).code == 99991663
+    assert len(fake.images) == 1
 
 
 # ---------------------------------------------------------------------------------------------------- webhook

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import struct
 import threading
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
-from tests.fakes.slack_api import FakeSlack, SlackCall
+from tests.fakes.slack_api import FakeSlack, SlackCall, SlackUpload
 
 BLOCKS: list[dict[str, Any]] = [
     {"type": "section", "text": {"type": "mrkdwn", "text": "*acme* moved to *P3*"}},
@@ -26,6 +29,20 @@ BLOCKS: list[dict[str, Any]] = [
         "elements": [{"type": "button", "action_id": "approve", "text": {"type": "plain_text", "text": "Approve"}}],
     },
 ]
+
+
+def png_bytes(width: int = 3, height: int = 2) -> bytes:
+    """A real (tiny, RGB) PNG: signature with CR LF / LF / EOF bytes, binary chunks, zlib data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"".join(bytes((x * 80, y * 120, 0x0A)) for x in range(width)) for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PNG = png_bytes()
 
 
 @pytest.fixture
@@ -273,6 +290,125 @@ def test_files_upload_v2_round_trip(fake: FakeSlack, client: WebClient) -> None:
     assert upload.body["content"] == b"a,b\n1,2\n"
     [done] = fake.calls_to("files.completeUploadExternal")
     assert done.body["channel_id"] == "C1"
+
+
+def test_files_upload_v2_png_is_stored_byte_exact(fake: FakeSlack, client: WebClient) -> None:
+    resp = client.files_upload_v2(
+        channel="C0SALES",
+        file=PNG,
+        filename="report.png",
+        title="Weekly stages",
+        initial_comment="this week's board",
+        thread_ts="1700000000.000100",
+    )
+    assert resp["ok"] is True
+    file_id = resp["file"]["id"]
+    assert file_id.startswith("F")
+    assert (resp["file"]["name"], resp["file"]["title"]) == ("report.png", "Weekly stages")
+    assert (resp["file"]["mimetype"], resp["file"]["size"]) == ("image/png", len(PNG))
+
+    [url_call] = fake.calls_to("files.getUploadURLExternal")
+    assert url_call.body["filename"] == "report.png"
+    assert url_call.body["length"] == str(len(PNG))  # form-encoded by slack_sdk
+    assert url_call.response["upload_url"] == f"{fake.url}/upload/{file_id}"
+    [upload] = fake.calls_to("file_upload")
+    assert upload.raw == PNG  # slack_sdk POSTs the bytes as the raw body, no multipart
+    assert upload.body == {"file_id": file_id, "content": PNG}
+    [done] = fake.wait_for("files.completeUploadExternal")
+    assert done.body["channel_id"] == "C0SALES"
+    assert json.loads(done.body["files"]) == [{"id": file_id, "title": "Weekly stages"}]
+
+    assert fake.uploads == [
+        SlackUpload(
+            file_id=file_id,
+            filename="report.png",
+            title="Weekly stages",
+            channel="C0SALES",
+            initial_comment="this week's board",
+            thread_ts="1700000000.000100",
+            data=PNG,
+            length=len(PNG),
+            channels=["C0SALES"],
+        )
+    ]
+    assert fake.uploads[0].data == PNG  # SlackUpload.data is repr=False but still compared
+
+
+def test_files_upload_v2_to_a_failing_channel(fake: FakeSlack, client: WebClient) -> None:
+    fake.fail_channel("C0PRIV", error="not_in_channel")
+    with pytest.raises(SlackApiError) as err:
+        client.files_upload_v2(channel="C0PRIV", file=PNG, filename="report.png", title="Report")
+    assert err.value.response.status_code == 200
+    assert err.value.response["error"] == "not_in_channel"
+    [failed] = fake.calls_to("files.completeUploadExternal")
+    assert failed.body["channel_id"] == "C0PRIV"
+    assert fake.uploads == []
+
+    # The bytes were uploaded, so the same file can still be completed elsewhere.
+    file_id = fake.calls_to("files.getUploadURLExternal")[0].response["file_id"]
+    done = client.files_completeUploadExternal(files=[{"id": file_id, "title": "Report"}], channel_id="C0OK")
+    assert [f["id"] for f in done["files"]] == [file_id]
+    [upload] = fake.uploads
+    assert (upload.file_id, upload.channel, upload.data) == (file_id, "C0OK", PNG)
+
+    with pytest.raises(SlackApiError, match="not_in_channel"):  # `channels` is checked too
+        client.files_completeUploadExternal(files=[{"id": file_id}], channels=["C0OK", "C0PRIV"])
+
+
+def test_complete_upload_rejects_unknown_or_empty_files(fake: FakeSlack, client: WebClient) -> None:
+    with pytest.raises(SlackApiError) as err:
+        client.files_completeUploadExternal(files=[{"id": "F0NOPE", "title": "x"}], channel_id="C1")
+    assert err.value.response["error"] == "file_not_found"
+
+    issued = client.files_getUploadURLExternal(filename="a.png", length=len(PNG))  # bytes never sent
+    with pytest.raises(SlackApiError) as err:
+        client.files_completeUploadExternal(files=[{"id": issued["file_id"]}], channel_id="C1")
+    assert err.value.response["error"] == "file_not_found"
+
+    for bad in ({"files": "not json"}, {"files": "[]"}):
+        with pytest.raises(SlackApiError) as err:
+            client.api_call("files.completeUploadExternal", params={"channel_id": "C1", **bad})
+        assert err.value.response["error"] == "invalid_arguments"
+    for bad_args in ({"filename": "a.png"}, {"filename": "a.png", "length": "many"}, {"length": "3"}):
+        with pytest.raises(SlackApiError) as err:
+            client.api_call("files.getUploadURLExternal", params=bad_args)
+        assert err.value.response["error"] == "invalid_arguments"
+    assert fake.uploads == []
+
+    unknown = requests.post(f"{fake.url}/upload/F0NOPE", data=PNG, timeout=5)
+    assert (unknown.status_code, unknown.text) == (404, "file_not_found")
+
+
+def test_upload_url_accepts_a_multipart_body(fake: FakeSlack, client: WebClient) -> None:
+    issued = client.files_getUploadURLExternal(filename="board.png", length=len(PNG))
+    sent = requests.post(issued["upload_url"], files={"file": ("board.png", PNG, "image/png")}, timeout=5)
+    assert (sent.status_code, sent.text) == (200, f"OK - {len(PNG)}")
+    client.files_completeUploadExternal(files=[{"id": issued["file_id"], "title": "Board"}], channel_id="C1")
+    [upload] = fake.uploads
+    assert (upload.filename, upload.title, upload.data) == ("board.png", "Board", PNG)
+
+
+def test_scripted_upload_failures(fake: FakeSlack, client: WebClient) -> None:
+    fake.fail("file_upload", status=500, error="upload_failed", retry_after=None)
+    with pytest.raises(urllib.error.HTTPError) as http_err:  # slack_sdk's bare urlopen raises before its own check
+        client.files_upload_v2(channel="C1", file=PNG, filename="a.png")
+    assert (http_err.value.code, http_err.value.read()) == (500, b"upload_failed")
+    http_err.value.close()
+    assert fake.calls_to("files.completeUploadExternal") == []
+
+    fake.fail("files.getUploadURLExternal", status=200, error="invalid_auth", retry_after=None)
+    with pytest.raises(SlackApiError) as err:
+        client.files_upload_v2(channel="C1", file=PNG, filename="a.png")
+    assert err.value.response["error"] == "invalid_auth"
+
+    fake.fail("files.completeUploadExternal", status=429, error="ratelimited", retry_after=3)
+    with pytest.raises(SlackApiError) as err:
+        client.files_upload_v2(channel="C1", file=PNG, filename="a.png")
+    assert (err.value.response.status_code, err.value.response.headers["Retry-After"]) == (429, "3")
+    assert fake.uploads == []
+
+    assert client.files_upload_v2(channel="C1", file=PNG, filename="a.png")["file"]["title"] == "a.png"
+    assert [u.data for u in fake.uploads] == [PNG]
 
 
 def test_reset_and_unknown_path(fake: FakeSlack, client: WebClient) -> None:

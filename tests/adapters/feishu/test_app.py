@@ -340,3 +340,45 @@ def test_a_bot_menu_click_answers_the_clicker_directly(feishu: FeishuDriver, fak
     assert "Menu Co" in card_texts(to_boss()[0].content)
     # A menu item stagebot does not know is acknowledged and ignored.
     assert feishu.event("application.bot.menu_v6", {"operator": operator, "event_key": "nope"}).status == 200
+
+
+def card_images(content: Any) -> list[str]:
+    return [el["img_key"] for el in content["body"]["elements"] if el.get("tag") == "img"]
+
+
+def test_report_is_one_card_with_the_chart_above_the_table(feishu: FeishuDriver, fake: FakeFeishu) -> None:
+    answer(feishu, 'add "Rep Co" --stage SQL --amount 10k')
+    message_id = mid()
+    assert feishu.say("报表", open_id="ou_admin", message_id=message_id).status == 200
+    card = feishu.wait_reply(message_id).content
+    (key,) = card_images(card)
+    (image,) = [i for i in fake.images if i.image_key == key]
+    assert image.image_type == "message" and image.data[:8] == b"\x89PNG\r\n\x1a\n" and len(image.data) > 20_000
+    assert "Bottleneck: SQL" in card_texts(card) and "瓶颈" in card_texts(card, "zh_cn")
+    assert "could not be attached" not in card_texts(card)
+
+
+def test_a_failed_chart_upload_still_answers_with_the_figures(feishu: FeishuDriver, fake: FakeFeishu) -> None:
+    from tests.fakes.feishu_api import SERVER_ERROR
+
+    answer(feishu, 'add "Rep Co" --stage SQL --amount 10k')
+    fake.script("image", SERVER_ERROR)
+    text = answer(feishu, "report")
+    assert "Bottleneck: SQL" in text and "The chart could not be attached this time." in text
+    assert not fake.images
+
+
+def test_the_report_menu_sends_a_card_per_team_of_the_clicker(feishu: FeishuDriver, fake: FakeFeishu) -> None:
+    answer(feishu, 'add "Rep Co" --stage SQL --amount 10k')
+    operator = {"operator_name": "Alice", "operator_id": {"open_id": "ou_alice", "union_id": "on_a", "user_id": "a"}}
+    assert feishu.event("application.bot.menu_v6", {"operator": operator, "event_key": "report"}).status == 200
+
+    def to_alice() -> list[Any]:
+        return [m for m in fake.messages if m.receive_id_type == "open_id" and m.receive_id == "ou_alice"]
+
+    assert fake.wait_for(lambda: bool(to_alice()))
+    time.sleep(0.3)
+    (msg,) = to_alice()  # alice is in one team, sales
+    text = card_texts(msg.content)
+    assert "Report · team sales" in text and "team sales" in text.splitlines()[1]
+    assert len(card_images(msg.content)) == 1

@@ -291,3 +291,29 @@ def test_the_report_is_answered_as_a_table(slack: SlackDriver) -> None:
     assert "```" in json.dumps(zh["blocks"], ensure_ascii=False)
     bad = ephemeral_text(slack.command("report --since yesterday", user="U0ADMIN"))
     assert "is not a date" in bad
+
+
+def test_the_report_chart_is_shared_in_the_channel_it_was_asked_in(slack: SlackDriver, fake: FakeSlack) -> None:
+    slack.command('add "Rep Co" --stage SQL --amount 10k', user="U0ADMIN")
+    assert "Bottleneck: SQL" in ephemeral_text(slack.command("report", user="U0ALICE"))
+    fake.wait_for("files.completeUploadExternal", 1)
+    (upload,) = fake.uploads
+    assert upload.channel == "C0ANY" and upload.title == "stagebot report"
+    assert upload.data[:8] == b"\x89PNG\r\n\x1a\n" and upload.filename.endswith(".png")
+    assert upload.initial_comment == "Report asked for by <@U0ALICE>"
+
+
+def test_where_the_chart_cannot_be_posted_the_asker_is_told_how_to_fix_it(slack: SlackDriver, fake: FakeSlack) -> None:
+    fake.fail_channel("C0ANY", "not_in_channel")
+    assert "Report" in ephemeral_text(slack.command("report", user="U0ALICE"))
+    (said,) = fake.wait_for("response_url", 1)
+    assert "invite me first" in said.body["text"] and said.body["response_type"] == "ephemeral"
+    assert not fake.uploads
+
+
+def test_app_home_shows_the_figures_of_the_viewers_team(slack: SlackDriver, fake: FakeSlack) -> None:
+    slack.command('add "Rep Co" --stage SQL --amount 10k', user="U0ADMIN")
+    event = {"type": "app_home_opened", "user": "U0ALICE", "channel": "D0X", "tab": "home", "event_ts": "1.0"}
+    assert slack.event(event, event_id="EvHome1").status == 200
+    view = json.dumps(fake.wait_for("views.publish", 1)[0].body["view"])
+    assert "Team figures" in view and "team sales" in view and "Bottleneck: SQL" in view
