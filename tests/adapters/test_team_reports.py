@@ -1,0 +1,35 @@
+"""Team figures for the App Home and the Feishu report menu: one report per team of the viewer,
+recomputed only after the time to live."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from adapters.common.team_reports import TeamReports
+from lifecycle import commands as c
+from lifecycle.access import Actor
+from lifecycle.core import Lifecycle
+from tests.conftest import ADMIN, new_key
+
+
+def test_one_report_per_team_and_the_whole_pipeline_for_people_in_none(core: Lifecycle) -> None:
+    reports = TeamReports(core)
+    member_of = core.rules.roster.teams_of
+    someone = next(iter(next(iter(core.rules.roster.members.values()))))
+    platform, _, user = someone.partition(":")
+    person = Actor(platform, user)
+    got = reports.for_person(person)
+    assert [r.team for r in got] == sorted(member_of(person))[:3]
+    assert [r.team for r in reports.for_person(Actor("console", "nobody"))] == [None]
+
+
+def test_figures_are_kept_for_the_time_to_live_then_recomputed(core: Lifecycle) -> None:
+    now = [0.0]
+    reports = TeamReports(core, ttl=60, monotonic=lambda: now[0])
+    first = reports.for_team(ADMIN, None)
+    core.execute(c.AddAccount(name="Later", stage="SQL", amount=Decimal(5), actor=ADMIN, key=new_key()))
+    now[0] = 59
+    assert reports.for_team(ADMIN, None) is first
+    now[0] = 61
+    again = reports.for_team(ADMIN, None)
+    assert sum(f.in_stage_now for f in again.stages) == sum(f.in_stage_now for f in first.stages) + 1
