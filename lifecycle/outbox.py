@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -21,6 +21,7 @@ from typing import Protocol
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.orm import aliased
 
+from lifecycle import correlation
 from lifecycle.clock import Clock
 from lifecycle.db.models import OutboxRow, PostedMessage, table
 from lifecycle.db.uow import Database
@@ -54,11 +55,13 @@ class DeliveryError(Exception):
         retry_after: float | None = None,
         permanent: bool = False,
         posted: Iterable[Posted] = (),
+        code: str = "",
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
         self.posted = list(posted)
+        self.code = code  # the platform's error code ("ratelimited", "230002", "http_500"), for metrics
 
 
 class DeliveryDeferred(Exception):
@@ -128,9 +131,14 @@ class Dispatcher:
         *,
         owner: str | None = None,
         batch: int = 50,
-        lease_seconds: float = 120.0,
+        lease_seconds: float = 30.0,
         policy: RetryPolicy | None = None,
+        observe: Callable[[str, str, str], None] | None = None,
     ) -> None:
+        """`lease_seconds`: how long a claimed row is ours before another dispatcher may take it (a
+        replica that died mid-batch); the lease is renewed while a slow batch is being sent, so it
+        only has to outlast a few deliveries. `observe(target, result, code)` hears every outcome,
+        result being delivered | retry | dead | deferred (the metrics' hook)."""
         self.db = db
         self.notifiers = dict(notifiers)
         self.clock = clock
@@ -138,8 +146,9 @@ class Dispatcher:
         self.batch = batch
         self.lease = timedelta(seconds=lease_seconds)
         self.policy = policy or RetryPolicy()
+        self.observe = observe or (lambda target, result, code: None)
 
-    def _claim(self, now: datetime) -> list[tuple[int, str, str, str, int]]:
+    def _claim(self, now: datetime) -> list[tuple[int, str, str, str, int, str | None]]:
         earlier = aliased(OUTBOX)
         blocked = (
             select(earlier.c.id)
@@ -152,7 +161,14 @@ class Dispatcher:
             .exists()
         )
         stmt = (
-            select(OUTBOX.c.id, OUTBOX.c.event_id, OUTBOX.c.target, OUTBOX.c.payload, OUTBOX.c.attempts)
+            select(
+                OUTBOX.c.id,
+                OUTBOX.c.event_id,
+                OUTBOX.c.target,
+                OUTBOX.c.payload,
+                OUTBOX.c.attempts,
+                OUTBOX.c.correlation_id,
+            )
             .where(
                 OUTBOX.c.status == "pending",
                 OUTBOX.c.target.in_(list(self.notifiers)),
@@ -167,7 +183,7 @@ class Dispatcher:
             s = uow.conn
             if self.db.dialect == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True, of=OUTBOX)
-            rows = [(r.id, r.event_id, r.target, r.payload, r.attempts) for r in s.execute(stmt)]
+            rows = [(r.id, r.event_id, r.target, r.payload, r.attempts, r.correlation_id) for r in s.execute(stmt)]
             if rows:
                 s.execute(
                     update(OUTBOX)
@@ -187,7 +203,13 @@ class Dispatcher:
         # Rows put back untouched (held back, or paced with nothing posted) are settled together
         # in one transaction after the round, not one each: pacing defers many rows at a time.
         put_back: dict[int, float] = {}
-        for outbox_id, event_id, target, payload, attempts in rows:
+        leased_at, ours = now, {r[0] for r in rows}
+        for n, (outbox_id, event_id, target, payload, attempts, correlation_id) in enumerate(rows):
+            if self.clock.now() - leased_at > self.lease / 3:  # slow sends: keep the rest of the batch ours
+                leased_at = self.clock.now()
+                ours = self._renew([r[0] for r in rows[n:]], leased_at)
+            if outbox_id not in ours:  # our lease ran out and another dispatcher took the row
+                continue
             event = load_event(payload)
             lane = (event.account_id, target)
             if lane in held_back:  # an earlier event of this account is waiting: keep the order
@@ -195,8 +217,10 @@ class Dispatcher:
                 continue
             delivery = Delivery(outbox_id, event_id, target, attempts + 1, event, frozenset(already.get(outbox_id, ())))
             try:
-                posted = list(self.notifiers[target].deliver(delivery))
+                with correlation.bound(correlation_id):
+                    posted = list(self.notifiers[target].deliver(delivery))
             except DeliveryDeferred as wait:
+                self.observe(target, "deferred", "")
                 held_back.add(lane)
                 report.deferred += 1
                 report.next_in = min(report.next_in or wait.retry_after, wait.retry_after)
@@ -215,9 +239,28 @@ class Dispatcher:
                 self._failed(delivery, DeliveryError(f"{type(exc).__name__}: {exc}"), report)
                 continue
             self._delivered(delivery, posted)
+            self.observe(target, "delivered", "")
             report.delivered += 1
         self._put_back(put_back)
         return report
+
+    def _renew(self, outbox_ids: list[int], now: datetime) -> set[int]:
+        """Extend our lease on the rows still to send; the ids that are still ours."""
+        with self.db.uow() as uow:
+            s = uow.conn
+            s.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_(outbox_ids), OUTBOX.c.lease_owner == self.owner, OUTBOX.c.status == "pending")
+                .values(lease_until=now + self.lease)
+            )
+            still = {
+                int(i)
+                for (i,) in s.execute(
+                    select(OUTBOX.c.id).where(OUTBOX.c.id.in_(outbox_ids), OUTBOX.c.lease_owner == self.owner)
+                )
+            }
+            uow.commit()
+        return still
 
     def _put_back(self, rows: dict[int, float]) -> None:
         """Release the leases of rows not delivered this round; a delay makes them due later."""
@@ -313,6 +356,7 @@ class Dispatcher:
         delay = self.policy.delay(d.attempt, exc.retry_after)
         message = str(exc)[:500]
         report.errors.append(f"{d.target} #{d.outbox_id}: {message}")
+        self.observe(d.target, "dead" if dead else "retry", exc.code)
         if dead:
             report.dead += 1
             log.error("giving up on %s delivery of outbox row %s: %s", d.target, d.outbox_id, message)

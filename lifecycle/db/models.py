@@ -14,6 +14,7 @@ from sqlalchemy import (
     BigInteger,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -203,6 +204,7 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    correlation_id: Mapped[str | None] = mapped_column(String(64))  # of the request that caused it
 
 
 class PostedMessage(Base):
@@ -267,6 +269,20 @@ class Task(Base):
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     done_by: Mapped[str | None] = mapped_column(String(120))
+
+
+class Pace(Base):
+    """The next free sending slot of a channel (or a whole app), shared by every replica.
+
+    Times are wall-clock epoch seconds: replicas agree on them as far as their clocks do (NTP),
+    which is far finer than the one-second pacing this enforces.
+    """
+
+    __tablename__ = "pace"
+
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)  # "slack:C0SALES", "feishu:*"
+    next_at: Mapped[float] = mapped_column(Float)  # no post to the scope before this
+    held_until: Mapped[float] = mapped_column(Float)  # a rate limit holds the scope until this
 
 
 class Emission(Base):

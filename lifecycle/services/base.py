@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle import commands as c
+from lifecycle import correlation
 from lifecycle.access import Actor, Roster
 from lifecycle.clock import Clock
 from lifecycle.db.models import (
@@ -194,6 +195,7 @@ def find_account(s: Connection, ref: str) -> Row[Any]:
 def _outbox_rows(rules: Rules, event: Event, now: datetime) -> list[dict[str, Any]]:
     payload = event.model_dump_json()
     event_id = str(uuid.uuid4())
+    correlation_id = correlation.current.get()
     return [
         {
             "event_id": event_id,
@@ -205,6 +207,7 @@ def _outbox_rows(rules: Rules, event: Event, now: datetime) -> list[dict[str, An
             "available_at": now,
             "status": "pending",
             "attempts": 0,
+            "correlation_id": correlation_id,
         }
         for target in rules.targets
     ]

@@ -359,7 +359,7 @@ def test_a_dispatcher_process_killed_mid_batch_loses_and_repeats_nothing(
     by_child = log.read_text().split()
     assert len(by_child) == 2
 
-    clock.advance(seconds=121)  # past the default lease of the dead process
+    clock.advance(seconds=31)  # past the default lease of the dead process
     notifier = Recorder()
     Dispatcher(core.db, {"console": notifier}, clock, owner="parent").drain()
     total = Counter(by_child + [d.event_id for d in notifier.delivered])
@@ -478,3 +478,70 @@ def test_two_dispatchers_deliver_every_event_exactly_once(core: Lifecycle, clock
         by_account.setdefault(d.event.account_id, []).append(d.outbox_id)
     for seq in by_account.values():
         assert seq == sorted(seq)
+
+
+# ---------------------------------------------------------------- leases of slow batches
+
+
+def test_a_slow_batch_keeps_its_lease_and_a_second_dispatcher_cannot_take_its_rows(
+    core: Lifecycle, clock: FixedClock
+) -> None:
+    for n in range(4):
+        add(core, f"Slow {n}")
+    stolen: list[int] = []
+    second = Recorder()
+    thief = Dispatcher(core.db, {"console": second}, clock, owner="thief", lease_seconds=30, policy=FAST)
+
+    def slow(d: Delivery) -> BaseException | None:
+        clock.advance(seconds=20)  # each send takes 20 s: the batch outlasts the 30 s lease
+        stolen.extend(second.delivered_ids() if thief.run_once().delivered else [])
+        return None
+
+    first = Recorder(fail=slow)
+    Dispatcher(core.db, {"console": first}, clock, owner="slow", lease_seconds=30, policy=FAST).run_once()
+    assert len(first.delivered) == 4 and stolen == [] and second.delivered == []
+    assert {r.status for r in rows(core.db)} == {"delivered"}
+
+
+def test_a_row_whose_lease_was_lost_is_not_sent_by_the_old_owner(core: Lifecycle, clock: FixedClock) -> None:
+    for n in range(2):
+        add(core, f"Lost {n}")
+    second = Recorder()
+    taker = Dispatcher(core.db, {"console": second}, clock, owner="taker", lease_seconds=30, policy=FAST)
+
+    def stall(d: Delivery) -> BaseException | None:
+        if not second.delivered:
+            clock.advance(seconds=200)  # the first owner stalls far past its lease (a GC pause, a hung socket)
+            taker.run_once()  # and another replica takes what was left
+        return None
+
+    first = Recorder(fail=stall)
+    Dispatcher(core.db, {"console": first}, clock, owner="stalled", lease_seconds=30, policy=FAST).run_once()
+    # The row being sent while its lease ran out went out twice: at-least-once is all a lease can
+    # promise for a send that hangs longer than the lease (Feishu's uuid de-duplicates it; Slack
+    # cannot). The rest of the batch is not sent by the stalled owner.
+    stalled_row, rest = sorted(r.id for r in rows(core.db))
+    assert first.delivered_ids() == [stalled_row]
+    assert sorted(second.delivered_ids()) == [stalled_row, rest]
+    assert {r.status for r in rows(core.db)} == {"delivered"}
+
+
+# ---------------------------------------------------------------- correlation ids
+
+
+def test_the_correlation_id_of_a_request_travels_with_its_notifications(core: Lifecycle, clock: FixedClock) -> None:
+    from lifecycle import correlation
+
+    with correlation.bound("req-abc123"):
+        add(core, "Traced")
+    add(core, "Untraced")
+    seen: dict[str, str | None] = {}
+
+    def note(d: Delivery) -> BaseException | None:
+        seen[str(d.event.account_id)] = correlation.current.get()
+        return None
+
+    Dispatcher(core.db, {"console": Recorder(fail=note)}, clock, policy=FAST).drain()
+    assert sorted(r.correlation_id or "-" for r in rows(core.db)) == ["-", "req-abc123"]
+    assert sorted(v or "-" for v in seen.values()) == ["-", "req-abc123"]
+    assert correlation.current.get() is None

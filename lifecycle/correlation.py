@@ -1,0 +1,36 @@
+"""The correlation id of the work in hand: set per inbound request, stored on the outbox rows that
+request writes, and set again while the dispatcher delivers them, so one id ties a slash command
+to the notifications it caused in the logs of any replica.
+
+A plain `ContextVar`: the core reads it when it writes outbox rows and knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+current: ContextVar[str | None] = ContextVar("stagebot_correlation_id", default=None)
+
+_SAFE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # what we accept from an X-Request-Id header
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def accept(header: str | None) -> str:
+    """An inbound X-Request-Id if it is a sane token, else a fresh id (never log raw client input)."""
+    return header if header and _SAFE.match(header) else new_id()
+
+
+@contextmanager
+def bound(correlation_id: str | None) -> Iterator[str | None]:
+    token = current.set(correlation_id)
+    try:
+        yield correlation_id
+    finally:
+        current.reset(token)
