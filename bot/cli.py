@@ -7,7 +7,6 @@ found (invalid config, failed check), 2 wrong usage or a feature that is not ava
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
 import sys
 from collections.abc import Sequence
@@ -78,7 +77,6 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
     out = stdout or sys.stdout
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command is None:
         parser.print_help(out)
         return 2
@@ -89,6 +87,9 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
         for p in exc.problems:
             print(f"  - {p}", file=sys.stderr)
         return 1
+    from bot import logs
+
+    logs.configure(fmt=settings.log_format, level=settings.log_level, secrets=settings.secrets())
     cmd = args.command
     if cmd == "console":
         return _console(settings, args, stdin, out)
@@ -129,7 +130,6 @@ def _jobs_run(settings: Settings, now_text: str | None, out: TextIO) -> int:
     from bot.bootstrap import build
     from bot.serve import chat_notifiers
     from lifecycle.clock import FixedClock
-    from lifecycle.outbox import PostedCard, posted_card
     from lifecycle.scheduling import run_due
 
     now = datetime.now(UTC)
@@ -147,14 +147,9 @@ def _jobs_run(settings: Settings, now_text: str | None, out: TextIO) -> int:
 
             now = now.replace(tzinfo=ZoneInfo(settings.config.scheduler.timezone))
     holder: dict[str, Any] = {}
-
-    def lookup(target: str, subject: str) -> PostedCard | None:
-        return posted_card(holder["app"].db, target, subject)
-
     console = ConsoleNotifier(out, settings.pipeline, lang=settings.config.bot.language)
-    app = build(
-        settings, notifiers={console.target: console, **chat_notifiers(settings, lookup)}, clock=FixedClock(now)
-    )
+    chats = chat_notifiers(settings, lambda: holder["app"].db)
+    app = build(settings, notifiers={console.target: console, **chats}, clock=FixedClock(now))
     holder["app"] = app
     try:
         report = run_due(app.db, app.core.rules, settings.schedule(), now)
@@ -352,19 +347,14 @@ def _console(settings: Settings, args: argparse.Namespace, stdin: TextIO, out: T
         print(f"stagebot console: --as {exc}", file=sys.stderr)
         return 2
     from bot.serve import chat_notifiers
-    from lifecycle.outbox import PostedCard, posted_card
 
     holder: dict[str, Any] = {}
-
-    def lookup(target: str, subject: str) -> PostedCard | None:
-        return posted_card(holder["app"].db, target, subject)
-
     notifier = ConsoleNotifier(out, settings.pipeline, lang=lang)
     # With chat platforms enabled, what the console does is posted there too (a `serve` running
     # elsewhere delivers whatever pacing leaves pending when the console exits).
     app = build(
         settings,
-        notifiers={notifier.target: notifier, **chat_notifiers(settings, lookup)},
+        notifiers={notifier.target: notifier, **chat_notifiers(settings, lambda: holder["app"].db)},
         extra_admins=(CONSOLE_USER,) if args.as_user is None else (),
     )
     holder["app"] = app

@@ -148,6 +148,12 @@ class BotSection(_Section):
     language: Literal["en", "zh"] = "en"
 
 
+class LoggingSection(_Section):
+    # STAGEBOT_LOG_FORMAT / STAGEBOT_LOG_LEVEL in the environment win (handy in a systemd unit).
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "warning"
+
+
 class Config(_Section):
     database: DatabaseSection = DatabaseSection()
     server: ServerSection = ServerSection()
@@ -159,6 +165,7 @@ class Config(_Section):
     teams: dict[str, TeamSection] = {}
     access: AccessSection = AccessSection()
     bot: BotSection = BotSection()
+    logging: LoggingSection = LoggingSection()
 
 
 class ConfigError(Exception):
@@ -207,6 +214,22 @@ class Settings:
 
     def secret(self, name: str) -> str | None:
         return self.env.get(name) or None
+
+    def secrets(self) -> list[str]:
+        """Every secret value configured (for masking in logs): tokens, and the database password."""
+        values = [v for n in SECRET_NAMES if (v := self.secret(n))]
+        password = make_url(self.database_url).password
+        return [*values, str(password)] if password else values
+
+    @property
+    def log_format(self) -> str:
+        fmt = (self.env.get("STAGEBOT_LOG_FORMAT") or self.config.logging.format).lower()
+        return fmt if fmt in ("text", "json") else "text"
+
+    @property
+    def log_level(self) -> str:
+        level = (self.env.get("STAGEBOT_LOG_LEVEL") or self.config.logging.level).lower()
+        return level if level in ("debug", "info", "warning", "error") else "warning"
 
     def channels(self, platform: Literal["slack", "feishu"]) -> dict[str, str]:
         out: dict[str, str] = {}

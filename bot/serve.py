@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +15,7 @@ from bot.bootstrap import App, build
 from bot.config import Settings
 from bot.runtime import DispatcherThread
 from bot.server import WsgiApp, health_handler
+from lifecycle.db.uow import Database
 from lifecycle.outbox import Notifier, PostedCard, posted_card
 
 log = logging.getLogger("stagebot.serve")
@@ -29,6 +32,7 @@ class Running:
     slack_app: Any = None  # the bolt App, when Slack is enabled
     feishu_bot: Any = None  # the FeishuBot, when Feishu is enabled
     feishu_longconn: Any = None  # its long connection, in websocket mode
+    metrics: Any = None  # bot.metrics.Metrics
 
     def stop(self) -> None:
         for close in reversed(self.closers):
@@ -61,11 +65,18 @@ def feishu_client(settings: Settings) -> Any:
     )
 
 
-def chat_notifiers(settings: Settings, lookup: Any) -> dict[str, Notifier]:
-    """The notifiers of the chat platforms the config enables."""
+def chat_notifiers(settings: Settings, db: Callable[[], Database]) -> dict[str, Notifier]:
+    """The notifiers of the chat platforms the config enables. `db()` is the database once it
+    exists: posted cards are looked up there, and channels are paced there, so every replica and
+    the console share one pace per channel."""
+    from lifecycle.pacing import SharedPacer
+
+    def lookup(target: str, subject: str) -> PostedCard | None:
+        return posted_card(db(), target, subject)
+
     notifiers: dict[str, Notifier] = {}
     if settings.config.slack.enabled:
-        from adapters.slack.notifier import SlackNotifier
+        from adapters.slack.notifier import SLACK_INTERVAL, SlackNotifier
 
         notifiers["slack"] = SlackNotifier(
             slack_client(settings),
@@ -73,9 +84,10 @@ def chat_notifiers(settings: Settings, lookup: Any) -> dict[str, Notifier]:
             settings.channels("slack"),
             lookup=lookup,
             lang=settings.config.bot.language,
+            pacer=SharedPacer(db, "slack", SLACK_INTERVAL),
         )
     if settings.config.feishu.enabled:
-        from adapters.feishu.notifier import FeishuNotifier
+        from adapters.feishu.notifier import FEISHU_INTERVAL, FeishuNotifier
 
         notifiers["feishu"] = FeishuNotifier(
             feishu_client(settings),
@@ -84,6 +96,7 @@ def chat_notifiers(settings: Settings, lookup: Any) -> dict[str, Notifier]:
             app_id=settings.secret("FEISHU_APP_ID") or "",
             lookup=lookup,
             lang=settings.config.bot.language,
+            pacer=SharedPacer(db, "feishu", FEISHU_INTERVAL),
         )
     return notifiers
 
@@ -91,21 +104,24 @@ def chat_notifiers(settings: Settings, lookup: Any) -> dict[str, Notifier]:
 def start(settings: Settings, *, workers: int = 16) -> Running:
     """Build and start everything except the HTTP listener (tests drive the WSGI app directly)."""
     holder: dict[str, Any] = {}
-
-    def lookup(target: str, subject: str) -> PostedCard | None:
-        return posted_card(holder["app"].db, target, subject)
-
-    app = build(settings, notifiers=chat_notifiers(settings, lookup))
+    app = build(settings, notifiers=chat_notifiers(settings, lambda: holder["app"].db))
     holder["app"] = app
+    from bot.metrics import Metrics
+
+    metrics = Metrics(app.db)
+    app.dispatcher.observe = metrics.on_delivery
     dispatcher = DispatcherThread(app.dispatcher).start()
     wsgi = WsgiApp()
+    wsgi.observe = metrics.on_request
     wsgi.route("GET", "/healthz", health_handler(app.db))
+    wsgi.route("GET", "/metrics", metrics.handler())
     from bot.signals_api import signals_handler
 
     wsgi.route(
         "POST", "/api/v1/signals", signals_handler(app.core, settings.secret("STAGEBOT_API_TOKEN"), dispatcher.wake)
     )
-    running = Running(app, wsgi, dispatcher)
+    running = Running(app, wsgi, dispatcher, metrics=metrics)
+    running.closers.append(metrics.close)
     cfg = settings.config
     if cfg.slack.enabled:
         from concurrent.futures import ThreadPoolExecutor
@@ -149,13 +165,19 @@ def start_scheduler(settings: Settings, running: Running) -> None:
     from lifecycle.scheduling import run_due
 
     app, schedule = running.app, settings.schedule()
+    every = float(settings.config.scheduler.tick_seconds)
+    due = {"at": time.monotonic()}  # when the next tick should start
 
     def tick() -> None:
+        started = time.monotonic()
+        lag, due["at"] = started - due["at"], started + every
         try:
             report = run_due(app.db, app.core.rules, schedule, app.core.clock.now())
         except Exception:  # the database went away for a moment: the next tick catches up
             log.exception("scheduled work failed; the next tick catches up")
+            running.metrics.on_tick(False, lag)
             return
+        running.metrics.on_tick(True, lag)
         if report.total:
             log.info("scheduled work emitted %s", report.emitted)
             running.dispatcher.wake()

@@ -1,18 +1,22 @@
 """The HTTP side of `stagebot serve`: a small WSGI app served by waitress.
 
-Routes: POST /slack/events (bolt), GET /healthz. Bad requests get 4xx with a JSON error body;
-nothing a client sends produces a 5xx or a stack trace.
+Routes: POST /slack/events (bolt), POST /feishu/events, POST /api/v1/signals, GET /healthz,
+GET /metrics. Bad requests get 4xx with a JSON error body; nothing a client sends produces a 5xx
+or a stack trace. Each request runs under a correlation id (the caller's X-Request-Id when it is a
+sane token, else a new one), echoed in the response and carried into the notifications it causes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import text
 
+from lifecycle import correlation
 from lifecycle.db.uow import Database
 
 log = logging.getLogger("stagebot.http")
@@ -43,23 +47,30 @@ class WsgiApp:
 
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], Handler] = {}
+        # (route, status, seconds) after each request: the metrics' hook
+        self.observe: Callable[[str, int, float], None] = lambda route, status, seconds: None
 
     def route(self, method: str, path: str, handler: Handler) -> None:
         self.routes[(method, path)] = handler
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "/")
         handler = self.routes.get((method, path))
-        if handler is None:
-            allowed = [m for (m, p) in self.routes if p == path]
-            status, headers, body = _json(
-                405 if allowed else 404, {"error": "method not allowed" if allowed else "not found"}
-            )
-        else:
-            status, headers, body = self._call(handler, environ)
+        with correlation.bound(correlation.accept(environ.get("HTTP_X_REQUEST_ID"))) as request_id:
+            if handler is None:
+                allowed = [m for (m, p) in self.routes if p == path]
+                status, headers, body = _json(
+                    405 if allowed else 404, {"error": "method not allowed" if allowed else "not found"}
+                )
+            else:
+                status, headers, body = self._call(handler, environ)
         start_response(
-            f"{status} {REASONS.get(status, '')}".strip(), [*headers.items(), ("Content-Length", str(len(body)))]
+            f"{status} {REASONS.get(status, '')}".strip(),
+            [*headers.items(), ("Content-Length", str(len(body))), ("X-Request-Id", request_id or "")],
         )
+        # Unknown paths share one label, so scanners cannot blow up the metrics' cardinality.
+        self.observe(path if handler is not None else "unmatched", status, time.perf_counter() - started)
         return [body]
 
     def _call(self, handler: Handler, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from adapters.common import telemetry
 from adapters.common import text as render
 from adapters.common.errors import user_text
 from adapters.common.grammar import Help, help_text, parse
 from lifecycle import commands as c
 from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
-from lifecycle.errors import UnknownStage
+from lifecycle.errors import LifecycleError, UnknownStage
 from lifecycle.i18n import Lang, Text
 from lifecycle.views import (
     AccountCard,
@@ -70,11 +71,15 @@ def answer(core: Lifecycle, line: str, *, actor: Actor, key: str, via: str = "",
         parsed = parse(line, actor=actor, key=key, via=via, is_stage=is_stage_of(core))
         if isinstance(parsed, Help):
             help_text(parsed.topic, lang)  # raises UsageError for an unknown topic
+            telemetry.answered(via, "command", parsed)
             return parsed
-        return run_command(parsed, core)
+        result = run_command(parsed, core)
     except Exception as exc:  # the boundary: known errors as messages, bugs as a ref id
         t = user_text(exc, context=f"command from {actor.ref}")
+        telemetry.answered(via, "command", None, failed=True, bug=not isinstance(exc, LifecycleError))
         return Failure(t(lang), t)
+    telemetry.answered(via, "command", result)
+    return result
 
 
 def render_text(ans: Answer, core: Lifecycle, lang: Lang = "en") -> str:

@@ -3,7 +3,9 @@
 A notifier asks `take(channel)` before each post: inside the channel's minimum interval (or while
 a rate limit holds the channel, or the whole app) it raises `DeliveryDeferred` with the wait, and
 the outbox dispatcher tries that delivery again when it is due, without counting an attempt.
-The state is per process (several replicas each keep their own pace).
+This one keeps its state in the process: for tests and single-process tools. `stagebot serve`
+uses lifecycle.pacing.SharedPacer, the same interface kept in the database, so several replicas
+share one pace per channel and honour each other's rate-limit holds.
 """
 
 from __future__ import annotations
@@ -11,10 +13,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from lifecycle.outbox import DeliveryDeferred, Posted
 
 APP = "*"  # the scope of a hold on everything (an app-wide rate limit)
+
+
+class Pacing(Protocol):
+    min_interval: float
+
+    def take(self, channel: str, posted: list[Posted]) -> None: ...
+
+    def hold(self, scope: str, seconds: float) -> None: ...
 
 
 class Pacer:

@@ -39,6 +39,7 @@ from lark_oapi.api.im.v1 import (
 from lark_oapi.core.utils.decryptor import AESCipher
 from lark_oapi.event.callback.model.p2_card_action_trigger import P2CardActionTriggerResponse
 
+from adapters.common import telemetry
 from adapters.common import text as tx
 from adapters.common.actions import decode
 from adapters.common.dispatch import Answer, Failure, NotAvailable, answer, run_command
@@ -50,6 +51,7 @@ from adapters.feishu.notifier import TOKEN_REJECTED, forget_token
 from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
 from lifecycle.deliveries import first_delivery
+from lifecycle.errors import LifecycleError
 from lifecycle.i18n import Lang, Text
 from lifecycle.outbox import delivery_problems
 from lifecycle.views import Outcome, Report
@@ -365,7 +367,9 @@ class FeishuBot:
         try:
             result = run_command(decode(value or "", actor=actor, key=key, via=PLATFORM), self.core)
         except Exception as exc:
+            telemetry.answered(PLATFORM, "button", None, failed=True, bug=not isinstance(exc, LifecycleError))
             return {"toast": cards.toast("error", user_text(exc, context=f"button from {actor.ref}"), self.lang)}
+        telemetry.answered(PLATFORM, "button", result)
         if isinstance(result, Outcome):
             said = cards.both(lambda lg: tx.outcome(result, self.core.pipeline, lg))
             if result.replayed:

@@ -28,7 +28,7 @@ from lark_oapi.api.im.v1 import (
 from lark_oapi.core.token.manager import TokenManager
 
 from adapters.common import text as tx
-from adapters.common.pacing import APP, Pacer
+from adapters.common.pacing import APP, Pacer, Pacing
 from adapters.feishu import cards
 from lifecycle import events as ev
 from lifecycle.i18n import Lang, Text
@@ -37,6 +37,7 @@ from lifecycle.pipeline import Pipeline
 
 log = logging.getLogger("stagebot.feishu.notifier")
 TARGET = "feishu"
+FEISHU_INTERVAL = 0.25  # seconds between messages to one chat (Feishu allows 5 a second per chat)
 
 RATE_LIMITED = frozenset({230020, 11232, 99991400})
 TOKEN_REJECTED = frozenset({99991661, 99991663, 99991664, 99991665, 99991668})
@@ -74,8 +75,9 @@ class FeishuNotifier:
         app_id: str,
         lookup: Callable[[str, str], PostedCard | None],
         lang: Lang = "en",
-        min_interval: float = 0.25,
+        min_interval: float = FEISHU_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        pacer: Pacing | None = None,
     ) -> None:
         """`chats` maps team keys to chat ids (oc_…); `lookup(target, subject)` finds a posted card."""
         self.client = client
@@ -84,7 +86,7 @@ class FeishuNotifier:
         self.app_id = app_id
         self.lookup = lookup
         self.lang = lang
-        self.pacer = Pacer(min_interval, clock)
+        self.pacer: Pacing = pacer or Pacer(min_interval, clock)  # serve passes the shared one
 
     def deliver(self, delivery: Delivery) -> Iterable[Posted]:
         e = delivery.event
@@ -144,7 +146,7 @@ class FeishuNotifier:
             try:
                 resp = call()
             except Exception as exc:  # network errors, a non-JSON answer (a 502 page), a token failure
-                raise DeliveryError(f"{chat}: {type(exc).__name__}", posted=posted) from None
+                raise DeliveryError(f"{chat}: {type(exc).__name__}", posted=posted, code="connection") from None
             if resp.success() or resp.code not in TOKEN_REJECTED or attempt == 2:
                 return resp
             log.warning("Feishu rejected the tenant access token (code %s); fetching a new one", resp.code)
@@ -166,7 +168,7 @@ class FeishuNotifier:
             after = max(after, 0.2)
             # 99991400 is the app's gateway limit; 230020 and 11232 limit this one chat.
             self.pacer.hold(APP if code == 99991400 or code not in RATE_LIMITED else chat, after)
-            return DeliveryError(f"{chat}: rate limited ({code})", retry_after=after, posted=posted)
+            return DeliveryError(f"{chat}: rate limited ({code})", retry_after=after, posted=posted, code=str(code))
         if code in PERMANENT:
             log.error(
                 "Feishu refuses to post to %s: %s (code %s, log id %s); not retried",
@@ -175,8 +177,10 @@ class FeishuNotifier:
                 code,
                 log_id,
             )
-            return DeliveryError(f"{chat}: {code} {PERMANENT[code]}", permanent=True, posted=posted)
+            return DeliveryError(f"{chat}: {code} {PERMANENT[code]}", permanent=True, posted=posted, code=str(code))
         if code in CARD_REFUSED:
-            return DeliveryError(f"{chat}: {code} message refused: {resp.msg}", permanent=True, posted=posted)
+            return DeliveryError(
+                f"{chat}: {code} message refused: {resp.msg}", permanent=True, posted=posted, code=str(code)
+            )
         log.warning("Feishu error for %s: code %s %s (log id %s); will retry", chat, code, resp.msg, log_id)
-        return DeliveryError(f"{chat}: code {code}", posted=posted)
+        return DeliveryError(f"{chat}: code {code}", posted=posted, code=str(code))

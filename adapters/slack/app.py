@@ -22,6 +22,7 @@ from slack_bolt.request.internals import build_context
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from adapters.common import telemetry
 from adapters.common.actions import decode
 from adapters.common.dispatch import Answer, Failure, NotAvailable, answer, run_command
 from adapters.common.errors import user_message
@@ -32,6 +33,7 @@ from lifecycle import commands as c
 from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
 from lifecycle.deliveries import first_delivery
+from lifecycle.errors import LifecycleError
 from lifecycle.i18n import Lang
 from lifecycle.outbox import delivery_problems
 from lifecycle.views import AccountList, ApprovalList, HandoffList, Outcome, Report
@@ -98,10 +100,12 @@ def build_app(
         try:
             cmd = decode(action.get("value", ""), actor=actor, key=key, via=PLATFORM)
             result = run_command(cmd, core)
+            telemetry.answered(PLATFORM, "button", result)
             msg = render(result, core, lang)
             if isinstance(result, Outcome) and not result.replayed:
                 on_change()
         except Exception as exc:  # every refusal or bug becomes a short ephemeral message
+            telemetry.answered(PLATFORM, "button", None, failed=True, bug=not isinstance(exc, LifecycleError))
             msg = render(Failure(user_message(exc, lang, context=f"button from {actor.ref}")), core, lang)
 
         def answer_privately() -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from adapters.common.pacing import Pacer
+from adapters.common.pacing import Pacer, Pacing
 from adapters.slack import blocks
 from lifecycle import events as ev
 from lifecycle.i18n import Lang
@@ -24,6 +24,7 @@ from lifecycle.pipeline import Pipeline
 
 log = logging.getLogger("stagebot.slack.notifier")
 TARGET = "slack"
+SLACK_INTERVAL = 1.0  # seconds between posts to one channel (Slack allows about one a second)
 
 # Retrying cannot fix these: the channel, the token or the message itself is wrong.
 PERMANENT = frozenset(
@@ -58,8 +59,9 @@ class SlackNotifier:
         *,
         lookup: Callable[[str, str], PostedCard | None],
         lang: Lang = "en",
-        min_interval: float = 1.0,
+        min_interval: float = SLACK_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        pacer: Pacing | None = None,
     ) -> None:
         """`channels` maps team keys to channel ids; `lookup(target, subject)` finds a posted card."""
         self.client = client
@@ -67,7 +69,7 @@ class SlackNotifier:
         self.channels = dict(channels)
         self.lookup = lookup
         self.lang = lang
-        self.pacer = Pacer(min_interval, clock)
+        self.pacer: Pacing = pacer or Pacer(min_interval, clock)  # serve passes the shared one
 
     def deliver(self, delivery: Delivery) -> Iterable[Posted]:
         e = delivery.event
@@ -87,7 +89,9 @@ class SlackNotifier:
             except SlackApiError as exc:
                 raise self._error(exc, channel, posted) from None
             except OSError as exc:  # connection refused, reset, timed out
-                raise DeliveryError(f"{channel}: {type(exc).__name__}: {exc}", posted=posted) from None
+                raise DeliveryError(
+                    f"{channel}: {type(exc).__name__}: {exc}", posted=posted, code="connection"
+                ) from None
             posted.append(Posted(channel=str(resp.get("channel") or channel), message_id=str(resp.get("ts", ""))))
         return posted
 
@@ -110,7 +114,7 @@ class SlackNotifier:
         except SlackApiError as exc:
             raise self._error(exc, channel, []) from None
         except OSError as exc:
-            raise DeliveryError(f"{channel}: {type(exc).__name__}: {exc}") from None
+            raise DeliveryError(f"{channel}: {type(exc).__name__}: {exc}", code="connection") from None
         return ()
 
     def _error(self, exc: SlackApiError, channel: str, posted: list[Posted]) -> DeliveryError:
@@ -123,8 +127,8 @@ class SlackNotifier:
             except ValueError:
                 after = 1.0
             self.pacer.hold(channel, after)  # the channel's other messages wait too
-            return DeliveryError(f"{channel}: ratelimited", retry_after=after, posted=posted)
+            return DeliveryError(f"{channel}: ratelimited", retry_after=after, posted=posted, code="ratelimited")
         permanent = code in PERMANENT
         if permanent:
             log.error("Slack refuses to post to %s: %s (fix the channel or token; not retried)", channel, code)
-        return DeliveryError(f"{channel}: {code}", permanent=permanent, posted=posted)
+        return DeliveryError(f"{channel}: {code}", permanent=permanent, posted=posted, code=code)

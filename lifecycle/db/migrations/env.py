@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, text
 
 from lifecycle.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+# Replicas starting together each run the upgrade: on PostgreSQL the first takes this lock and
+# migrates, the others wait, then find the schema at head and do nothing.
+MIGRATION_LOCK = 0x5354_4147_4542  # "STAGEB"
 
 
 def run_migrations_online() -> None:
@@ -24,6 +27,8 @@ def run_migrations_online() -> None:
             compare_type=True,
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             context.run_migrations()
         connection.commit()
 
