@@ -75,9 +75,10 @@ def decode(value: str | dict[str, Any], *, actor: Actor, key: str, via: str = ""
 
     def int_field(name: str) -> int:
         v = data.get(name)
-        if isinstance(v, bool) or not isinstance(v, int | str) or not str(v).isdigit():
+        text = str(v) if isinstance(v, int | str) and not isinstance(v, bool) else ""
+        if not (text.isascii() and text.isdigit()) or len(text) > 19:  # ids are 64-bit
             raise _STALE
-        return int(v)
+        return int(text)
 
     if op in ("approve", "reject"):
         return c.DecideApproval(

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, Overflow
 
 from lifecycle import commands as c
 from lifecycle.access import Actor
@@ -232,6 +232,8 @@ def parse_amount(raw: str) -> Decimal:
             break
     try:
         value = Decimal(s) * mult
+    except Overflow:  # "1e9999999": beyond what Decimal can hold at all
+        raise UsageError(Text(f'"{raw}" is out of range for an amount.', f"金额“{raw}”超出范围。")) from None
     except InvalidOperation:
         raise UsageError(
             Text(
@@ -242,6 +244,11 @@ def parse_amount(raw: str) -> Decimal:
     if not value.is_finite() or value < 0 or value >= Decimal("1e14"):
         raise UsageError(Text(f'"{raw}" is out of range for an amount.', f"金额“{raw}”超出范围。"))
     return value.quantize(Decimal("0.01"))
+
+
+def is_number(raw: str) -> bool:
+    """ASCII digits only: "²" and "٣" are digits to str.isdigit() but not to int()."""
+    return raw.isascii() and raw.isdigit()
 
 
 def parse_date(raw: str) -> date:
@@ -395,7 +402,7 @@ def parse(
         )
     if name == "check":
         need(2, "the account and the checklist item", "客户名称和检查项")
-        if pos[-1].isdigit():
+        if is_number(pos[-1]):
             return c.TickChecklist(account=" ".join(pos[:-1]), item=pos[-1], **common)
         return c.TickChecklist(account=pos[0], item=" ".join(pos[1:]), **common)
     if name == "assign":
@@ -416,7 +423,7 @@ def parse(
     if name in ("approve", "reject"):
         need(1, "the approval number", "审批编号")
         raw = pos[0].lstrip("#")
-        if not raw.isdigit():
+        if not is_number(raw):
             raise _usage_error(spec, f'"{pos[0]}" is not an approval number.', f"“{pos[0]}”不是审批编号。")
         return c.DecideApproval(approval_id=int(raw), approve=name == "approve", note=" ".join(pos[1:]), **common)
     if name == "tasks":
@@ -427,7 +434,7 @@ def parse(
     if name == "done":
         need(1, "the task number", "任务编号")
         raw = pos[0].lstrip("#")
-        if not raw.isdigit():
+        if not is_number(raw):
             raise _usage_error(spec, f'"{pos[0]}" is not a task number.', f"“{pos[0]}”不是任务编号。")
         return c.CompleteTask(task_id=int(raw), **common)
     if name == "snooze":

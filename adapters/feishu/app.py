@@ -569,7 +569,8 @@ def command_text(message: Any, bot_open_id: str | None, *, group: bool) -> tuple
     bot is meant for it.
     """
     try:
-        content = json.loads(message.content or "{}")
+        raw = message.content if isinstance(message.content, str | bytes) else "{}"
+        content = json.loads(raw or "{}")
     except (ValueError, RecursionError):
         content = None
     if not isinstance(content, dict):
@@ -581,8 +582,11 @@ def command_text(message: Any, bot_open_id: str | None, *, group: bool) -> tuple
     else:
         return None, not group
     mentioned = False
-    for mention in sorted(message.mentions or [], key=lambda x: -len(x.key or "")):
-        oid = mention.id.open_id if mention.id else None
+    # Feishu always sends string keys and ids; anything else is not a mention we can read.
+    mentions = [m for m in (message.mentions or []) if isinstance(getattr(m, "key", None), str)]
+    for mention in sorted(mentions, key=lambda x: -len(x.key)):
+        oid = getattr(mention.id, "open_id", None) if mention.id else None
+        oid = oid if isinstance(oid, str) else None
         is_bot = oid is not None and oid == bot_open_id
         if bot_open_id is None and group:
             is_bot = True  # identity unknown for now: a group message reaches us only when it @mentions the bot

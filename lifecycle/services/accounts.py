@@ -41,6 +41,7 @@ from lifecycle.services.base import (
     insert_ignoring_duplicates,
     require_owner_team,
     ticked_items,
+    valid_id,
 )
 from lifecycle.views import Outcome
 
@@ -57,7 +58,7 @@ def resolve_item(stage: Stage, ref: str) -> ChecklistItem:
         raise NotFound(Text(f"{stage.key} has no checklist.", f"{stage.key} 没有检查项。"))
     listing_en = "; ".join(f"{n}. {i.en}" for n, i in enumerate(items, 1))
     listing_zh = ";".join(f"{n}. {i.zh}" for n, i in enumerate(items, 1))
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and len(ref) < 6:
         n = int(ref)
         if 1 <= n <= len(items):
             return items[n - 1]
@@ -232,7 +233,9 @@ def claim_handoff(cmd: c.ClaimHandoff, *, uow: UnitOfWork, clock: Clock, rules: 
 def _claim_handoff(cmd: c.ClaimHandoff, s: Connection, now: datetime, rules: Rules) -> Outcome:
     roster = rules.roster
     if cmd.handoff_id is not None:
-        rows: Sequence[Row[Any]] = s.execute(select(HANDOFFS).where(HANDOFFS.c.id == cmd.handoff_id)).all()
+        rows: Sequence[Row[Any]] = (
+            s.execute(select(HANDOFFS).where(HANDOFFS.c.id == cmd.handoff_id)).all() if valid_id(cmd.handoff_id) else []
+        )
         if not rows:
             raise NotFound(Text(f"No handoff #{cmd.handoff_id}.", f"没有交接 #{cmd.handoff_id}。"))
         acc = s.execute(select(ACC).where(ACC.c.id == rows[0].account_id)).one()

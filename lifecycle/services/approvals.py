@@ -28,6 +28,7 @@ from lifecycle.services.base import (
     apply_command,
     clean_reason,
     emit,
+    valid_id,
 )
 from lifecycle.services.stages import apply_transition
 from lifecycle.views import Outcome
@@ -39,7 +40,8 @@ def decide_approval(cmd: c.DecideApproval, *, uow: UnitOfWork, clock: Clock, rul
 
 def _decide_approval(cmd: c.DecideApproval, s: Connection, now: datetime, rules: Rules) -> Outcome:
     p = rules.pipeline
-    ap = s.execute(select(APPROVALS).where(APPROVALS.c.id == cmd.approval_id)).first()
+    found = valid_id(cmd.approval_id)
+    ap = s.execute(select(APPROVALS).where(APPROVALS.c.id == cmd.approval_id)).first() if found else None
     if ap is None:
         raise NotFound(Text(f"No approval #{cmd.approval_id}.", f"没有审批 #{cmd.approval_id}。"))
     if ap.status != "pending":

@@ -157,6 +157,13 @@ def account_view(row: Row[Any]) -> AccountView:
     )
 
 
+MAX_ID = 2**63 - 1  # ids are BIGINT (INTEGER on SQLite): a larger number can only be "not found"
+
+
+def valid_id(n: int) -> bool:
+    return 0 < n <= MAX_ID
+
+
 def name_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
@@ -167,8 +174,9 @@ def find_account(s: Connection, ref: str) -> Row[Any]:
     if not ref:
         raise InvalidInput(Text("Which account? Give a name or #ID.", "请指定客户名称或 #编号。"))
     conn = s
-    if ref.startswith("#") and ref[1:].isdigit():
-        row = conn.execute(SELECT_ACCOUNT_BY_ID, {"id": int(ref[1:])}).first()
+    if ref.startswith("#") and ref[1:].isascii() and ref[1:].isdigit():
+        n = int(ref[1:]) if len(ref) <= 20 else 0  # beyond 64 bits: no such row, and no driver overflow
+        row = conn.execute(SELECT_ACCOUNT_BY_ID, {"id": n}).first() if 0 < n <= MAX_ID else None
         if row is None:
             raise NotFound(Text(f"No account {ref}.", f"没有编号为 {ref} 的客户。"))
         return row

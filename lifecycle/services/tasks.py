@@ -18,7 +18,16 @@ from lifecycle.db.uow import UnitOfWork
 from lifecycle.errors import Conflict, InvalidInput, NotAuthorized, NotFound
 from lifecycle.events import TaskDone, TaskOpened
 from lifecycle.i18n import Text
-from lifecycle.services.base import ACC, Rules, account_view, apply_command, emit, find_account, require_known
+from lifecycle.services.base import (
+    ACC,
+    Rules,
+    account_view,
+    apply_command,
+    emit,
+    find_account,
+    require_known,
+    valid_id,
+)
 from lifecycle.views import Outcome
 
 TASKS = table(Task)
@@ -105,7 +114,7 @@ def complete_task(cmd: c.CompleteTask, *, uow: UnitOfWork, clock: Clock, rules: 
 
 def _complete_task(cmd: c.CompleteTask, s: Connection, now: datetime, rules: Rules) -> Outcome:
     require_known(rules, cmd.actor)
-    task = s.execute(select(TASKS).where(TASKS.c.id == cmd.task_id)).first()
+    task = s.execute(select(TASKS).where(TASKS.c.id == cmd.task_id)).first() if valid_id(cmd.task_id) else None
     if task is None:
         raise NotFound(Text(f"No task #{cmd.task_id}.", f"没有任务 #{cmd.task_id}。"))
     roster, ref = rules.roster, cmd.actor.ref

@@ -382,3 +382,15 @@ def test_the_report_menu_sends_a_card_per_team_of_the_clicker(feishu: FeishuDriv
     text = card_texts(msg.content)
     assert "Report · team sales" in text and "team sales" in text.splitlines()[1]
     assert len(card_images(msg.content)) == 1
+
+
+def test_message_fields_of_the_wrong_type_get_a_hint_not_silence(feishu: FeishuDriver) -> None:
+    # Feishu never sends these, but a proxy or a replayed body might: the sender is still answered.
+    odd = text_message("show Acme", open_id="ou_admin", message_id=(first := mid()))
+    odd["message"]["content"] = 123
+    assert feishu.event("im.message.receive_v1", odd).status == 200
+    assert "I read text commands only" in card_texts(feishu.wait_reply(first).content)
+    odd = text_message("@_user_1 help", open_id="ou_admin", message_id=(second := mid()))
+    odd["message"]["mentions"] = [{"key": 5, "id": {"open_id": 7}, "name": "x"}]
+    assert feishu.event("im.message.receive_v1", odd).status == 200
+    assert "Unknown command" in card_texts(feishu.wait_reply(second).content)  # answered, not dropped
