@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from lifecycle.access import Actor
+from lifecycle.db.models import Rotation, table
 from lifecycle.events import AutomationNotice, OwnerAssigned
 from lifecycle.i18n import Text
 from lifecycle.pipeline import Automation
-from lifecycle.services.base import ACC, HIST, Rules, emit
+from lifecycle.services.base import ACC, Rules, emit
 from lifecycle.services.tasks import open_task
 
 AUTOMATION = Actor("system", "automation")
+ROTATIONS = table(Rotation)
 
 
 def _rotation(rules: Rules, team: str) -> list[str]:
@@ -26,6 +30,19 @@ def _rotation(rules: Rules, team: str) -> list[str]:
     members = rules.roster.members.get(team, frozenset())
     doers = members - rules.roster.approvers.get(team, frozenset())
     return sorted(doers or members)
+
+
+def _next_turn(s: Connection, key: str) -> int:
+    """Bump a round-robin counter and return its new value (1 for the first turn), atomically:
+    two replicas assigning at once get consecutive turns."""
+    dialect_insert = pg_insert if s.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        dialect_insert(ROTATIONS)
+        .values(key=key, turns=1)
+        .on_conflict_do_update(index_elements=[ROTATIONS.c.key], set_={"turns": ROTATIONS.c.turns + 1})
+        .returning(ROTATIONS.c.turns)
+    )
+    return int(s.execute(stmt).scalar_one())
 
 
 def perform(s: Connection, rules: Rules, auto: Automation, account_id: int, now: datetime) -> None:
@@ -40,9 +57,7 @@ def perform(s: Connection, rules: Rules, auto: Automation, account_id: int, now:
         people = _rotation(rules, team)
         if not people or acc.owner in rules.roster.members.get(team, ()):
             return  # nobody to assign, or a member of the team owns it already
-        # Round-robin derived from the database: the how-manieth entry into this stage this is.
-        entries = s.execute(select(func.count()).select_from(HIST).where(HIST.c.to_stage == auto.stage)).scalar_one()
-        owner = people[(int(entries) - 1) % len(people)]
+        owner = people[(_next_turn(s, f"assign:{auto.stage}:{team}") - 1) % len(people)]
         s.execute(update(ACC).where(ACC.c.id == acc.id).values(owner=owner, version=ACC.c.version + 1, updated_at=now))
         emit(
             s,

@@ -9,6 +9,7 @@ slot at once race on one conditional upsert; exactly one wins. Times are wall-cl
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +37,11 @@ class SharedPacer:
         self.target = target
         self.min_interval = min_interval
         self.clock = clock
+        # What this process already knows to be busy, and until when: a batch of rows for one
+        # channel is deferred without asking the database again for each. It can only make us
+        # wait longer than needed, never post early: once it expires, the database decides.
+        self._busy: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     @property
     def db(self) -> Database:
@@ -51,6 +57,10 @@ class SharedPacer:
         """Claim the channel's next slot now, or raise DeliveryDeferred with how long to wait."""
         scope, app = self._scope(channel), self._scope(APP)
         now = self.clock()
+        with self._lock:
+            known = max(self._busy.get(scope, 0.0), self._busy.get(app, 0.0))
+        if known > now:
+            raise DeliveryDeferred(retry_after=known - now, posted=posted)
         with self.db.uow() as uow:
             s = uow.conn
             seen = {r.scope: r for r in s.execute(select(PACE).where(PACE.c.scope.in_([scope, app])))}
@@ -60,6 +70,7 @@ class SharedPacer:
                 (seen[app].held_until - now) if app in seen else 0.0,
             )
             if wait > 0:
+                self._remember(scope, now + wait)
                 raise DeliveryDeferred(retry_after=wait, posted=posted)
             stmt = self._insert()(PACE).values(scope=scope, next_at=now + self.min_interval, held_until=0.0)
             stmt = stmt.on_conflict_do_update(
@@ -69,12 +80,18 @@ class SharedPacer:
             ).returning(PACE.c.scope)
             won = s.execute(stmt).first() is not None
             uow.commit()
+        self._remember(scope, now + self.min_interval)
         if not won:  # another replica took this slot between our read and our write
             raise DeliveryDeferred(retry_after=self.min_interval, posted=posted)
+
+    def _remember(self, scope: str, until: float) -> None:
+        with self._lock:
+            self._busy[scope] = max(self._busy.get(scope, 0.0), until)
 
     def hold(self, scope: str, seconds: float) -> None:
         """After a rate limit: nothing more to `scope` (a channel, or APP) for `seconds`, on any replica."""
         until = self.clock() + seconds
+        self._remember(self._scope(scope), until)
         stmt = self._insert()(PACE).values(scope=self._scope(scope), next_at=0.0, held_until=until)
         stmt = stmt.on_conflict_do_update(
             index_elements=[PACE.c.scope],

@@ -285,6 +285,19 @@ class Pace(Base):
     held_until: Mapped[float] = mapped_column(Float)  # a rate limit holds the scope until this
 
 
+class Rotation(Base):
+    """How many turns a round-robin assignment has handed out: the next one goes to turns % team size.
+
+    A counter bumped in the assigning transaction (one upsert), instead of counting the history's
+    entries into the stage, which read the whole history on every assignment.
+    """
+
+    __tablename__ = "rotations"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # "assign:PQL:sales"
+    turns: Mapped[int] = mapped_column(BigId)
+
+
 class Emission(Base):
     """What scheduled work has emitted, under a key derived from what made it due.
 

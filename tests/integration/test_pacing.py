@@ -82,3 +82,30 @@ def test_racing_replicas_get_exactly_one_slot(pg_database: Database) -> None:
     for t in threads:
         t.join(30)
     assert len(won) == 1
+
+
+def test_a_busy_channel_is_deferred_without_asking_the_database_again(database: Database) -> None:
+    from sqlalchemy import event
+
+    clock = Clock()
+    a, b = replicas(database, clock)
+    b.take("C1", [])
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        with pytest.raises(DeliveryDeferred):
+            a.take("C1", [])  # asks the database once: busy for another second
+        asked = len(statements)
+        for _ in range(50):  # a batch of rows for the same channel
+            with pytest.raises(DeliveryDeferred):
+                a.take("C1", [])
+        assert asked > 0 and len(statements) == asked
+        clock.at += 1.0
+        a.take("C1", [])  # once the wait is over, the database decides again
+        assert len(statements) > asked
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
