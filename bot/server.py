@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from lifecycle import correlation
 from lifecycle.db.uow import Database
@@ -86,6 +87,12 @@ class WsgiApp:
             headers["content-type"] = environ["CONTENT_TYPE"]
         try:
             return handler(raw, headers, environ.get("QUERY_STRING", ""))
+        except DBAPIError as exc:  # the database stayed away through the retries: say so, retryably
+            log.error(
+                "database unavailable for %s %s: %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"), exc.orig
+            )
+            status, headers, body = _json(503, {"error": "database unavailable; try again shortly"})
+            return status, {**headers, "Retry-After": "2"}, body
         except Exception:  # a bug: logged with its traceback, answered without one
             log.exception("handler for %s %s failed", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
             return _json(500, {"error": "internal error; it has been logged"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lifecycle import commands as c
 from lifecycle.clock import Clock, SystemClock
-from lifecycle.db.uow import Database
+from lifecycle.db.uow import Database, retry_disconnects
 from lifecycle.pipeline import Pipeline
 from lifecycle.queries import QUERIES
 from lifecycle.services import HANDLERS, Rules
@@ -24,9 +24,15 @@ class Lifecycle:
         return self.rules.pipeline
 
     def execute(self, cmd: c.Command) -> Outcome:
+        """Run a command; once more if the database connection was lost mid-way (its idempotency
+        key turns the second run into a replay if the first did commit)."""
         handler = HANDLERS[type(cmd)]
-        return handler(cmd, uow=self.db.uow(), clock=self.clock, rules=self.rules)
+        return retry_disconnects(
+            lambda: handler(cmd, uow=self.db.uow(), clock=self.clock, rules=self.rules), what=type(cmd).__name__
+        )
 
     def ask(self, query: c.Query) -> ReadModel:
         handler = QUERIES[type(query)]
-        return handler(query, uow=self.db.reader(), clock=self.clock, rules=self.rules)
+        return retry_disconnects(
+            lambda: handler(query, uow=self.db.reader(), clock=self.clock, rules=self.rules), what=type(query).__name__
+        )

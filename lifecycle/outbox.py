@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from sqlalchemy import Connection, and_, func, insert, select, update
@@ -23,7 +24,7 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 from lifecycle import correlation
 from lifecycle.clock import Clock
 from lifecycle.db.models import OutboxRow, PostedMessage, table
-from lifecycle.db.uow import Database
+from lifecycle.db.uow import Database, retry_disconnects
 from lifecycle.events import Event, load_event
 
 log = logging.getLogger(__name__)
@@ -223,20 +224,22 @@ class Dispatcher:
                 report.deferred += 1
                 report.next_in = min(report.next_in or wait.retry_after, wait.retry_after)
                 if wait.posted:  # part of it went out: record that now, so no channel gets it twice
-                    self._deferred(delivery, wait)
+                    retry_disconnects(partial(self._deferred, delivery, wait), what="recording a delivery")
                 else:
                     put_back[outbox_id] = wait.retry_after
                 continue
             except DeliveryError as exc:
                 held_back.add(lane)
-                self._failed(delivery, exc, report)
+                retry_disconnects(partial(self._failed, delivery, exc, report), what="recording a delivery")
                 continue
             except Exception as exc:  # a notifier bug must not stop the other deliveries
                 log.exception("notifier %s crashed on outbox row %s", target, outbox_id)
                 held_back.add(lane)
                 self._failed(delivery, DeliveryError(f"{type(exc).__name__}: {exc}"), report)
                 continue
-            self._delivered(delivery, posted)
+            # The post went out: recording it must survive a lost connection, or the row would be
+            # sent again when its lease runs out.
+            retry_disconnects(partial(self._delivered, delivery, posted), what="recording a delivery")
             self.observe(target, "delivered", "")
             report.delivered += 1
         self._put_back(put_back)

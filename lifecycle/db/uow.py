@@ -7,14 +7,42 @@ of a stage move. Code that wants the ORM uses `uow.session`, which joins this tr
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from types import TracebackType
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, RootTransaction
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from lifecycle.db.engine import READONLY
+
+log = logging.getLogger("stagebot.db")
+T = TypeVar("T")
+RETRY_PAUSE = 0.2  # seconds, times the attempt number
+
+
+def retry_disconnects(work: Callable[[], T], *, attempts: int = 3, what: str = "database work") -> T:
+    """Run `work` (a whole unit of work), again when the database connection was lost under it.
+
+    Only for work that is safe to repeat: a use case (its idempotency key makes the repeat a
+    replay if the first try did commit), a read, or a write the caller must not lose (the
+    dispatcher recording a post that already went out). A lost connection rolls back whatever
+    was not committed; the pool's pre-ping hands the next try a live connection.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DBAPIError as exc:
+            if attempt == attempts or not exc.connection_invalidated:
+                raise
+            log.warning("%s: the database connection was lost (%s); trying again", what, type(exc.orig).__name__)
+            time.sleep(RETRY_PAUSE * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class UnitOfWork:
