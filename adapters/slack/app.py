@@ -21,6 +21,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.request.internals import build_context
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import DBAPIError
 
 from adapters.common import telemetry
 from adapters.common.actions import decode
@@ -72,7 +73,11 @@ def build_app(
     @app.error
     def on_error(error: Exception, body: Any) -> BoltResponse:
         # Listeners answer their own errors, so what lands here is a request bolt itself could
-        # not handle: a signed body of the wrong shape. Say so with a 400, never a 500.
+        # not handle: a signed body of the wrong shape. Say so with a 400, never a 500. The one
+        # exception: the database stayed away (an event's dedupe), where 503 makes Slack retry.
+        if isinstance(error, DBAPIError):
+            log.error("database unavailable while handling a Slack request: %s", error.orig)
+            return BoltResponse(status=503, body='{"error": "database unavailable"}', headers={"Retry-After": "2"})
         log.warning("malformed Slack request (%s: %s)", type(error).__name__, str(error)[:200])
         return BoltResponse(
             status=400, body='{"error": "malformed request"}', headers={"content-type": "application/json"}
