@@ -198,7 +198,9 @@ class Dispatcher:
         now = self.clock.now()
         rows = self._claim(now)
         held_back: set[tuple[int | None, str]] = set()
-        already = self._already_posted([r[0] for r in rows])
+        # Both touch only rows this dispatcher holds, so a lost connection is simply tried again
+        # (else the whole batch would wait out its lease).
+        already = retry_disconnects(partial(self._already_posted, [r[0] for r in rows]), what="reading posted messages")
         # Rows put back untouched (held back, or paced with nothing posted) are settled together
         # in one transaction after the round, not one each: pacing defers many rows at a time.
         put_back: dict[int, float] = {}
@@ -242,7 +244,7 @@ class Dispatcher:
             retry_disconnects(partial(self._delivered, delivery, posted), what="recording a delivery")
             self.observe(target, "delivered", "")
             report.delivered += 1
-        self._put_back(put_back)
+        retry_disconnects(partial(self._put_back, put_back), what="releasing deferred rows")
         return report
 
     def _renew(self, outbox_ids: list[int], now: datetime) -> set[int]:

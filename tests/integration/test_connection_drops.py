@@ -83,3 +83,40 @@ def test_a_post_whose_delivered_mark_meets_a_dropped_connection_is_not_sent_agai
     assert len(poster.sent) == 1
     with pg_database.reader() as uow:
         assert {r.status for r in uow.conn.execute(select(table(OutboxRow)))} == {"delivered"}
+
+
+class OnePerRound:
+    """A paced channel: one post, then everything else deferred until the clock moves on."""
+
+    target = "console"
+
+    def __init__(self, clock: FixedClock) -> None:
+        self.clock, self.sent, self.last = clock, [], None  # type: ignore[var-annotated]
+
+    def deliver(self, delivery: Delivery) -> list[Posted]:
+        from lifecycle.outbox import DeliveryDeferred
+
+        if self.last == self.clock.now():
+            raise DeliveryDeferred(0.5)
+        self.last = self.clock.now()
+        self.sent.append(delivery.outbox_id)
+        return [Posted(channel="C1", message_id=f"m{delivery.outbox_id}")]
+
+
+def test_deferred_rows_released_over_a_dropped_connection_do_not_wait_out_their_lease(
+    pg_database: Database, pipeline: Any
+) -> None:
+    from datetime import timedelta
+
+    clock = FixedClock(T0)
+    core = Lifecycle(pg_database, Rules(pipeline, ROSTER, targets=("console",)), clock)
+    for n in range(3):
+        core.execute(c.AddAccount(name=f"Paced {n}", stage="P1", actor=ADMIN, key=new_key()))
+    notifier = OnePerRound(clock)
+    dispatcher = Dispatcher(pg_database, {"console": notifier}, clock, lease_seconds=30)
+    with drop_connection_at(pg_database, "UPDATE outbox SET available_at") as dropped:
+        dispatcher.run_once()  # one post; the two deferred rows are released as the connection drops
+    assert dropped and len(notifier.sent) == 1
+    clock.at += timedelta(seconds=1)  # well inside the 30 s lease
+    dispatcher.run_once()
+    assert len(notifier.sent) == 2
