@@ -27,6 +27,10 @@ Set-up, all on 127.0.0.1 and all thrown away at the end (also on Ctrl-C, errors 
   only calls `ack("ok")`, routed by stagebot's own `bot.server.WsgiApp` +
   `adapters.slack.app.http_handler` and served by waitress with 16 threads, as `stagebot serve` is.
 
+During each phase a thread times a 4 KiB write + fdatasync every 20 ms in the temp directory (on
+this machine the same disk as PostgreSQL's data): every durable commit waits for such a flush, so
+the report can tell the disk's own stalls from stagebot's.
+
 The floor is measured first (no stagebot process is running then), then stagebot, with the same
 client, the same schedule and the same command texts (fresh trigger ids and signatures).
 
@@ -894,6 +898,58 @@ class Sampler:
         }
 
 
+class DiskProbe:
+    """In a thread: append 4 KiB to a temp file and fdatasync it every `every` s, timing each flush.
+
+    Every durable commit (PostgreSQL's `synchronous_commit=on`) waits for such a flush of the WAL,
+    so stalls of the disk itself show up here whether or not stagebot is running. The temp file
+    lives in the default temp directory; the report says whether that is the database's disk.
+    """
+
+    def __init__(self, every: float = 0.02) -> None:
+        self.every = every
+        self.flushes: list[tuple[int, float]] = []  # (perf_counter_ns at start, seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="disk-probe", daemon=True)
+
+    def __enter__(self) -> DiskProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        fd, path = tempfile.mkstemp(prefix="bench-load-fsync-")
+        try:
+            block = b"x" * 4096
+            while not self._stop.wait(self.every):
+                os.write(fd, block)
+                t0 = time.perf_counter_ns()
+                os.fdatasync(fd)
+                self.flushes.append((t0, (time.perf_counter_ns() - t0) / 1e9))
+        except OSError as exc:  # diagnostics only
+            print(f"[bench] disk probe stopped: {exc}", file=sys.stderr)
+        finally:
+            os.close(fd)
+            os.unlink(path)
+
+    def stalls(self, over_s: float = TARGET_P99_MS / 1000) -> list[float]:
+        return sorted((d for _, d in self.flushes if d > over_s), reverse=True)
+
+    def summary(self) -> str:
+        ds = [d * 1000 for _, d in self.flushes]
+        if not ds:
+            return "no flushes timed"
+        slow = self.stalls()
+        return (
+            f"{len(ds)} flushes: p50 {fmt(pct(ds, 0.5))} ms, p99 {fmt(pct(ds, 0.99))} ms, max {fmt(max(ds))} ms; "
+            f"{len(slow)} over {TARGET_P99_MS:.0f} ms"
+            + (f" ({', '.join(fmt(x * 1000) for x in slow[:8])} ms)" if slow else "")
+        )
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, tmp: Path, fake: Any) -> None:
         self.args = args
@@ -969,11 +1025,13 @@ class Bench:
         with (
             cpu_meter([p.proc.pid for p in procs], db_url) as cpu,
             Sampler(db_url, [p.proc.pid for p in procs]) as sampler,
+            DiskProbe() as disk,
         ):
             out = fut.result(timeout=limit + a.request_timeout + 90)
         r = Result(app, a.rate, out["records"], out["warm_n"], out["client_cpu_s"], cpu, out["hung_threads"])
         r.extra["kinds"] = {i: p.kind for i, p in enumerate(plan)}
         r.extra["sampler"] = sampler
+        r.extra["disk"] = disk
         r.extra["t0_ns"] = out["t0_ns"]
         print(
             f"[{app}] done: {r.count} measured, {sum(r.errors.values())} errors, p99 {pct(r.latency_ms, 0.99):.1f} ms",
@@ -1231,6 +1289,13 @@ def report(floor: Result, bot: Result, pg: dict[str, str], a: argparse.Namespace
     errors = sum(bot.errors.values())
     p99 = pct(bot.latency_ms, 0.99)
     met = errors == 0 and p99 < TARGET_P99_MS and bot.count > 0
+    for name, res in (("floor", floor), ("stagebot", bot)):
+        disk = res.extra.get("disk")
+        if disk is not None:
+            print(
+                f"- disk during the {name} phase (4 KiB + fdatasync every 20 ms in {tempfile.gettempdir()}): "
+                + disk.summary()
+            )
     print(
         f"target: 0 errors and p99 < {TARGET_P99_MS:.0f} ms: {'met' if met else 'not met'} "
         f"({errors} errors, p99 {fmt(p99)} ms)"
