@@ -42,6 +42,11 @@ class DatabaseSection(_Section):
 class ServerSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (logged at start)
+    # Request threads. Much of a request's time is waiting for the database's commit: with too few
+    # threads, one slow disk flush holds them all and every request queues behind it (measured:
+    # p99 95-430 ms with 16 threads, 34-57 ms with 32, bench/bench_load.py). Each holds at most one
+    # database connection (the pool has room for 32 + 8).
+    threads: int = Field(default=32, ge=1, le=256)
 
 
 class SlackSection(_Section):

@@ -240,7 +240,7 @@ def serve(settings: Settings) -> int:
     from waitress.server import create_server
 
     cfg = settings.config
-    workers = 16
+    workers = cfg.server.threads
     running = start(settings, workers=workers)
     server = create_server(running.wsgi, host=cfg.server.host, port=cfg.server.port, threads=workers, ident="stagebot")
     stopping = threading.Event()

@@ -27,9 +27,10 @@ def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> Engine:
         _sqlite_setup(engine, wal=not memory)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    # serve runs up to 16 request threads, the dispatcher and a few Slack follow-up threads, each
-    # holding at most one connection: room for all of them, so none waits on the pool.
-    kwargs.setdefault("pool_size", 24)
+    # serve runs [server] threads request threads (32 by default), the dispatcher, the scheduler and
+    # a few follow-up threads, each holding at most one connection: room for all of them, so none
+    # waits on the pool while others wait out a slow commit.
+    kwargs.setdefault("pool_size", 32)
     kwargs.setdefault("max_overflow", 8)
     return create_engine(url, echo=echo, **kwargs)
 
