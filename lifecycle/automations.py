@@ -10,10 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from lifecycle.access import Actor
+from lifecycle.db.engine import upsert
 from lifecycle.db.models import Rotation, table
 from lifecycle.events import AutomationNotice, OwnerAssigned
 from lifecycle.i18n import Text
@@ -35,9 +34,8 @@ def _rotation(rules: Rules, team: str) -> list[str]:
 def _next_turn(s: Connection, key: str) -> int:
     """Bump a round-robin counter and return its new value (1 for the first turn), atomically:
     two replicas assigning at once get consecutive turns."""
-    dialect_insert = pg_insert if s.dialect.name == "postgresql" else sqlite_insert
     stmt = (
-        dialect_insert(ROTATIONS)
+        upsert(s.dialect.name, ROTATIONS)
         .values(key=key, turns=1)
         .on_conflict_do_update(index_elements=[ROTATIONS.c.key], set_={"turns": ROTATIONS.c.turns + 1})
         .returning(ROTATIONS.c.turns)

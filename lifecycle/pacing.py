@@ -12,12 +12,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import case, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from lifecycle.db.engine import upsert
 from lifecycle.db.models import Pace, table
 from lifecycle.db.uow import Database
 from lifecycle.outbox import DeliveryDeferred, Posted
@@ -50,9 +48,6 @@ class SharedPacer:
     def _scope(self, channel: str) -> str:
         return f"{self.target}:{channel}"
 
-    def _insert(self) -> Any:
-        return pg_insert if self.db.dialect == "postgresql" else sqlite_insert
-
     def take(self, channel: str, posted: list[Posted]) -> None:
         """Claim the channel's next slot now, or raise DeliveryDeferred with how long to wait."""
         scope, app = self._scope(channel), self._scope(APP)
@@ -72,7 +67,7 @@ class SharedPacer:
             if wait > 0:
                 self._remember(scope, now + wait)
                 raise DeliveryDeferred(retry_after=wait, posted=posted)
-            stmt = self._insert()(PACE).values(scope=scope, next_at=now + self.min_interval, held_until=0.0)
+            stmt = upsert(self.db.dialect, PACE).values(scope=scope, next_at=now + self.min_interval, held_until=0.0)
             stmt = stmt.on_conflict_do_update(
                 index_elements=[PACE.c.scope],
                 set_={"next_at": now + self.min_interval},
@@ -92,7 +87,7 @@ class SharedPacer:
         """After a rate limit: nothing more to `scope` (a channel, or APP) for `seconds`, on any replica."""
         until = self.clock() + seconds
         self._remember(self._scope(scope), until)
-        stmt = self._insert()(PACE).values(scope=self._scope(scope), next_at=0.0, held_until=until)
+        stmt = upsert(self.db.dialect, PACE).values(scope=self._scope(scope), next_at=0.0, held_until=until)
         stmt = stmt.on_conflict_do_update(
             index_elements=[PACE.c.scope],
             set_={"held_until": case((PACE.c.held_until > until, PACE.c.held_until), else_=until)},

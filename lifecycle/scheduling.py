@@ -18,10 +18,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, case, func, literal, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from lifecycle.automations import perform
+from lifecycle.db.engine import upsert
 from lifecycle.db.models import Emission, SignalRow, table
 from lifecycle.db.uow import Database
 from lifecycle.events import ChurnRisk, Event, HandoffEscalated, RenewalDue, SlaReminder
@@ -119,8 +118,7 @@ def _claim(s: Connection, batch: Sequence[_Due], now: datetime) -> set[str]:
     dialect = s.dialect.name
     stmt = _CLAIMS.get(dialect)
     if stmt is None:  # built once: SQLAlchemy renders each batch from the cached compiled form
-        dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = dialect_insert(EMISSIONS).on_conflict_do_nothing(index_elements=["key"]).returning(EMISSIONS.c.key)
+        stmt = upsert(dialect, EMISSIONS).on_conflict_do_nothing(index_elements=["key"]).returning(EMISSIONS.c.key)
         _CLAIMS[dialect] = stmt
     rows = [{"key": d.key, "kind": d.kind, "account_id": d.account_id, "emitted_at": now} for d in batch]
     return set(s.execute(stmt, rows).scalars())

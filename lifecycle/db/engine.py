@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -54,3 +56,9 @@ def _sqlite_setup(engine: Engine, *, wal: bool) -> None:
         readonly = conn.get_execution_options().get(READONLY, False)
         # Straight to the driver: this runs once per transaction, on the hot path.
         conn.connection.driver_connection.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def upsert(dialect: str, table: Any) -> Any:
+    """`INSERT` with `ON CONFLICT` (`on_conflict_do_nothing` / `on_conflict_do_update`): the
+    PostgreSQL or SQLite construct, which share that API, for the engine's dialect."""
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)

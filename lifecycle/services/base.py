@@ -16,14 +16,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Row, Table, Update, bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle import commands as c
 from lifecycle import correlation
 from lifecycle.access import Actor, Roster
 from lifecycle.clock import Clock
+from lifecycle.db.engine import upsert
 from lifecycle.db.models import (
     Account,
     Approval,
@@ -241,10 +240,9 @@ def insert_ignoring_duplicates(s: Connection, table: Table, row: dict[str, Any],
 
     A racing duplicate waits for the first insert to commit and then inserts nothing.
     """
-    dialect_insert = pg_insert if s.dialect.name == "postgresql" else sqlite_insert
     # RETURNING tells "inserted" from "skipped" on both drivers (psycopg's rowcount does not).
     pk = next(iter(table.primary_key.columns))
-    stmt = dialect_insert(table).values(row).on_conflict_do_nothing(index_elements=unique).returning(pk)
+    stmt = upsert(s.dialect.name, table).values(row).on_conflict_do_nothing(index_elements=unique).returning(pk)
     return s.execute(stmt).first() is not None
 
 
