@@ -442,24 +442,15 @@ class FeishuBot:
         except Exception:
             log.exception("could not draw a report chart")
             return None
-        for attempt in (1, 2):
-            image = io.BytesIO(png)
+
+        def upload() -> Any:
+            image = io.BytesIO(png)  # a fresh stream per try: a retry must send the bytes again
             image.name = "stagebot-report.png"  # requests names the multipart part after it; Feishu wants one
             body = CreateImageRequestBody.builder().image_type("message").image(image).build()
-            req = CreateImageRequest.builder().request_body(body).build()
-            try:
-                resp = self.client.im.v1.image.create(req)
-            except Exception as exc:
-                log.warning("Feishu image upload failed: %s", type(exc).__name__)
-                return None
-            if resp.success() and resp.data is not None and resp.data.image_key:
-                return str(resp.data.image_key)
-            if resp.code in TOKEN_REJECTED and attempt == 1:
-                forget_token(self.app_id)
-                continue
-            log.warning("Feishu image upload refused: code %s %s (log id %s)", resp.code, resp.msg, resp.get_log_id())
-            return None
-        return None
+            return self.client.im.v1.image.create(CreateImageRequest.builder().request_body(body).build())
+
+        resp = self._call(upload, "image upload")
+        return str(resp.data.image_key) if resp is not None and resp.data and resp.data.image_key else None
 
     def _reply(self, message_id: str, card: cards.Card, in_thread: bool) -> None:
         body = (
@@ -485,20 +476,23 @@ class FeishuBot:
         req = CreateMessageRequest.builder().receive_id_type(id_type).request_body(body).build()
         self._call(lambda: self.client.im.v1.message.create(req), f"message to {receive_id}")
 
-    def _call(self, send: Callable[[], Any], what: str) -> None:
+    def _call(self, send: Callable[[], Any], what: str) -> Any:
+        """Send once, again with a fresh tenant token if Feishu rejected ours; the successful
+        response, or None (logged) when it failed."""
         for attempt in (1, 2):
             try:
                 resp = send()
             except Exception as exc:
                 log.warning("Feishu %s failed: %s", what, type(exc).__name__)
-                return
+                return None
             if resp.success():
-                return
+                return resp
             if resp.code in TOKEN_REJECTED and attempt == 1:
                 forget_token(self.app_id)  # lark-oapi never drops a rejected token by itself
                 continue
             log.warning("Feishu %s refused: code %s %s (log id %s)", what, resp.code, resp.msg, resp.get_log_id())
-            return
+            return None
+        return None
 
 
 def _uuid(kind: str, ident: str) -> str:
