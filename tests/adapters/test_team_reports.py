@@ -9,18 +9,17 @@ from adapters.common.team_reports import TeamReports
 from lifecycle import commands as c
 from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
-from tests.conftest import ADMIN, new_key
+from tests.conftest import ADMIN, ALICE, new_key
 
 
 def test_one_report_per_team_and_the_whole_pipeline_for_people_in_none(core: Lifecycle) -> None:
     reports = TeamReports(core)
-    member_of = core.rules.roster.teams_of
-    someone = next(iter(next(iter(core.rules.roster.members.values()))))
-    platform, _, user = someone.partition(":")
-    person = Actor(platform, user)
-    got = reports.for_person(person)
-    assert [r.team for r in got] == sorted(member_of(person))[:3]
-    assert [r.team for r in reports.for_person(Actor("console", "nobody"))] == [None]
+    (sales,) = reports.for_person(ALICE)  # Alice is in sales only
+    assert sales.team == "sales"
+    owned = {st.key for st in core.pipeline.stages if "sales" in st.owners}
+    assert owned and {f.stage for f in sales.stages} == owned  # the stages sales owns, no others
+    (everything,) = reports.for_person(Actor("console", "nobody"))
+    assert everything.team is None and len(everything.stages) == len(core.pipeline.stages)
 
 
 def test_figures_are_kept_for_the_time_to_live_then_recomputed(core: Lifecycle) -> None:
