@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, update
 
 from lifecycle.access import Actor
 from lifecycle.db.engine import upsert
@@ -17,7 +17,7 @@ from lifecycle.db.models import Rotation, table
 from lifecycle.events import AutomationNotice, OwnerAssigned
 from lifecycle.i18n import Text
 from lifecycle.pipeline import Automation
-from lifecycle.services.base import ACC, Rules, emit
+from lifecycle.services.base import ACC, AccountRecord, Rules, changed, emit
 from lifecycle.services.tasks import open_task
 
 AUTOMATION = Actor("system", "automation")
@@ -43,20 +43,21 @@ def _next_turn(s: Connection, key: str) -> int:
     return int(s.execute(stmt).scalar_one())
 
 
-def perform(s: Connection, rules: Rules, auto: Automation, account_id: int, now: datetime) -> None:
-    """Carry out one automation for one account, in the caller's transaction."""
-    acc = s.execute(select(ACC).where(ACC.c.id == account_id)).one()
+def perform(s: Connection, rules: Rules, auto: Automation, acc: AccountRecord, now: datetime) -> AccountRecord:
+    """Carry out one automation for one account, in the caller's transaction; the account as it
+    left it. `acc` must be current in this transaction (read in it, or as it was just written)."""
     p = rules.pipeline
     stage = p.stage(acc.stage)
     if acc.stage != auto.stage:
-        return  # the account moved on before the automation's turn came
+        return acc  # the account moved on before the automation's turn came
     if auto.action == "assign":
         team = auto.team or ""
         people = _rotation(rules, team)
         if not people or acc.owner in rules.roster.members.get(team, ()):
-            return  # nobody to assign, or a member of the team owns it already
+            return acc  # nobody to assign, or a member of the team owns it already
         owner = people[(_next_turn(s, f"assign:{auto.stage}:{team}") - 1) % len(people)]
         s.execute(update(ACC).where(ACC.c.id == acc.id).values(owner=owner, version=ACC.c.version + 1, updated_at=now))
+        assigned = changed(acc, owner=owner, version=acc.version + 1, updated_at=now)
         emit(
             s,
             rules,
@@ -72,7 +73,8 @@ def perform(s: Connection, rules: Rules, auto: Automation, account_id: int, now:
             ),
             now,
         )
-    elif auto.action == "task":
+        return assigned
+    if auto.action == "task":
         open_task(
             s,
             rules,
@@ -103,12 +105,12 @@ def perform(s: Connection, rules: Rules, auto: Automation, account_id: int, now:
             now,
         )
     elif auto.action == "move" and auto.to is not None:
-        from lifecycle.services.stages import apply_transition  # stages runs entry automations
+        from lifecycle.services.stages import transition  # stages runs entry automations
 
         edge = p.transition(acc.stage, auto.to)
         if edge is None or edge.approval is not None:
-            return  # validated at load; a hand-edited pipeline may still disagree
-        apply_transition(
+            return acc  # validated at load; a hand-edited pipeline may still disagree
+        moved, _ = transition(
             s,
             rules,
             acc,
@@ -120,8 +122,12 @@ def perform(s: Connection, rules: Rules, auto: Automation, account_id: int, now:
             reason=auto.key,
             now=now,
         )
+        return moved
+    return acc
 
 
-def on_entry(s: Connection, rules: Rules, stage: str, account_id: int, now: datetime) -> None:
-    for auto in rules.pipeline.automations_for(stage, "entry"):
-        perform(s, rules, auto, account_id, now)
+def on_entry(s: Connection, rules: Rules, acc: AccountRecord, now: datetime) -> AccountRecord:
+    """Run the on-entry automations of the stage `acc` has just entered; the account as they left it."""
+    for auto in rules.pipeline.automations_for(acc.stage, "entry"):
+        acc = perform(s, rules, auto, acc, now)
+    return acc

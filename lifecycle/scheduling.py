@@ -97,7 +97,8 @@ def run_due(db: Database, rules: Rules, schedule: Schedule, now: datetime) -> Du
             emit_many(uow.conn, rules, [d.build() for d in mine if d.build is not None], now)
             for d in mine:
                 if d.automation is not None and d.account_id is not None:
-                    perform(uow.conn, rules, d.automation, d.account_id, now)
+                    acc = uow.conn.execute(select(ACC).where(ACC.c.id == d.account_id)).one()
+                    perform(uow.conn, rules, d.automation, acc, now)
             uow.commit()
         for d in mine:
             report.emitted[d.kind] = report.emitted.get(d.kind, 0) + 1

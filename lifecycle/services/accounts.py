@@ -31,6 +31,7 @@ from lifecycle.services.base import (
     HANDOFFS,
     RENEWALS,
     TICKS,
+    AccountRecord,
     Rules,
     account_view,
     apply_command,
@@ -94,7 +95,7 @@ def _tick_checklist(cmd: c.TickChecklist, s: Connection, now: datetime, rules: R
 def record_tick(
     s: Connection,
     rules: Rules,
-    acc: Row[Any],
+    acc: AccountRecord,
     stage: Stage,
     item: ChecklistItem,
     *,

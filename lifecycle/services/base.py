@@ -13,7 +13,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from types import SimpleNamespace
+from typing import Any, TypeAlias, TypeVar
 
 from sqlalchemy import Connection, Row, Table, Update, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -140,8 +141,18 @@ def replayed(stored: str) -> Outcome:
 
 # ---------------------------------------------------------------- shared steps
 
+# An accounts row as read, or as this transaction has since changed it (see `changed`).
+AccountRecord: TypeAlias = Row[Any] | SimpleNamespace
 
-def account_view(row: Row[Any]) -> AccountView:
+
+def changed(acc: AccountRecord, **values: Any) -> SimpleNamespace:
+    """The account as this transaction just wrote it, without reading it back: a stage move and the
+    automations it sets off each saw one more SELECT of the row they had just updated."""
+    current = dict(acc._mapping) if isinstance(acc, Row) else vars(acc)
+    return SimpleNamespace(**{**current, **values})
+
+
+def account_view(row: AccountRecord) -> AccountView:
     return AccountView(
         id=row.id,
         name=row.name,
@@ -249,7 +260,7 @@ def insert_ignoring_duplicates(s: Connection, table: Table, row: dict[str, Any],
 _BUMPS: dict[tuple[str, ...], Update] = {}
 
 
-def bump(s: Connection, acc: Row[Any], now: datetime, **values: Any) -> int:
+def bump(s: Connection, acc: AccountRecord, now: datetime, **values: Any) -> int:
     """Update an account if nobody changed it since it was read; the new version, else Conflict."""
     cols = tuple(sorted(values))
     stmt = _BUMPS.get(cols)

@@ -10,9 +10,8 @@ churn-risk alert when they stay at zero.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, insert, select
 
 from lifecycle import commands as c
 from lifecycle.access import Actor
@@ -24,6 +23,7 @@ from lifecycle.i18n import Text
 from lifecycle.services.accounts import record_tick
 from lifecycle.services.base import (
     ACC,
+    AccountRecord,
     Rules,
     account_view,
     apply_command,
@@ -41,7 +41,7 @@ def ingest_signal(cmd: c.IngestSignal, *, uow: UnitOfWork, clock: Clock, rules: 
     return apply_command(cmd, _ingest, uow=uow, clock=clock, rules=rules)
 
 
-def _account(s: Connection, cmd: c.IngestSignal) -> Row[Any]:
+def _account(s: Connection, cmd: c.IngestSignal) -> AccountRecord:
     if cmd.external_id:
         row = s.execute(select(ACC).where(ACC.c.external_id == cmd.external_id)).first()
         if row is None:
@@ -91,10 +91,11 @@ def _ingest(cmd: c.IngestSignal, s: Connection, now: datetime, rules: Rules) -> 
         from lifecycle.automations import perform  # automations run moves through services.stages
 
         for auto in signalled:
-            perform(s, rules, auto, acc.id, now)
+            acc = perform(s, rules, auto, acc, now)
     view = account_view(acc)
     complete = bool(stage.checklist) and all(i.key in done for i in stage.checklist)
-    if ticked and complete and stage.advance_when_complete:
+    # (Unless a "move" automation above has already taken the account out of this stage.)
+    if ticked and complete and stage.advance_when_complete and acc.stage == stage.key:
         # The pipeline itself authorises this move (validated at load: an allowed, ungated edge).
         edge = p.transition(stage.key, stage.advance_when_complete)
         if edge is not None and edge.approval is None:

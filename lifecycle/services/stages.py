@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle import commands as c
@@ -20,6 +21,7 @@ from lifecycle.errors import (
 from lifecycle.events import (
     AccountAdded,
     ApprovalRequested,
+    Event,
     HandoffOpened,
     StageChanged,
 )
@@ -33,13 +35,16 @@ from lifecycle.services.base import (
     HIST,
     INSERT_HISTORY,
     MAX_NAME,
+    AccountRecord,
     Body,
     Rules,
     account_view,
     apply_command,
     bump,
+    changed,
     clean_reason,
     emit,
+    emit_many,
     find_account,
     name_key,
     require_known,
@@ -69,7 +74,7 @@ _OPEN_HANDOFF = insert(HANDOFFS).returning(HANDOFFS.c.id)
 def apply_transition(
     s: Connection,
     rules: Rules,
-    acc: Row[Any],
+    acc: AccountRecord,
     source: Stage,
     target: Stage,
     kind: str,
@@ -80,7 +85,28 @@ def apply_transition(
     now: datetime,
     approved_by: str | None = None,
 ) -> tuple[AccountView, tuple[int, ...]]:
-    """Apply a decided transition: account row, history row, events, handoffs."""
+    """Apply a decided transition: account row, history row, events, handoffs, entry automations."""
+    moved, handoffs = transition(
+        s, rules, acc, source, target, kind, actor=actor, via=via, reason=reason, now=now, approved_by=approved_by
+    )
+    return account_view(moved), handoffs
+
+
+def transition(
+    s: Connection,
+    rules: Rules,
+    acc: AccountRecord,
+    source: Stage,
+    target: Stage,
+    kind: str,
+    *,
+    actor: Actor,
+    via: str,
+    reason: str,
+    now: datetime,
+    approved_by: str | None = None,
+) -> tuple[AccountRecord, tuple[int, ...]]:
+    """`apply_transition`, answering with the account as the transaction left it (for automations)."""
     p = rules.pipeline
     version = bump(s, acc, now, stage=target.key, stage_entered_at=now)
     s.execute(
@@ -99,9 +125,7 @@ def apply_transition(
     if any(t.approval is not None for t in p.next_stages(source.key)):
         # Leaving a gated stage by another road withdraws the approval that was waiting there.
         s.execute(_WITHDRAW_APPROVAL, {"b_account": acc.id, "now": now, "by": actor.ref})
-    emit(
-        s,
-        rules,
+    events: list[Event] = [
         StageChanged(
             account_id=acc.id,
             account=acc.name,
@@ -115,9 +139,8 @@ def apply_transition(
             via=via,
             owner=acc.owner,
             approved_by=approved_by,
-        ),
-        now,
-    )
+        )
+    ]
     handoffs: list[int] = []
     if set(source.owners) != set(target.owners):
         # A team that no longer owns the account has nothing left to take over; a team that gets a
@@ -142,9 +165,7 @@ def apply_transition(
                 },
             ).scalar_one()
             handoffs.append(hid)
-            emit(
-                s,
-                rules,
+            events.append(
                 HandoffOpened(
                     account_id=acc.id,
                     account=acc.name,
@@ -159,21 +180,16 @@ def apply_transition(
                     amount=acc.amount,
                     segment=acc.segment,
                     contract_end=acc.contract_end.isoformat() if acc.contract_end else None,
-                ),
-                now,
+                )
             )
-    view = account_view(acc).model_copy(update={"stage": target.key, "stage_entered_at": now, "version": version})
+    # The change and its handoffs go to the outbox in one statement, in this order.
+    emit_many(s, rules, events, now)
+    moved: AccountRecord = changed(acc, stage=target.key, stage_entered_at=now, version=version, updated_at=now)
     if p.automations_for(target.key, "entry"):
-        view = _entry_automations(s, rules, target.key, acc.id, now)
-    return view, tuple(handoffs)
+        from lifecycle.automations import on_entry  # it runs moves through this module
 
-
-def _entry_automations(s: Connection, rules: Rules, stage: str, account_id: int, now: datetime) -> AccountView:
-    """Run the stage's on-entry automations; the account as they left it (an owner may be assigned)."""
-    from lifecycle.automations import on_entry  # it runs moves through apply_transition
-
-    on_entry(s, rules, stage, account_id, now)
-    return account_view(s.execute(select(ACC).where(ACC.c.id == account_id)).one())
+        moved = on_entry(s, rules, moved, now)
+    return moved, tuple(handoffs)
 
 
 def add_account(cmd: c.AddAccount, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:
@@ -265,10 +281,12 @@ def _add_account(cmd: c.AddAccount, s: Connection, now: datetime, rules: Rules) 
         ),
         now,
     )
-    view = AccountView(id=account_id, **{k: v for k, v in values.items() if k in AccountView.model_fields})
+    added: AccountRecord = SimpleNamespace(id=account_id, sla_snoozed_until=None, **values)
     if p.automations_for(stage.key, "entry"):
-        view = _entry_automations(s, rules, stage.key, account_id, now)
-    return Outcome(kind="added", account=view, to_stage=stage.key)
+        from lifecycle.automations import on_entry  # it runs moves through this module
+
+        added = on_entry(s, rules, added, now)
+    return Outcome(kind="added", account=account_view(added), to_stage=stage.key)
 
 
 def move_stage(cmd: c.MoveStage, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:
@@ -287,7 +305,7 @@ def _move_to(
     s: Connection,
     now: datetime,
     rules: Rules,
-    acc: Row[Any],
+    acc: AccountRecord,
     target: Stage,
     reason: str,
     expected_version: int | None = None,
@@ -374,7 +392,7 @@ def _request_approval(
     s: Connection,
     now: datetime,
     rules: Rules,
-    acc: Row[Any],
+    acc: AccountRecord,
     source: Stage,
     target: Stage,
     reason: str,

@@ -7,9 +7,8 @@ admins may mark it done; the first to do so wins, and later presses are told who
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from lifecycle import commands as c
 from lifecycle.clock import Clock
@@ -20,6 +19,7 @@ from lifecycle.events import TaskDone, TaskOpened
 from lifecycle.i18n import Text
 from lifecycle.services.base import (
     ACC,
+    AccountRecord,
     Rules,
     account_view,
     apply_command,
@@ -38,7 +38,7 @@ MAX_SNOOZE_DAYS = 90
 def open_task(
     s: Connection,
     rules: Rules,
-    acc: Row[Any],
+    acc: AccountRecord,
     *,
     title: Text,
     team: str | None,

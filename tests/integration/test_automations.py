@@ -121,3 +121,26 @@ def test_broken_automations_are_refused_at_load_with_every_problem() -> None:
     assert "automation b: `days` goes with" in text and "automation b: a task needs its text" in text
     assert "automation c: move to P0 needs an approval" in text
     assert "automation d: assign needs the `team`" in text
+
+
+def test_a_signal_that_moves_the_account_answers_with_where_it_went(database: Database, clock: FixedClock) -> None:
+    # A "move" automation on a signal runs P1 -> P2, whose entry automation then opens the guide
+    # task: the answer must show the account as all of that left it (stage, version), so the next
+    # command that checks the version is not refused as a conflict.
+    data = load_preset("default").model_dump(by_alias=True)
+    data["automations"] = [
+        *data["automations"],
+        {"key": "go_test", "stage": "P1", "on": "signal", "signal": "api_configured", "action": "move", "to": "P2"},
+    ]
+    roster = Roster.build(members={"cs": [CAROL.ref]}, approvers={}, admins=[ADMIN.ref])
+    core = Lifecycle(database, Rules(from_mapping(data), roster, targets=("console",)), clock)
+    core.execute(c.AddAccount(name="Quick", stage="P1", owner=CAROL.ref, actor=ADMIN, key=new_key()))
+    out = core.execute(c.IngestSignal(account="Quick", signal="api_configured", actor=ADMIN, key=new_key()))
+    card = core.ask(c.ShowAccount(account="Quick", actor=ADMIN))
+    assert (out.account.stage, out.account.version) == ("P2", card.account.version) and card.account.stage == "P2"
+    assert [e.to_stage for e in events(database, "StageChanged")] == ["P2"]
+    assert len(events(database, "TaskOpened")) == 1  # P2's entry automation ran, once
+    moved = core.execute(
+        c.MoveStage(account="Quick", target="P3", expected_version=out.account.version, actor=CAROL, key=new_key())
+    )
+    assert moved.account.stage == "P3"
