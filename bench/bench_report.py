@@ -9,8 +9,8 @@ afterwards) it seeds a fresh database and measures, in the same run and on the s
 * the full report: `report(ShowReport(...), uow=db.reader(), clock=FixedClock(NOW), rules=...)` with the
   default pipeline and an empty roster, no period / team / owner / segment filter;
 * the floor: one hand-written SQL query (`text()`) per figure, each fetched fully, timed together:
-  entries and where each went next per (stage, next stage) with LEAD; average time in stage per stage;
-  median time in stage per stage (PostgreSQL: percentile_cont; SQLite: ROW_NUMBER/COUNT windows);
+  entries and where each went next per (stage, next stage); average time in stage per stage; median
+  time in stage per stage (one statement whose middle positions come from the first query's counts);
   the forecast (accounts grouped by stage with count and sum(amount)); renewals next quarter (count and
   sum where contract_end is in the quarter). Python combines the rows as the report does (which moves
   convert, win probabilities), and the result is checked against the report's figures (asserted, floats
@@ -143,6 +143,7 @@ def seed(engine: Engine, pipeline: Pipeline, accounts: int, per_account: int, rn
             start = NOW - timedelta(seconds=sum(gaps) + rng.randint(HOUR, 120 * DAY))
             at = start
             for n, (src, dst, kind) in enumerate(path):
+                entered = at if n else None  # the stay in `src` this row ends, as the app records it
                 if n:
                     at += timedelta(seconds=gaps[n - 1])
                 hist_batch.append(
@@ -155,6 +156,8 @@ def seed(engine: Engine, pipeline: Pipeline, accounts: int, per_account: int, rn
                         "actor": "bench",
                         "via": "bench",
                         "reason": "",
+                        "from_entered_at": entered,
+                        "stay_seconds": float(gaps[n - 1]) if n else None,
                     }
                 )
             written += len(path)
@@ -191,40 +194,41 @@ def seed(engine: Engine, pipeline: Pipeline, accounts: int, per_account: int, rn
 # ---------------------------------------------------------------- the floor
 
 
-def floor_queries(dialect: str, now: datetime) -> dict[str, TextClause]:
-    """One statement per figure. Times in seconds; the period is all of history (the report's default)."""
-    epoch = "((julianday({}) - 2440587.5) * 86400.0)" if dialect == "sqlite" else "extract(epoch FROM {})"
-    seq = (
-        "SELECT to_stage AS stage, at, "
-        "LEAD(to_stage) OVER (PARTITION BY account_id ORDER BY at, id) AS next_stage, "
-        "LEAD(at) OVER (PARTITION BY account_id ORDER BY at, id) AS left_at FROM stage_changes"
-    )
-    dur = f"COALESCE({epoch.format('left_at')}, :now_epoch) - {epoch.format('at')}"
-    period = "at >= :since AND at < :until"
-    durations = f"SELECT stage, {dur} AS dur FROM ({seq}) seq WHERE {period}"
-    if dialect == "sqlite":
-        median = (
-            "SELECT stage, avg(dur) FROM ("
-            "SELECT stage, dur, ROW_NUMBER() OVER (PARTITION BY stage ORDER BY dur) AS rn, "
-            f"COUNT(*) OVER (PARTITION BY stage) AS cnt FROM ({durations}) d"
-            ") r WHERE rn IN ((cnt + 1) / 2, (cnt + 2) / 2) GROUP BY stage"
-        )
-    else:
-        median = f"SELECT stage, percentile_cont(0.5) WITHIN GROUP (ORDER BY dur) FROM ({durations}) d GROUP BY stage"
-    since = bindparam("since", datetime(1970, 1, 1, tzinfo=now.tzinfo), type_=UTCDateTime())
-    until = bindparam("until", now + timedelta(seconds=1), type_=UTCDateTime())
-    now_epoch = bindparam("now_epoch", now.timestamp())
+def forward_sql(pipeline: Pipeline) -> str:
+    """True for a history row that moved its account forward: to a target of an `advance`
+    transition of the stage it left (the report's "converted")."""
+    terms = []
+    for st in pipeline.stages:
+        targets = sorted({t.target for t in pipeline.next_stages(st.key) if t.kind == "advance"})
+        if targets:
+            listed = ", ".join(f"'{t}'" for t in targets)
+            terms.append(f"(from_stage = '{st.key}' AND to_stage IN ({listed}))")
+    return "(" + " OR ".join(terms) + ")"
+
+
+def floor_queries(dialect: str, now: datetime, pipeline: Pipeline) -> dict[str, TextClause]:
+    """One statement per figure (the median's is built from the counts: `median_query`). Times in
+    seconds; the period is all of history (the report's default). A stay is a history row (it ends
+    the stay in `from_stage`, which began at `from_entered_at`) or an account's current stage."""
+    ongoing = f"(:now_epoch - {_epoch_sql(dialect, 'stage_entered_at')})"
+    ended_period = "from_entered_at >= :since AND from_entered_at < :until"
+    ongoing_period = "stage_entered_at >= :since AND stage_entered_at < :until"
+    since, until, now_epoch = _floor_params(now)
     q_start, q_end = _quarter_after(now.date())
     return {
         "moves": text(
-            "SELECT stage, next_stage, count(*) FROM ("
-            "SELECT to_stage AS stage, at, LEAD(to_stage) OVER (PARTITION BY account_id ORDER BY at, id) AS next_stage "
-            f"FROM stage_changes) seq WHERE {period} GROUP BY stage, next_stage"
+            f"SELECT from_stage, count(*), sum(CASE WHEN {forward_sql(pipeline)} THEN 1 ELSE 0 END) "
+            f"FROM stage_changes WHERE {ended_period} GROUP BY from_stage UNION ALL "
+            f"SELECT stage, count(*), 0 FROM accounts WHERE {ongoing_period} GROUP BY stage"
         ).bindparams(since, until),
-        "average": text(f"SELECT stage, avg(dur) FROM ({durations}) d GROUP BY stage").bindparams(
-            since, until, now_epoch
-        ),
-        "median": text(median).bindparams(since, until, now_epoch),
+        "average": text(
+            "SELECT stage, sum(total) / sum(n) FROM ("
+            f"SELECT from_stage AS stage, sum(stay_seconds) AS total, count(*) AS n FROM stage_changes "
+            f"WHERE {ended_period} GROUP BY from_stage UNION ALL "
+            f"SELECT stage, sum({ongoing}), count(*) FROM accounts WHERE {ongoing_period} GROUP BY stage"
+            ") s GROUP BY stage"
+        ).bindparams(since, until, now_epoch),
+        "median": text("SELECT 1"),  # replaced per run by median_query(counts from "moves")
         "forecast": text("SELECT stage, count(*), COALESCE(sum(amount), 0) FROM accounts GROUP BY stage"),
         "renewals": text(
             "SELECT count(*), COALESCE(sum(amount), 0) FROM accounts "
@@ -233,21 +237,51 @@ def floor_queries(dialect: str, now: datetime) -> dict[str, TextClause]:
     }
 
 
+def _epoch_sql(dialect: str, col: str) -> str:
+    return f"((julianday({col}) - 2440587.5) * 86400.0)" if dialect == "sqlite" else f"extract(epoch FROM {col})"
+
+
+def _floor_params(now: datetime) -> tuple[Any, Any, Any]:
+    return (
+        bindparam("since", datetime(1970, 1, 1, tzinfo=now.tzinfo), type_=UTCDateTime()),
+        bindparam("until", now + timedelta(seconds=1), type_=UTCDateTime()),
+        bindparam("now_epoch", now.timestamp()),
+    )
+
+
+def median_query(dialect: str, now: datetime, moves: list[Any]) -> TextClause:
+    """Each stage's median stay in one statement: per stage, the middle one or two of its ended and
+    ongoing stays in order of length (LIMIT / OFFSET over the two, merged), averaged. The counts
+    come from the "moves" query, as the report takes them from its own counts."""
+    counts: dict[str, int] = defaultdict(int)
+    for stage, n, _converted in moves:
+        counts[stage] += int(n)
+    ongoing = f"(:now_epoch - {_epoch_sql(dialect, 'stage_entered_at')})"
+    parts = []
+    for i, (stage, n) in enumerate(sorted(counts.items())):
+        lo, hi = (n - 1) // 2, n // 2
+        parts.append(
+            f"SELECT '{stage}' AS stage, avg(dur) FROM ("
+            f"SELECT stay_seconds AS dur FROM stage_changes WHERE from_stage = '{stage}' "
+            "AND from_entered_at >= :since AND from_entered_at < :until UNION ALL "
+            f"SELECT {ongoing} FROM accounts WHERE stage = '{stage}' "
+            "AND stage_entered_at >= :since AND stage_entered_at < :until "
+            f"ORDER BY dur LIMIT {hi - lo + 1} OFFSET {lo}) m{i}"
+        )
+    return text(" UNION ALL ".join(parts)).bindparams(*_floor_params(now))
+
+
 def close(a: float | None, b: float | None, what: str) -> None:
     assert a is not None and b is not None and math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6), (what, a, b)
 
 
 def check(rep: Report, rows: dict[str, list[Any]], pipeline: Pipeline) -> None:
     """The floor's rows, combined as the report combines its own, give the report's figures."""
-    forward = {
-        st.key: {t.target for t in pipeline.next_stages(st.key) if t.kind == "advance"} for st in pipeline.stages
-    }
     entries: dict[str, int] = defaultdict(int)
     converted: dict[str, int] = defaultdict(int)
-    for stage, nxt, n in rows["moves"]:
+    for stage, n, moved_on in rows["moves"]:
         entries[stage] += n
-        if nxt in forward.get(stage, set()):
-            converted[stage] += n
+        converted[stage] += int(moved_on)
     avg = {s: float(v) / DAY for s, v in rows["average"]}
     med = {s: float(v) / DAY for s, v in rows["median"]}
     by_stage = {s: (int(n), Decimal(str(total))) for s, n, total in rows["forecast"]}
@@ -336,7 +370,7 @@ def measure(label: str, engine: Engine, args: argparse.Namespace) -> Measured:
     db = Database(engine)
     rules = Rules(pipeline, Roster.build(members={}, approvers={}, admins=[]), targets=())
     clock = FixedClock(NOW)
-    queries = floor_queries(engine.dialect.name, NOW)
+    queries = floor_queries(engine.dialect.name, NOW, pipeline)
 
     def run_report() -> Report:
         return report(QUERY, uow=db.reader(), clock=clock, rules=rules)
@@ -346,6 +380,8 @@ def measure(label: str, engine: Engine, args: argparse.Namespace) -> Measured:
         with engine.connect() as conn:
             for name, stmt in queries.items():
                 t = time.perf_counter()
+                if name == "median":  # the middle positions need the counts (timed with the median)
+                    stmt = median_query(engine.dialect.name, NOW, out["moves"])
                 out[name] = conn.execute(stmt).all()
                 if record:
                     m.parts[name].append(time.perf_counter() - t)
@@ -433,7 +469,7 @@ def show(results: list[Measured], details: list[str], skipped: list[str], args: 
     for why in skipped:
         print(f"- postgresql: skipped: {why}")
     print()
-    names = list(floor_queries("sqlite", NOW))
+    names = list(floor_queries("sqlite", NOW, load_preset("default")))
     print(
         "| engine | accounts | history rows | report s | floor s | report / floor | target | "
         + " | ".join(f"floor {n} s" for n in names)

@@ -1,8 +1,10 @@
 """The managers' report, computed in SQL: funnel, conversion, time in stage, bottleneck, forecast.
 
-Every figure is an aggregate the database computes (window functions over the insert-only
-history, GROUP BY over accounts); Python only combines a few dozen aggregated rows with the
-pipeline (which transitions count as converting, win probabilities). Definitions:
+Every figure is an aggregate the database computes (GROUP BY over the insert-only history, whose
+rows each close a stay, and over the accounts, whose current stays are still going; medians by
+skipping to the middle of each stage's stays in index order); Python only combines a few dozen
+aggregated rows with the pipeline (which transitions count as converting, win probabilities).
+Definitions:
 
 * entries of a stage: history rows entering it in the period (creations included);
 * converted: entries whose very next change moved the account forward along an `advance`
@@ -21,7 +23,20 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, func, literal, select
+from sqlalchemy import (
+    ColumnClause,
+    ColumnElement,
+    Connection,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 
 from lifecycle import commands as c
 from lifecycle.clock import Clock
@@ -92,72 +107,61 @@ def _account_filter(q: c.ShowReport) -> list[ColumnElement[bool]]:
 def _stage_figures(
     s: Connection, p: Pipeline, q: c.ShowReport, since: datetime, until: datetime, now: datetime
 ) -> list[StageFigures]:
-    dialect = s.dialect.name
-    order = (HIST.c.at, HIST.c.id)
-    source = HIST.join(ACC, ACC.c.id == HIST.c.account_id) if _account_filter(q) else HIST
-    seq = (
+    filters = _account_filter(q)
+    # A stay is a stage entry and how long it lasted. Stays that ended are history rows (each row
+    # closes the stay in its `from_stage`); stays still going are the accounts' current stages,
+    # counted up to now. A stay belongs to the period it began in.
+    ended_from = HIST.join(ACC, ACC.c.id == HIST.c.account_id) if filters else HIST
+    ended_in_period = and_(HIST.c.from_entered_at >= since, HIST.c.from_entered_at < until, *filters)
+    ongoing_in_period = and_(ACC.c.stage_entered_at >= since, ACC.c.stage_entered_at < until, *filters)
+    ongoing_seconds = literal(now.timestamp()) - _epoch(ACC.c.stage_entered_at, s.dialect.name)
+
+    # Per stage: its ended stays, how many of them moved forward (along an `advance` transition of
+    # the stage: conversion), and their total length. Grouped by the stage alone, so SQLite reads
+    # the stay index in order instead of sorting the history.
+    forward = {st.key: sorted({t.target for t in p.next_stages(st.key) if t.kind == "advance"}) for st in p.stages}
+    moved_on = or_(false(), *(and_(HIST.c.from_stage == k, HIST.c.to_stage.in_(ts)) for k, ts in forward.items() if ts))
+    ended = s.execute(
         select(
-            HIST.c.to_stage.label("stage"),
-            HIST.c.at,
-            func.lead(HIST.c.to_stage).over(partition_by=HIST.c.account_id, order_by=order).label("next_stage"),
-            func.lead(HIST.c.at).over(partition_by=HIST.c.account_id, order_by=order).label("left_at"),
-        )
-        .select_from(source)
-        .where(*_account_filter(q))
-        .subquery("seq")
-    )
-    # Time in stage: still there counts up to now.
-    now_epoch = literal(now.timestamp())
-    ended = case((seq.c.left_at.is_(None), now_epoch), else_=_epoch(seq.c.left_at, dialect))
-    entry = (
-        select(seq.c.stage, seq.c.next_stage, (ended - _epoch(seq.c.at, dialect)).label("dur"))
-        .where(seq.c.at >= since, seq.c.at < until)
-        .subquery("entry")
-    )
-    # One pass over the history (one LEAD window): per (stage, next stage) the count and the total
-    # duration, and for the median the rows in the middle of each stage's durations.
-    ranked = select(
-        entry.c.stage,
-        entry.c.next_stage,
-        entry.c.dur,
-        func.row_number().over(partition_by=entry.c.stage, order_by=entry.c.dur).label("rn"),
-        func.count().over(partition_by=entry.c.stage).label("cnt"),
-    ).subquery("ranked")
-    is_middle = ranked.c.rn.in_([(ranked.c.cnt + 1) // 2, (ranked.c.cnt + 2) // 2])  # one or both middles
-    rows = s.execute(
-        select(
-            ranked.c.stage,
-            ranked.c.next_stage,
+            HIST.c.from_stage,
             func.count(),
-            func.sum(ranked.c.dur),
-            func.sum(case((is_middle, ranked.c.dur), else_=0)),
-            func.sum(case((is_middle, 1), else_=0)),
-        ).group_by(ranked.c.stage, ranked.c.next_stage)
+            func.sum(case((moved_on, 1), else_=0)),
+            func.sum(HIST.c.stay_seconds),
+        )
+        .select_from(ended_from)
+        .where(ended_in_period)
+        .group_by(HIST.c.from_stage)
     ).all()
-    moves = [(stage, nxt, int(n)) for stage, nxt, n, _, _, _ in rows]
-    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])  # n, sum, middle sum, middles
-    for stage, _nxt, n, total, mid_sum, mids in rows:
-        t = totals[stage]
-        t[0] += int(n)
-        t[1] += float(total or 0)
-        t[2] += float(mid_sum or 0)
-        t[3] += int(mids or 0)
-    averages = {k: t[1] / t[0] for k, t in totals.items() if t[0]}
-    medians = {k: t[2] / t[3] for k, t in totals.items() if t[3]}
-    now_in: dict[str, int] = {
-        r[0]: r[1]
-        for r in s.execute(select(ACC.c.stage, func.count()).where(*_account_filter(q)).group_by(ACC.c.stage))
-    }
-    entries: dict[str, int] = defaultdict(int)
+    ongoing = s.execute(
+        select(
+            ACC.c.stage,
+            func.count(),
+            func.sum(case((ongoing_in_period, 1), else_=0)),
+            func.sum(case((ongoing_in_period, ongoing_seconds), else_=0.0)),
+        )
+        .where(*filters)
+        .group_by(ACC.c.stage)
+    ).all()
+    count: dict[str, int] = defaultdict(int)
     converted: dict[str, int] = defaultdict(int)
-    forward = {st.key: {t.target for t in p.next_stages(st.key) if t.kind == "advance"} for st in p.stages}
-    for stage, nxt, n in moves:
-        entries[stage] += n
-        if nxt is not None and nxt in forward.get(stage, set()):
-            converted[stage] += n
+    seconds: dict[str, float] = defaultdict(float)
+    for stage, n, forward_n, total in ended:
+        count[stage] += int(n)
+        converted[stage] += int(forward_n or 0)
+        seconds[stage] += float(total or 0)
+    for stage, _all, n, total in ongoing:
+        count[stage] += int(n or 0)
+        seconds[stage] += float(total or 0)
+    averages = {k: seconds[k] / n for k, n in count.items() if n}
+    medians = {
+        k: _median(s, k, n, ended_from, ended_in_period, ongoing_in_period, ongoing_seconds)
+        for k, n in count.items()
+        if n
+    }
+    now_in: dict[str, int] = {stage: int(n) for stage, n, _, _ in ongoing}
     out = []
     for st in p.stages:
-        e = entries.get(st.key, 0)
+        e = count.get(st.key, 0)
         has_forward = bool(forward.get(st.key))
         out.append(
             StageFigures(
@@ -171,6 +175,30 @@ def _stage_figures(
             )
         )
     return out
+
+
+def _median(
+    s: Connection,
+    stage: str,
+    n: int,
+    ended_from: Any,
+    ended_in_period: ColumnElement[bool],
+    ongoing_in_period: ColumnElement[bool],
+    ongoing_seconds: ColumnElement[Any],
+) -> float:
+    """The median length of a stage's `n` stays: the middle one or two of its ended and ongoing
+    stays in order of length. The ended ones come in that order from the stay index, so the database
+    merges the two and skips to the middle instead of sorting every stay of the stage."""
+    lo, hi = (n - 1) // 2, n // 2
+    dur: ColumnClause[Any] = literal_column("dur")
+    ended = (
+        select(HIST.c.stay_seconds.label("dur"))
+        .select_from(ended_from)
+        .where(HIST.c.from_stage == stage, ended_in_period)
+    )
+    ongoing = select(ongoing_seconds.label("dur")).where(ACC.c.stage == stage, ongoing_in_period)
+    middle = s.execute(union_all(ended, ongoing).order_by(dur).limit(hi - lo + 1).offset(lo)).scalars().all()
+    return sum(float(x) for x in middle) / len(middle)
 
 
 def _forecast(s: Connection, p: Pipeline, q: c.ShowReport) -> tuple[tuple[ForecastLine, ...], Decimal, Decimal]:

@@ -356,7 +356,9 @@ def import_accounts(
         done = plan.unchanged
         history: list[dict[str, Any]] = []
 
-        def hist(account_id: int, source: str | None, target: str, kind: str) -> dict[str, Any]:
+        def hist(
+            account_id: int, source: str | None, target: str, kind: str, entered: datetime | None = None
+        ) -> dict[str, Any]:
             return {
                 "account_id": account_id,
                 "from_stage": source,
@@ -366,12 +368,14 @@ def import_accounts(
                 "actor": actor.ref,
                 "via": VIA,
                 "reason": "",
+                "from_entered_at": entered,  # the stay in `source` this row ends (see StageChange)
+                "stay_seconds": (now - entered).total_seconds() if entered is not None else None,
             }
 
         for acc, _row, ch in plan.updates:
             if "stage" in ch:
                 ch["stage_entered_at"] = now
-                history.append(hist(acc.id, acc.stage, ch["stage"], "import"))
+                history.append(hist(acc.id, acc.stage, ch["stage"], "import", acc.stage_entered_at))
             bump(s, acc, now, **ch)
             done += 1
             if progress is not None and done % BATCH == 0:

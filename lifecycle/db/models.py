@@ -91,10 +91,21 @@ class Account(Base):
 
 
 class StageChange(Base):
-    """One row per transition, never updated or deleted. `from_stage` is NULL for creation."""
+    """One row per transition, never updated or deleted. `from_stage` is NULL for creation.
+
+    Each row also closes the stay it ends: the account had been in `from_stage` since
+    `from_entered_at`, for `stay_seconds`. Known when the row is written (the account's
+    `stage_entered_at`), they spare the reports pairing every row with the next one (a window
+    over the whole history), and the index gives each stage's stays in order of length, which
+    is what a median needs. The index covers the reports' reads of the history, so SQLite answers
+    them from it in stage order without sorting a million rows.
+    """
 
     __tablename__ = "stage_changes"
-    __table_args__ = (Index("ix_stage_changes_account", "account_id", "id"),)
+    __table_args__ = (
+        Index("ix_stage_changes_account", "account_id", "id"),
+        Index("ix_stage_changes_stay", "from_stage", "stay_seconds", "from_entered_at", "to_stage"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
@@ -105,6 +116,8 @@ class StageChange(Base):
     actor: Mapped[str] = mapped_column(String(120))
     via: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
+    from_entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    stay_seconds: Mapped[float | None] = mapped_column(Float)
 
 
 class Approval(Base):

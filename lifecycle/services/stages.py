@@ -120,6 +120,8 @@ def transition(
             "actor": actor.ref,
             "via": via,
             "reason": reason,
+            "from_entered_at": acc.stage_entered_at,
+            "stay_seconds": (now - acc.stage_entered_at).total_seconds(),
         },
     )
     if any(t.approval is not None for t in p.next_stages(source.key)):

@@ -8,10 +8,14 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
+from alembic import command
+from sqlalchemy import select
 
 from lifecycle import commands as c
 from lifecycle.clock import FixedClock
 from lifecycle.core import Lifecycle
+from lifecycle.db.migrate import alembic_config, upgrade
+from lifecycle.db.models import StageChange
 from lifecycle.views import Report
 from tests.conftest import ADMIN, T0, new_key
 
@@ -103,3 +107,25 @@ def test_filters_by_period_team_and_owner(history: Lifecycle) -> None:
     nobody = history.ask(c.ShowReport(actor=ADMIN, owner="slack:U0NOBODY"))
     assert isinstance(nobody, Report)
     assert all(f.entries == 0 for f in nobody.stages) and nobody.weighted_total == 0
+
+
+def test_history_from_before_the_stay_columns_is_filled_in_by_the_migration(history: Lifecycle) -> None:
+    # Migration 0006 fills from_entered_at / stay_seconds of existing rows from the row before.
+    # Taking the schema back to 0005 drops them; upgrading again must compute what the write path
+    # stored, and the report must not change.
+    engine = history.db.engine
+    hist = StageChange.__table__
+    cols = (hist.c.id, hist.c.from_entered_at, hist.c.stay_seconds)
+    with engine.connect() as conn:
+        written = conn.execute(select(*cols).order_by(hist.c.id)).all()
+    before = history.ask(c.ShowReport(actor=ADMIN))
+    command.downgrade(alembic_config(engine), "0005")
+    upgrade(engine)
+    with engine.connect() as conn:
+        filled = conn.execute(select(*cols).order_by(hist.c.id)).all()
+    assert [(i, e) for i, e, _ in filled] == [(i, e) for i, e, _ in written]
+    assert sum(1 for _, e, _ in written if e is not None) == 8  # every move, no creation
+    for (_, _, w), (_, _, f) in zip(written, filled, strict=True):
+        assert (w is None and f is None) or abs(w - f) < 1e-3
+    after = history.ask(c.ShowReport(actor=ADMIN))
+    assert figures(after) == figures(before)
