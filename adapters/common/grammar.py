@@ -20,6 +20,8 @@ from lifecycle.errors import InvalidInput
 from lifecycle.i18n import Text
 
 MAX_TEXT = 2000
+# Control characters (NUL above all: PostgreSQL cannot store it) read as spaces, as a person meant them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class UsageError(InvalidInput):
@@ -325,7 +327,7 @@ def parse(
                 f"内容共 {len(text)} 个字符,命令最多 {MAX_TEXT} 个字符。",
             )
         )
-    tokens = tokenize(text)
+    tokens = tokenize(_CONTROL.sub(" ", text))
     if tokens and tokens[0].lower() in ("/stage", "stage"):
         tokens = tokens[1:]
     if not tokens:

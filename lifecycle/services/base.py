@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, TypeAlias, TypeVar
@@ -103,6 +103,7 @@ def apply_command(cmd: C, body: Body[C], *, uow: UnitOfWork, clock: Clock, rules
     """Run `body` in one transaction under the command's idempotency key."""
     if not cmd.key:
         raise InvalidInput(Text("Every command needs an idempotency key.", "每个命令都需要幂等键。"))
+    _refuse_nul(cmd)
     with uow:
         s = uow.conn
         now = clock.now()
@@ -133,6 +134,17 @@ def apply_command(cmd: C, body: Body[C], *, uow: UnitOfWork, clock: Clock, rules
             # adapters' error boundary to log with a reference rather than blamed on "someone else".
             raise
         return outcome
+
+
+def _refuse_nul(cmd: c.Command) -> None:
+    """A NUL character cannot be stored (PostgreSQL refuses it in text): refuse the command whole,
+    whichever way it came in (chat, buttons, the signals API), before anything is written."""
+    for f in fields(cmd):
+        value = getattr(cmd, f.name)
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidInput(
+                Text(f"The {f.name.replace('_', ' ')} contains a NUL character.", f"{f.name} 含有 NUL 字符。")
+            )
 
 
 def replayed(stored: str) -> Outcome:
@@ -183,6 +195,10 @@ def find_account(s: Connection, ref: str) -> Row[Any]:
     ref = ref.strip()
     if not ref:
         raise InvalidInput(Text("Which account? Give a name or #ID.", "请指定客户名称或 #编号。"))
+    if "\x00" in ref:  # no name can hold it (and PostgreSQL would refuse the lookup)
+        raise NotFound(
+            Text("No account by that name (it contains a NUL character).", "没有这个客户(名称含 NUL 字符)。")
+        )
     conn = s
     if ref.startswith("#") and ref[1:].isascii() and ref[1:].isdigit():
         n = int(ref[1:]) if len(ref) <= 20 else 0  # beyond 64 bits: no such row, and no driver overflow

@@ -231,6 +231,8 @@ def test_awkward_text_gets_a_showable_answer(seeded: Lifecycle, line: str, lang:
 @example(line="approve 99999999999999999999", actor=ADMIN, lang="en")  # OverflowError: SQLite INTEGER
 @example(line="show #99999999999999999999", actor=ADMIN, lang="en")  # OverflowError: SQLite INTEGER
 @example(line="add X --amount 1e9999999", actor=ADMIN, lang="en")  # decimal.Overflow in parse_amount
+@example(line="CLAIM \x00", actor=ADMIN, lang="en")  # PostgreSQL: NUL in a text parameter (DataError)
+@example(line="move Acme SQL call\x00held", actor=ADMIN, lang="en")  # same, in a reason
 @given(line=lines, actor=st.sampled_from(ACTORS), lang=st.sampled_from(["en", "zh"]))
 def test_no_text_reaches_the_unexpected_error_fallback(seeded: Lifecycle, line: str, actor: Actor, lang: str) -> None:
     ans = answer(seeded, line, actor=actor, key=uuid.uuid4().hex, via="console", lang=lang)  # type: ignore[arg-type]

@@ -1250,3 +1250,21 @@ def test_approvals_to_decide_are_only_those_the_person_may_decide(core: Lifecycl
     assert deciding(ADMIN) == ["Gated"]
     assert deciding(ALICE) == []  # a sales member who may not approve
     assert deciding(CAROL) == []
+
+
+def test_a_nul_character_is_refused_before_it_reaches_the_database(core: Lifecycle, database: Database) -> None:
+    # PostgreSQL cannot store NUL in text: such input used to surface as a database error (the
+    # "Something went wrong" fallback in chat). Hypothesis found `claim \x00` in the grammar.
+    core.execute(c.AddAccount(name="Nully", actor=ADMIN, key=new_key()))
+    with pytest.raises(InvalidInput, match="reason contains a NUL"):
+        core.execute(c.MoveStage(account="Nully", target="SQL", reason="first\x00call", actor=ADMIN, key=new_key()))
+    with pytest.raises(InvalidInput, match="name contains a NUL"):
+        core.execute(c.AddAccount(name="Bad\x00Name", actor=ADMIN, key=new_key()))
+    with pytest.raises(NotFound):
+        core.ask(c.ShowAccount(account="Nul\x00ly", actor=ADMIN))
+    with pytest.raises(InvalidInput):
+        core.execute(
+            c.IngestSignal(account="Nully", signal="test_email_sent", source="a\x00", actor=ADMIN, key=new_key())
+        )
+    with database.reader() as uow:
+        assert uow.conn.execute(select(func.count()).select_from(StageChange.__table__)).scalar_one() == 1
