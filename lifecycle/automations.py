@@ -105,12 +105,12 @@ def perform(s: Connection, rules: Rules, auto: Automation, acc: AccountRecord, n
             now,
         )
     elif auto.action == "move" and auto.to is not None:
-        from lifecycle.services.stages import transition  # stages runs entry automations
+        from lifecycle.services.stages import apply_transition  # stages runs entry automations
 
         edge = p.transition(acc.stage, auto.to)
         if edge is None or edge.approval is not None:
             return acc  # validated at load; a hand-edited pipeline may still disagree
-        moved, _ = transition(
+        moved, _ = apply_transition(
             s,
             rules,
             acc,

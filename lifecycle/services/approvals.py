@@ -23,6 +23,7 @@ from lifecycle.i18n import Text
 from lifecycle.services.base import (
     ACC,
     APPROVALS,
+    AccountRecord,
     Rules,
     account_view,
     apply_command,
@@ -76,11 +77,11 @@ def _decide_approval(cmd: c.DecideApproval, s: Connection, now: datetime, rules:
     source = p.stage(ap.from_stage)
     dest_key = ap.to_stage if cmd.approve else ap.reject_to
     handoffs: tuple[int, ...] = ()
-    view = account_view(acc)
+    after: AccountRecord = acc
     if dest_key is not None:
         edge = p.transition(source.key, dest_key)
         why = note or ("approved" if cmd.approve else "rejected")
-        view, handoffs = apply_transition(
+        after, handoffs = apply_transition(
             s,
             rules,
             acc,
@@ -113,7 +114,7 @@ def _decide_approval(cmd: c.DecideApproval, s: Connection, now: datetime, rules:
     )
     return Outcome(
         kind=status,
-        account=view,
+        account=account_view(after),
         from_stage=ap.from_stage,
         to_stage=dest_key or ap.from_stage,
         approval_id=ap.id,

@@ -92,7 +92,6 @@ def _ingest(cmd: c.IngestSignal, s: Connection, now: datetime, rules: Rules) -> 
 
         for auto in signalled:
             acc = perform(s, rules, auto, acc, now)
-    view = account_view(acc)
     complete = bool(stage.checklist) and all(i.key in done for i in stage.checklist)
     # (Unless a "move" automation above has already taken the account out of this stage.)
     if ticked and complete and stage.advance_when_complete and acc.stage == stage.key:
@@ -100,7 +99,7 @@ def _ingest(cmd: c.IngestSignal, s: Connection, now: datetime, rules: Rules) -> 
         edge = p.transition(stage.key, stage.advance_when_complete)
         if edge is not None and edge.approval is None:
             target = p.stage(edge.target)
-            view, handoffs = apply_transition(
+            moved, handoffs = apply_transition(
                 s,
                 rules,
                 acc,
@@ -114,10 +113,10 @@ def _ingest(cmd: c.IngestSignal, s: Connection, now: datetime, rules: Rules) -> 
             )
             return Outcome(
                 kind="moved",
-                account=view,
+                account=account_view(moved),
                 from_stage=stage.key,
                 to_stage=target.key,
                 handoff_ids=handoffs,
                 ticked=tuple(ticked),
             )
-    return Outcome(kind="signal", account=view, ticked=tuple(ticked))
+    return Outcome(kind="signal", account=account_view(acc), ticked=tuple(ticked))

@@ -51,7 +51,7 @@ from lifecycle.services.base import (
     require_owner_team,
     ticked_items,
 )
-from lifecycle.views import AccountView, Outcome
+from lifecycle.views import Outcome
 
 _WITHDRAW_APPROVAL = (
     update(APPROVALS)
@@ -84,29 +84,9 @@ def apply_transition(
     reason: str,
     now: datetime,
     approved_by: str | None = None,
-) -> tuple[AccountView, tuple[int, ...]]:
-    """Apply a decided transition: account row, history row, events, handoffs, entry automations."""
-    moved, handoffs = transition(
-        s, rules, acc, source, target, kind, actor=actor, via=via, reason=reason, now=now, approved_by=approved_by
-    )
-    return account_view(moved), handoffs
-
-
-def transition(
-    s: Connection,
-    rules: Rules,
-    acc: AccountRecord,
-    source: Stage,
-    target: Stage,
-    kind: str,
-    *,
-    actor: Actor,
-    via: str,
-    reason: str,
-    now: datetime,
-    approved_by: str | None = None,
 ) -> tuple[AccountRecord, tuple[int, ...]]:
-    """`apply_transition`, answering with the account as the transaction left it (for automations)."""
+    """Apply a decided transition: account row, history row, events, handoffs, entry automations.
+    Answers with the account as the transaction left it (automations may have changed it more)."""
     p = rules.pipeline
     version = bump(s, acc, now, stage=target.key, stage_entered_at=now)
     s.execute(
@@ -338,7 +318,7 @@ def _move_to(
         assert decision.gate is not None
         return _request_approval(cmd, s, now, rules, acc, source, target, reason)
     assert decision.transition is not None
-    view, handoffs = apply_transition(
+    moved, handoffs = apply_transition(
         s,
         rules,
         acc,
@@ -350,7 +330,9 @@ def _move_to(
         reason=reason,
         now=now,
     )
-    return Outcome(kind="moved", account=view, from_stage=source.key, to_stage=target.key, handoff_ids=handoffs)
+    return Outcome(
+        kind="moved", account=account_view(moved), from_stage=source.key, to_stage=target.key, handoff_ids=handoffs
+    )
 
 
 def _move_by_kind(kind: TransitionKind, verb: Text) -> Body[Any]:
