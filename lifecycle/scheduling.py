@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, case, func, literal, or_, select
@@ -67,8 +67,7 @@ class DueReport:
         return sum(self.emitted.values())
 
 
-@dataclass(frozen=True)
-class _Due:
+class _Due(NamedTuple):  # a tuple: a catch-up run makes thousands, and a frozen dataclass is slower to build
     """A due item: its key, and the event to build (only if this run is the first to claim it)."""
 
     key: str
@@ -138,7 +137,7 @@ def _accounts_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime
     "after N days in stage" automations (three index walks cost three times one scan)."""
     p = rules.pipeline
     limits = {st.key: st.sla_days for st in p.stages if st.sla_days and not st.terminal}
-    renewable = [st.key for st in p.stages if st.renewable] if schedule.renewal_days else []
+    renewable = {st.key for st in p.stages if st.renewable} if schedule.renewal_days else set()
     later = [a for a in p.automations if a.on == "days" and a.days is not None]
     today = schedule.today(now)
     horizon = today + timedelta(days=max(schedule.renewal_days, default=0))
@@ -151,53 +150,72 @@ def _accounts_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime
         terms.append(and_(ACC.c.stage_entered_at <= cutoff, awake))
     if renewable:
         ends = or_(ACC.c.contract_end.is_(None), and_(ACC.c.contract_end >= today, ACC.c.contract_end <= horizon))
-        terms.append(and_(ACC.c.stage.in_(renewable), ends))
+        terms.append(and_(ACC.c.stage.in_(sorted(renewable)), ends))
     for a in later:
         terms.append(and_(ACC.c.stage == a.stage, ACC.c.stage_entered_at <= now - timedelta(days=a.days or 0)))
     if not terms:
         return
     cols = (ACC.c.id, ACC.c.name, ACC.c.stage, ACC.c.stage_entered_at, ACC.c.owner, ACC.c.contract_end)
     rows = s.execute(select(*cols, ACC.c.sla_snoozed_until).where(or_(*terms)))
+    # Worked out once per stage, not once per row: a catch-up run can find thousands due.
+    slas = {k: _StageSla.of(rules, k, d, now) for k, d in limits.items()}
+    later_by_stage: dict[str, list[tuple[Automation, datetime]]] = {}
+    for a in later:
+        later_by_stage.setdefault(a.stage, []).append((a, now - timedelta(days=a.days or 0)))
     repeat = timedelta(days=schedule.sla_repeat_days)
     thresholds = sorted(schedule.renewal_days)
     month = today.strftime("%Y-%m")
     for r in rows:
+        stage = r.stage
         entered = _utc(r.stage_entered_at)
-        sla = limits.get(r.stage)
-        snoozed = r.sla_snoozed_until is not None and _utc(r.sla_snoozed_until) > now
-        if sla is not None and not snoozed and entered <= now - timedelta(days=sla):
-            yield _sla_item(r, rules, entered, sla, repeat, now)
-        if r.stage in renewable and (r.contract_end is None or today <= r.contract_end <= horizon):
+        sla = slas.get(stage)
+        if sla is not None and entered <= sla.cutoff:
+            snoozed = r.sla_snoozed_until is not None and _utc(r.sla_snoozed_until) > now
+            if not snoozed:
+                yield _sla_item(r, sla, entered, repeat, now)
+        if stage in renewable and (r.contract_end is None or today <= r.contract_end <= horizon):
             yield _renewal_item(r, rules, thresholds, today, month, now)
-        for a in later:
-            if a.stage == r.stage and entered <= now - timedelta(days=a.days or 0):
+        for a, since in later_by_stage.get(stage, ()):
+            if entered <= since:
                 yield _Due(f"auto:{a.key}:{r.id}:{entered.isoformat()}", "Automation", r.id, automation=a)
 
 
-def _sla_item(r: Any, rules: Rules, entered: datetime, sla: int, repeat: timedelta, now: datetime) -> _Due:
+@dataclass(frozen=True)
+class _StageSla:
+    """A stage's SLA as of `now`: who is reminded, who is told on a repeat, and the entry cutoff."""
+
+    days: int
+    cutoff: datetime  # entered at or before this: past the SLA
+    owners: tuple[str, ...]
+    approvers: tuple[str, ...]
+
+    @classmethod
+    def of(cls, rules: Rules, stage: str, days: int, now: datetime) -> _StageSla:
+        owners = rules.pipeline.stage(stage).owners
+        return cls(days, now - timedelta(days=days), owners, _approvers(rules, owners))
+
+
+def _sla_item(r: Any, sla: _StageSla, entered: datetime, repeat: timedelta, now: datetime) -> _Due:
     """The nth reminder is due at entered + SLA + (n-1) x repeat; after downtime, the latest only."""
-    n = int((now - (entered + timedelta(days=sla))) / repeat) + 1
-    owners = rules.pipeline.stage(r.stage).owners
-    return _Due(
-        f"sla:{r.id}:{entered.isoformat()}:{n}",
-        "SlaReminder",
-        r.id,
-        partial(
-            SlaReminder,
+    n = int((sla.cutoff - entered) / repeat) + 1
+
+    def build() -> SlaReminder:  # a closure: cheaper to make than a partial, for items never claimed
+        return SlaReminder(
             account_id=r.id,
             account=r.name,
             at=now,
             actor=SYSTEM,
-            audience=owners,
+            audience=sla.owners,
             stage=r.stage,
             entered_at=entered,
-            sla_days=sla,
+            sla_days=sla.days,
             days_in_stage=(now - entered).days,
             n=n,
             owner=r.owner,
-            escalate_to=_approvers(rules, owners) if n >= 2 else (),
-        ),
-    )
+            escalate_to=sla.approvers if n >= 2 else (),
+        )
+
+    return _Due(f"sla:{r.id}:{entered.isoformat()}:{n}", "SlaReminder", r.id, build)
 
 
 def _renewal_item(r: Any, rules: Rules, thresholds: list[int], today: date, month: str, now: datetime) -> _Due:

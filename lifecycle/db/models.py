@@ -27,32 +27,72 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+
+class _SQLiteDateTime(sqlite.DATETIME):
+    """DATETIME in SQLite's DDL, passing values through: UTCDateTime converts them itself."""
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (no time zones) and PostgreSQL."""
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (no time zones) and PostgreSQL.
+
+    On SQLite the value is stored as SQLAlchemy's DATETIME text, 'YYYY-MM-DD HH:MM:SS.ffffff' in
+    UTC, so that text order is time order. The conversion is done here in one step (isoformat and
+    fromisoformat, in C) rather than by SQLAlchemy's regex-based SQLite DATETIME processors: every
+    write binds `now` several times, and scheduled work binds it thousands of times per statement.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return _SQLiteDateTime() if dialect.name == "sqlite" else self.impl_instance
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | str | None:
         if value is None:
             return None
+        if dialect.name == "sqlite":
+            return _sqlite_text(value)
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database; use aware UTC datetimes")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):  # raw SQLite text from hand-written SQL
+        if isinstance(value, str):  # SQLite's text (ours, or a hand-written query's)
             value = datetime.fromisoformat(value)
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime from the database, got {type(value).__name__}")
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# The last datetime converted and its text: a statement binding one `now` for a thousand rows
+# converts it once. One tuple, replaced whole, so threads never see half of an update; it holds
+# the datetime itself, so an `is` match can never be a different object at a reused address.
+_last_text: tuple[datetime | None, str] = (None, "")
+
+
+def _sqlite_text(value: datetime) -> str:
+    global _last_text
+    last = _last_text
+    if last[0] is value:
+        return last[1]
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database; use aware UTC datetimes")
+    text_ = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    _last_text = (value, text_)
+    return text_
 
 
 # Big ids on PostgreSQL, plain INTEGER PRIMARY KEY (rowid alias, autoincrement) on SQLite.
