@@ -43,6 +43,9 @@ class _SQLiteDateTime(sqlite.DATETIME):
         return None
 
 
+_SQLITE_DATETIME = _SQLiteDateTime()  # type: ignore[no-untyped-call]  # (SQLAlchemy's __init__ is untyped)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (no time zones) and PostgreSQL.
 
@@ -56,7 +59,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        return _SQLiteDateTime() if dialect.name == "sqlite" else self.impl_instance
+        return _SQLITE_DATETIME if dialect.name == "sqlite" else self.impl_instance
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | str | None:
         if value is None:
