@@ -33,6 +33,7 @@ from lifecycle.views import Outcome
 TASKS = table(Task)
 MAX_TITLE = 300
 MAX_SNOOZE_DAYS = 90
+_INSERT_TASK = insert(TASKS).returning(TASKS.c.id)
 
 
 def open_task(
@@ -52,7 +53,7 @@ def open_task(
     assignee = owner if owner and (team is None or owner in rules.roster.members.get(team, ())) else None
     task_id = int(
         s.execute(
-            insert(TASKS).returning(TASKS.c.id),
+            _INSERT_TASK,
             {
                 "account_id": acc.id,
                 "title_en": title.en[:MAX_TITLE],
