@@ -16,7 +16,7 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, TypeAlias, TypeVar
 
-from sqlalchemy import Connection, Row, Table, Update, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle import commands as c
@@ -35,6 +35,7 @@ from lifecycle.db.models import (
     StageChange,
     table,
 )
+from lifecycle.db.prepared import Prepared
 from lifecycle.db.uow import UnitOfWork
 from lifecycle.errors import (
     AmbiguousAccount,
@@ -67,7 +68,7 @@ MAX_REASON = 1000
 # recomputing their cache keys) was a third of a stage move's time. They run on the session's
 # connection, inside the unit of work's transaction.
 SELECT_KEY = select(KEYS.c.outcome).where(KEYS.c.key == bindparam("key"))
-INSERT_KEY = insert(KEYS)
+INSERT_KEY = Prepared(insert(KEYS))
 SELECT_ACCOUNT_BY_ID = select(ACC).where(ACC.c.id == bindparam("id"))
 SELECT_ACCOUNT_BY_NAME = (
     # One index range scan finds the exact name (sorted first) or every name with this prefix.
@@ -76,8 +77,8 @@ SELECT_ACCOUNT_BY_NAME = (
     .order_by((ACC.c.name_key == bindparam("key")).desc(), ACC.c.name_key)
     .limit(6)
 )
-INSERT_OUTBOX = insert(OUTBOX)
-INSERT_HISTORY = insert(HIST)
+INSERT_OUTBOX = Prepared(insert(OUTBOX))
+INSERT_HISTORY = Prepared(insert(HIST))
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,8 @@ def apply_command(cmd: C, body: Body[C], *, uow: UnitOfWork, clock: Clock, rules
             outcome = body(cmd, s, now, rules)
             # The key is written in the same transaction as the change, so a repeated delivery
             # can never apply twice: its key insert fails and everything it did rolls back.
-            s.execute(
-                INSERT_KEY,
+            INSERT_KEY(
+                s,
                 {
                     "key": cmd.key,
                     "command": type(cmd).__name__,
@@ -270,8 +271,10 @@ def emit(s: Connection, rules: Rules, event: Event, now: datetime) -> None:
 def emit_many(s: Connection, rules: Rules, events: Sequence[Event], now: datetime) -> None:
     """`emit` for many events in one statement (scheduled work emits hundreds at a time)."""
     rows = _outbox_rows(rules, events, now) if rules.targets and events else []
-    if rows:
-        s.execute(INSERT_OUTBOX, rows[0] if len(rows) == 1 else rows)
+    if len(rows) == 1:
+        INSERT_OUTBOX(s, rows[0])
+    else:
+        INSERT_OUTBOX.many(s, rows)
 
 
 def insert_ignoring_duplicates(s: Connection, table: Table, row: dict[str, Any], unique: list[str]) -> bool:
@@ -285,7 +288,7 @@ def insert_ignoring_duplicates(s: Connection, table: Table, row: dict[str, Any],
     return s.execute(stmt).first() is not None
 
 
-_BUMPS: dict[tuple[str, ...], Update] = {}
+_BUMPS: dict[tuple[str, ...], Prepared] = {}
 
 
 def bump(s: Connection, acc: AccountRecord, now: datetime, **values: Any) -> int:
@@ -293,7 +296,7 @@ def bump(s: Connection, acc: AccountRecord, now: datetime, **values: Any) -> int
     cols = tuple(sorted(values))
     stmt = _BUMPS.get(cols)
     if stmt is None:  # one prepared statement per set of changed columns
-        stmt = (
+        stmt = Prepared(
             update(ACC)
             .where(ACC.c.id == bindparam("b_id"), ACC.c.version == bindparam("b_version"))
             .values(
@@ -306,7 +309,7 @@ def bump(s: Connection, acc: AccountRecord, now: datetime, **values: Any) -> int
     new_version = int(acc.version) + 1
     params = {"b_id": acc.id, "b_version": acc.version, "b_new_version": new_version, "b_now": now}
     params.update({f"b_{col}": v for col, v in values.items()})
-    res = s.execute(stmt, params)
+    res = stmt(s, params)
     if res.rowcount != 1:
         current = s.execute(select(ACC.c.stage).where(ACC.c.id == acc.id)).scalar_one_or_none()
         raise Conflict(

@@ -7,12 +7,13 @@ from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Update, and_, bindparam, insert, or_, select, true, update
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle import commands as c
 from lifecycle.access import Actor
 from lifecycle.clock import Clock
+from lifecycle.db.prepared import Prepared
 from lifecycle.db.uow import UnitOfWork
 from lifecycle.errors import (
     Conflict,
@@ -54,7 +55,7 @@ from lifecycle.services.base import (
 )
 from lifecycle.views import Outcome
 
-_WITHDRAW_APPROVAL = (
+_WITHDRAW_APPROVAL = Prepared(
     update(APPROVALS)
     .where(APPROVALS.c.account_id == bindparam("b_account"), APPROVALS.c.status == "pending")
     .values(status="cancelled", decided_at=bindparam("now"), decided_by=bindparam("by"), note="account moved")
@@ -62,14 +63,14 @@ _WITHDRAW_APPROVAL = (
 
 
 @cache
-def _supersede_handoffs(owners: int, new_teams: int) -> Update:
+def _supersede_handoffs(owners: int, new_teams: int) -> Prepared:
     """Open handoffs of an account to a team that will not own it, or to one about to get a fresh
     handoff. One statement per count of teams, a parameter per team: an expanding IN list is
     rendered again on every execution, which cost a stage move about 40 µs."""
     to_team = HANDOFFS.c.to_team
     gone = and_(*(to_team != bindparam(f"owner{i}") for i in range(owners))) if owners else true()
     renewed = [to_team == bindparam(f"new{i}") for i in range(new_teams)]
-    return (
+    return Prepared(
         update(HANDOFFS)
         .where(HANDOFFS.c.account_id == bindparam("b_account"), HANDOFFS.c.status == "open", or_(gone, *renewed))
         .values(status="superseded")
@@ -97,8 +98,8 @@ def apply_transition(
     Answers with the account as the transaction left it (automations may have changed it more)."""
     p = rules.pipeline
     version = bump(s, acc, now, stage=target.key, stage_entered_at=now)
-    s.execute(
-        INSERT_HISTORY,
+    INSERT_HISTORY(
+        s,
         {
             "account_id": acc.id,
             "from_stage": source.key,
@@ -114,7 +115,7 @@ def apply_transition(
     )
     if any(t.approval is not None for t in p.next_stages(source.key)):
         # Leaving a gated stage by another road withdraws the approval that was waiting there.
-        s.execute(_WITHDRAW_APPROVAL, {"b_account": acc.id, "now": now, "by": actor.ref})
+        _WITHDRAW_APPROVAL(s, {"b_account": acc.id, "now": now, "by": actor.ref})
     events: list[Event] = [
         StageChanged(
             account_id=acc.id,
@@ -136,8 +137,8 @@ def apply_transition(
         # A team that no longer owns the account has nothing left to take over; a team that gets a
         # fresh handoff below needs only that one.
         new_teams = [t for t in target.owners if t not in source.owners] if kind in ("advance", "winback") else []
-        s.execute(
-            _supersede_handoffs(len(target.owners), len(new_teams)),
+        _supersede_handoffs(len(target.owners), len(new_teams))(
+            s,
             {
                 "b_account": acc.id,
                 **{f"owner{i}": team for i, team in enumerate(target.owners)},
