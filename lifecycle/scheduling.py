@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, case, func, literal, or_, select
+from sqlalchemy import Connection, Select, and_, bindparam, case, func, literal, or_, select
 
 from lifecycle.automations import perform
 from lifecycle.db.engine import upsert
@@ -243,17 +243,45 @@ def _renewal_item(r: Any, rules: Rules, thresholds: list[int], today: date, mont
     )
 
 
+# The statements below are built once: building and keying them anew cost each run more than
+# running them (1.2 ms and 0.5 ms against 0.7 ms and 0.02 ms on the benchmark's book).
+_OPEN_HANDOFFS_SINCE = (
+    select(HANDOFFS.c.id, HANDOFFS.c.account_id, HANDOFFS.c.stage, HANDOFFS.c.to_team, HANDOFFS.c.opened_at, ACC.c.name)
+    .join(ACC, ACC.c.id == HANDOFFS.c.account_id)
+    .where(HANDOFFS.c.status == "open", HANDOFFS.c.opened_at <= bindparam("cutoff"))
+    .order_by(HANDOFFS.c.id)
+)
+
+
+@cache
+def _quiet_usage(signals: tuple[str, ...]) -> Select[Any]:
+    """Per account with usage signals: when it was last active (a value above zero), first and
+    last seen; only accounts not active since `:since`."""
+    last_active = func.max(case((SIGNALS.c.value > 0, SIGNALS.c.at)))
+    return (
+        select(
+            SIGNALS.c.account_id,
+            func.min(SIGNALS.c.signal).label("signal"),
+            last_active.label("last_active"),
+            func.min(SIGNALS.c.at).label("first_seen"),
+            func.max(SIGNALS.c.at).label("last_seen"),
+            ACC.c.name,
+            ACC.c.stage,
+            ACC.c.owner,
+        )
+        .join(ACC, ACC.c.id == SIGNALS.c.account_id)
+        .where(or_(*(SIGNALS.c.signal == signal for signal in signals)))
+        .group_by(SIGNALS.c.account_id, ACC.c.name, ACC.c.stage, ACC.c.owner)
+        .having(func.coalesce(last_active, func.min(SIGNALS.c.at)) <= bindparam("since"))
+        .order_by(SIGNALS.c.account_id)
+    )
+
+
 def _handoffs_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> Iterator[_Due]:
     """Handoffs still open after the escalation time: escalated once each."""
     cutoff = now - timedelta(hours=schedule.handoff_escalate_hours)
-    rows = s.execute(
-        select(
-            HANDOFFS.c.id, HANDOFFS.c.account_id, HANDOFFS.c.stage, HANDOFFS.c.to_team, HANDOFFS.c.opened_at, ACC.c.name
-        )
-        .join(ACC, ACC.c.id == HANDOFFS.c.account_id)
-        .where(HANDOFFS.c.status == "open", HANDOFFS.c.opened_at <= cutoff)
-        .order_by(HANDOFFS.c.id)
-    )
+    rows = s.execute(_OPEN_HANDOFFS_SINCE, {"cutoff": cutoff})
+    approvers = {team: _approvers(rules, (team,)) for team in rules.pipeline.team_by_key}
     for r in rows:
         opened = _utc(r.opened_at)
         yield _Due(
@@ -272,7 +300,7 @@ def _handoffs_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime
                 to_team=r.to_team,
                 opened_at=opened,
                 hours_open=int((now - opened).total_seconds() // 3600),
-                escalate_to=_approvers(rules, (r.to_team,)),
+                escalate_to=approvers.get(r.to_team) or _approvers(rules, (r.to_team,)),
             ),
         )
 
@@ -284,24 +312,7 @@ def _churn_risk_due(s: Connection, rules: Rules, schedule: Schedule, now: dateti
         return
     p = rules.pipeline
     since = now - timedelta(days=schedule.churn_risk_days)
-    last_active = func.max(case((SIGNALS.c.value > 0, SIGNALS.c.at)))
-    rows = s.execute(
-        select(
-            SIGNALS.c.account_id,
-            func.min(SIGNALS.c.signal).label("signal"),
-            last_active.label("last_active"),
-            func.min(SIGNALS.c.at).label("first_seen"),
-            func.max(SIGNALS.c.at).label("last_seen"),
-            ACC.c.name,
-            ACC.c.stage,
-            ACC.c.owner,
-        )
-        .join(ACC, ACC.c.id == SIGNALS.c.account_id)
-        .where(SIGNALS.c.signal.in_(rules.usage_signals))
-        .group_by(SIGNALS.c.account_id, ACC.c.name, ACC.c.stage, ACC.c.owner)
-        .having(func.coalesce(last_active, func.min(SIGNALS.c.at)) <= since)
-        .order_by(SIGNALS.c.account_id)
-    )
+    rows = s.execute(_quiet_usage(tuple(rules.usage_signals)), {"since": since})
     for r in rows:
         stage = p.stage_by_key.get(r.stage)
         if stage is None or stage.terminal:

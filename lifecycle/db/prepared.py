@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Insert, Update
@@ -28,17 +30,24 @@ class _Plan:
     names: tuple[str, ...]  # the binds in the driver's order (positional) or all of them (named)
     positional: bool
     fixed: dict[str, Any]  # values written into the statement itself, e.g. .values(status="open")
-    convert: dict[str, Callable[[Any], Any]]  # bind name -> its type's converter, where it has one
+    conversions: tuple[tuple[int, Callable[[Any], Any]], ...]  # (index in names, the bind type's converter)
+
+    @cached_property
+    def _pick(self) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+        if len(self.names) == 1:
+            name = self.names[0]
+            return lambda params: (params[name],)
+        return itemgetter(*self.names) if self.names else lambda params: ()
 
     def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         """The driver's parameters for one execution: converted values, in order or by name."""
-        fixed, convert = self.fixed, self.convert
-        values = []
-        for name in self.names:
-            value = params[name] if name in params else fixed[name]
-            f = convert.get(name)
-            values.append(value if f is None else f(value))
-        return tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
+        picked = self._pick({**self.fixed, **params} if self.fixed else params)
+        if self.conversions:
+            values = list(picked)
+            for i, convert in self.conversions:
+                values[i] = convert(values[i])
+            picked = tuple(values)
+        return picked if self.positional else dict(zip(self.names, picked, strict=True))
 
 
 class Prepared:
@@ -79,11 +88,11 @@ class Prepared:
         if missing:
             raise ValueError(f"missing parameters: {missing}")
         fixed = {n: b.effective_value for n, b in binds.items() if n not in given}
-        convert: dict[str, Callable[[Any], Any]] = {}
-        for name, bind in binds.items():
-            f = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if f is not None:
-                convert[name] = f
         positional = bool(compiled.positional)
         names = tuple(compiled.positiontup or ()) if positional else tuple(binds)
-        return _Plan(str(compiled), names, positional, fixed, convert)
+        conversions = []
+        for i, name in enumerate(names):
+            f = binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if f is not None:
+                conversions.append((i, f))
+        return _Plan(str(compiled), names, positional, fixed, tuple(conversions))
