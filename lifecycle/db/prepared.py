@@ -54,7 +54,7 @@ class Prepared:
     """`Prepared(insert(table))(conn, {"col": value, ...})`: a Core INSERT or UPDATE, executed cheaply."""
 
     def __init__(self, statement: Insert | Update) -> None:
-        if statement._returning:  # rows would come back without type processing
+        if statement.returning_column_descriptions:  # rows would come back without type processing
             raise ValueError("Prepared does not run statements with RETURNING")
         self.statement = statement
         self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
