@@ -566,7 +566,7 @@ def report(results: list[Measured], details: list[str], skipped: list[str], args
         print(
             f"| {m.engine} | {p.label} | {p.accounts:,} | {p.history:,} | {p.total_due:,} ({split}) "
             f"| {statistics.median(m.first):.3f} | {statistics.median(m.second):.3f} "
-            f"| {statistics.median(m.floor):.3f} | {m.ratio:.1f}x | {statistics.median(m.selects):.3f} "
+            f"| {statistics.median(m.floor):.3f} | {m.ratio:.2f}x | {statistics.median(m.selects):.3f} "
             f"| {mb(m.peak_first)} | {mb(m.peak_second)} "
             f"| {mb(m.peak_floor)} | {'PASS' if m.passed else 'BELOW'} |"
         )
@@ -601,7 +601,7 @@ def report(results: list[Measured], details: list[str], skipped: list[str], args
         print(line)
     print()
     verdicts = ", ".join(
-        f"{m.engine} {'PASS' if m.passed else 'BELOW'} ({statistics.median(m.first):.3f} s, {m.ratio:.1f}x)"
+        f"{m.engine} {'PASS' if m.passed else 'BELOW'} ({statistics.median(m.first):.3f} s, {m.ratio:.2f}x)"
         for m in results
         if m.plan.label == "main"
     )
