@@ -61,6 +61,16 @@ def is_stage_of(core: Lifecycle) -> Callable[[str], bool]:
     return is_stage
 
 
+def asks_for_report(core: Lifecycle, line: str, actor: Actor) -> bool:
+    """Whether the line asks for the report, the one command that reads the whole history (most
+    of a second over a million rows): adapters with a reply deadline run it off the request thread.
+    A line that does not parse is not a report; `answer` explains what is wrong with it."""
+    try:
+        return isinstance(parse(line, actor=actor, key="-", is_stage=is_stage_of(core)), c.ShowReport)
+    except Exception:
+        return False
+
+
 def run_command(obj: c.Command | c.Query, core: Lifecycle) -> Outcome | ReadModel:
     return core.execute(obj) if isinstance(obj, c.Command) else core.ask(obj)
 

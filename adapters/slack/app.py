@@ -3,8 +3,10 @@
 A stage move takes about a millisecond, so listeners run inline on the request thread
 (`process_before_response`) and the reply to a command travels in the ack itself (ephemeral).
 That avoids bolt's default hand-off, where every waiting request thread polls for its ack every
-10 ms. What is slow (calls back to Slack: `respond()`, `views.publish`) goes to a small pool of
-our own, sized explicitly, so it never holds a request thread.
+10 ms. What is slow (calls back to Slack: `respond()`, `views.publish`; the report over a large
+history) goes to a small pool of our own, sized explicitly, so it never holds a request thread
+for long: a report not ready within `report_wait` seconds is acked as on its way and follows
+through the command's response_url.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as NotYet
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from adapters.common import telemetry
 from adapters.common.actions import decode
-from adapters.common.dispatch import Answer, Failure, NotAvailable, answer, run_command
+from adapters.common.dispatch import Answer, Failure, NotAvailable, answer, asks_for_report, run_command
 from adapters.common.errors import user_message
 from adapters.common.grammar import Help
 from adapters.common.team_reports import TeamReports
@@ -42,6 +45,10 @@ from lifecycle.views import AccountList, ApprovalList, HandoffList, Outcome, Rep
 log = logging.getLogger("stagebot.slack")
 PLATFORM = "slack"
 PROBLEM_DAYS = 7  # refused notifications older than this are assumed fixed or known
+REPORT_FOLLOWS: dict[Lang, str] = {
+    "en": "Working on the report: it follows here in a moment.",
+    "zh": "正在生成报表,稍后在此显示。",
+}
 
 
 def build_app(
@@ -54,9 +61,11 @@ def build_app(
     workers: int = 16,
     on_change: Callable[[], None] = lambda: None,
     followups: Executor | None = None,
+    report_wait: float = 1.0,
 ) -> App:
     """The bolt App. `client` carries the bot token and base URL; `on_change` wakes the dispatcher;
-    `followups` runs the calls back to Slack that happen after the ack."""
+    `followups` runs the calls back to Slack that happen after the ack, and reports; a report not
+    ready after `report_wait` seconds is acked as on its way (Slack wants the ack within 3 s)."""
     later = followups or ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-followup")
     team_reports = TeamReports(core)
     app = App(
@@ -87,13 +96,37 @@ def build_app(
     def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
         actor = Actor(PLATFORM, command.get("user_id", ""))
         key = f"slack:cmd:{command.get('trigger_id') or command.get('response_url', '')}"
-        ans = answer(core, unescape(command.get("text", "") or ""), actor=actor, key=key, via=PLATFORM, lang=lang)
+        line = unescape(command.get("text", "") or "")
+        channel = command.get("channel_id", "")
+        if asks_for_report(core, line, actor):
+            report = later.submit(answer, core, line, actor=actor, key=key, via=PLATFORM, lang=lang)
+            try:
+                ans = report.result(timeout=report_wait)
+            except NotYet:
+                ack(text=REPORT_FOLLOWS[lang], response_type="ephemeral")
+                report.add_done_callback(lambda done: send_late_report(done, channel, actor, respond))
+                return
+        else:
+            ans = answer(core, line, actor=actor, key=key, via=PLATFORM, lang=lang)
         msg = render(ans, core, lang, actor)
         ack(text=msg.text, blocks=msg.blocks, response_type="ephemeral")
         if isinstance(ans, Outcome) and not ans.replayed:
             on_change()
         if isinstance(ans, Report):  # the table is in the ack; the chart follows in the channel
-            later.submit(share_chart, client, core, ans, command.get("channel_id", ""), actor, respond, lang)
+            later.submit(share_chart, client, core, ans, channel, actor, respond, lang)
+
+    def send_late_report(done: Future[Answer], channel: str, actor: Actor, respond: Any) -> None:
+        """The report that outlasted the ack: the table through the response_url, then the chart.
+        Runs on the followup thread that made the report."""
+        try:
+            ans = done.result()
+            msg = render(ans, core, lang, actor)
+            respond(text=msg.text, blocks=msg.blocks, response_type="ephemeral", replace_original=False)
+        except Exception:
+            log.exception("could not send %s a report that was not ready for the ack", actor.ref)
+            return
+        if isinstance(ans, Report):
+            share_chart(client, core, ans, channel, actor, respond, lang)
 
     @app.action(re.compile(r"^stagebot:"))
     def on_button(ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:

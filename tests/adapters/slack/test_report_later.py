@@ -1,0 +1,104 @@
+"""A report that is not ready in time for the ack: the command is acked as on its way, and the table
+follows through the command's response_url, then the chart in the channel. The real bolt app, a
+really signed request and the real WebClient against the fake Slack; the followup pool is held
+until the test lets it run, so "not ready in time" is certain rather than a race."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+
+from adapters.slack.app import build_app, http_handler
+from lifecycle import commands as c
+from lifecycle.core import Lifecycle
+from lifecycle.i18n import Lang
+from lifecycle.pipeline import load_preset
+from lifecycle.services import Rules
+from tests.conftest import ADMIN, ALICE, ROSTER, new_key, sqlite_database
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_requests import FORM, SECRET, signed_headers, slash_command
+
+
+class HeldPool(Executor):
+    """An executor that runs what it is given only when `release()` is called, in the caller's thread."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self.jobs.append((future, fn, args, kwargs))
+        return future
+
+    def release(self) -> None:
+        while self.jobs:
+            future, fn, args, kwargs = self.jobs.pop(0)
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # handed to the future, as a real pool does
+                future.set_exception(exc)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as f:
+        yield f
+
+
+def _stagebot(tmp_path: Path, fake: FakeSlack, pool: Executor, lang: Lang = "en") -> Callable[[str, str], Any]:
+    db = sqlite_database(tmp_path / "stagebot.db")
+    core = Lifecycle(db, Rules(load_preset("default"), ROSTER, targets=()))
+    core.execute(c.AddAccount(actor=ADMIN, key=new_key(), name="Rep Co", stage="SQL", amount=10_000))
+    client = WebClient(token="xoxb-test", base_url=fake.base_url)
+    app = build_app(core, signing_secret=SECRET, client=client, followups=pool, report_wait=0.05, lang=lang)
+    handle = http_handler(app)
+
+    def command(text: str, user: str) -> Any:
+        body = slash_command(text, user=user, response_url=fake.response_url("cmd"))
+        status, _, out = handle(body.encode(), signed_headers(body, content_type=FORM), "")
+        assert status == 200, out
+        return json.loads(out)
+
+    return command
+
+
+def test_a_report_not_ready_for_the_ack_follows_through_the_response_url(tmp_path: Path, fake: FakeSlack) -> None:
+    pool = HeldPool()
+    command = _stagebot(tmp_path, fake, pool)
+    ack = command("report", ALICE.user_id)
+    assert ack["response_type"] == "ephemeral"
+    assert ack["text"] == "Working on the report: it follows here in a moment."
+    assert not fake.calls_to("response_url") and len(pool.jobs) == 1  # nothing sent before it is ready
+
+    pool.release()  # the report is made; the table goes out, then the chart
+    (late,) = fake.wait_for("response_url", 1)
+    assert late.body["response_type"] == "ephemeral" and late.body["replace_original"] is False
+    assert "Report · all time" in late.body["text"] and "Bottleneck: SQL" in late.body["text"]
+    assert "```" in json.dumps(late.body["blocks"])  # the same table the ack would have carried
+    fake.wait_for("files.completeUploadExternal", 1)
+    (upload,) = fake.uploads
+    assert upload.channel == "C0ANY" and upload.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert upload.initial_comment == f"Report asked for by <@{ALICE.user_id}>"
+
+
+def test_in_chinese_too(tmp_path: Path, fake: FakeSlack) -> None:
+    pool = HeldPool()
+    command = _stagebot(tmp_path, fake, pool, lang="zh")
+    assert command("报表", ALICE.user_id)["text"] == "正在生成报表,稍后在此显示。"
+    pool.release()
+    (late,) = fake.wait_for("response_url", 1)
+    assert "报表" in late.body["text"]
+
+
+def test_other_commands_and_a_wrong_report_line_never_wait_on_the_pool(tmp_path: Path, fake: FakeSlack) -> None:
+    pool = HeldPool()
+    command = _stagebot(tmp_path, fake, pool)
+    assert "Rep Co" in command("show Rep Co", ADMIN.user_id)["text"]
+    assert "is not a date" in command("report --since yesterday", ADMIN.user_id)["text"]
+    assert not pool.jobs  # both answered in the ack, on the request thread
