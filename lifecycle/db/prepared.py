@@ -67,6 +67,9 @@ class Prepared:
         """The statement once per row, in one executemany; every row has the first row's keys."""
         if rows:
             plan = self._plan_for(conn.dialect, rows[0])
+            width = len(rows[0])
+            if any(len(row) != width for row in rows):  # a key the first row lacks would be dropped
+                raise ValueError("every row of an executemany must have the same keys")
             conn.exec_driver_sql(plan.sql, [plan.arguments(row) for row in rows])
 
     def _plan_for(self, dialect: Dialect, params: Mapping[str, Any]) -> _Plan:

@@ -108,3 +108,7 @@ def test_what_it_cannot_do_faithfully_is_refused_when_planned(database: Database
     stmt = Prepared(update(ACC).where(ACC.c.id == bindparam("b_id")).values(stage=bindparam("b_stage")))
     with database.uow() as uow, pytest.raises(ValueError, match=r"missing parameters.*b_stage"):
         stmt(uow.conn, {"b_id": 1})
+    rows = [_account("y"), {**_account("z"), "external_id": "ext-z"}]
+    del rows[0]["external_id"]  # the second row has a key the first lacks: it would be silently lost
+    with database.uow() as uow, pytest.raises(ValueError, match="same keys"):
+        Prepared(insert(ACC)).many(uow.conn, rows)
