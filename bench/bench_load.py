@@ -114,7 +114,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a plain script from a checkout
@@ -818,10 +818,33 @@ def log_summary(p: Proc) -> tuple[Counter[str], list[str]]:
 CLAIM = "SELECT outbox.id, outbox.event_id"  # how the dispatcher's claim statement starts
 
 
-class Sampler:
+class _Background:
+    """A daemon thread running `_run` from `with` to the end of the block (it watches `_stop`)."""
+
+    name = "background"
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Sampler(_Background):
     """Every `every` s, in a thread: the machine's CPU (/proc/stat), the servers' CPU, and with a
     database URL its pg_stat_activity (the statement of each active backend, wait events, backends
     idle in a transaction). Kept as totals and as a timeline for the per-window figures."""
+
+    name = "sampler"
 
     def __init__(self, url: str | None, pids: list[int], every: float = 0.02) -> None:
         self.url, self.pids, self.every = url, pids, every
@@ -831,16 +854,7 @@ class Sampler:
         self.idle_in_tx = 0
         # (perf_counter_ns, active, in COMMIT, in the outbox claim, machine busy jiffies, all jiffies, servers s)
         self.timeline: list[tuple[int, int, int, int, int, int, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        super().__init__()
 
     def _run(self) -> None:
         import sqlalchemy
@@ -898,7 +912,7 @@ class Sampler:
         }
 
 
-class DiskProbe:
+class DiskProbe(_Background):
     """In a thread: append 4 KiB to a temp file and fdatasync it every `every` s, timing each flush.
 
     Every durable commit (PostgreSQL's `synchronous_commit=on`) waits for such a flush of the WAL,
@@ -906,19 +920,12 @@ class DiskProbe:
     lives in the default temp directory; the report says whether that is the database's disk.
     """
 
+    name = "disk-probe"
+
     def __init__(self, every: float = 0.02) -> None:
         self.every = every
         self.flushes: list[tuple[int, float]] = []  # (perf_counter_ns at start, seconds)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="disk-probe", daemon=True)
-
-    def __enter__(self) -> DiskProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        super().__init__()
 
     def _run(self) -> None:
         fd, path = tempfile.mkstemp(prefix="bench-load-fsync-")
