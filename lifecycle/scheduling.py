@@ -281,7 +281,11 @@ def _handoffs_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime
     """Handoffs still open after the escalation time: escalated once each."""
     cutoff = now - timedelta(hours=schedule.handoff_escalate_hours)
     rows = s.execute(_OPEN_HANDOFFS_SINCE, {"cutoff": cutoff})
-    approvers = {team: _approvers(rules, (team,)) for team in rules.pipeline.team_by_key}
+
+    @cache
+    def approvers(team: str) -> tuple[str, ...]:  # per team, not per row
+        return _approvers(rules, (team,))
+
     for r in rows:
         opened = _utc(r.opened_at)
         yield _Due(
@@ -300,7 +304,7 @@ def _handoffs_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime
                 to_team=r.to_team,
                 opened_at=opened,
                 hours_open=int((now - opened).total_seconds() // 3600),
-                escalate_to=approvers.get(r.to_team) or _approvers(rules, (r.to_team,)),
+                escalate_to=approvers(r.to_team),
             ),
         )
 
