@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from lifecycle import commands as c
+from lifecycle.access import Roster
 from lifecycle.clock import FixedClock
 from lifecycle.core import Lifecycle
 from lifecycle.db.models import OutboxRow
@@ -100,6 +101,25 @@ def test_an_unclaimed_handoff_is_escalated_once(
     assert run_due(database, rules, ALWAYS, opened + timedelta(hours=48)).emitted.get("HandoffEscalated", 0) == 0
     (esc,) = emitted(database, "HandoffEscalated")
     assert esc.to_team == "support" and esc.audience == ("support",) and esc.hours_open == 24
+    assert esc.escalate_to == ()  # Support has no approvers in this roster
+
+
+def test_an_escalated_handoff_names_the_receiving_teams_approvers(
+    core: Lifecycle, database: Database, rules: Rules
+) -> None:
+    roster = Roster.build(
+        members={"support": ["slack:U0DAVE"], "cs": ["feishu:ou_carol"]},
+        approvers={"support": ["slack:U0SUPLEAD"], "cs": ["feishu:ou_cslead", "feishu:ou_cshead"]},
+        admins=[ADMIN.ref],
+    )
+    with_leads = Rules(rules.pipeline, roster, targets=rules.targets)
+    add(core, "Handy", "SQL")
+    core.execute(c.MoveStage(account="Handy", target="P0", actor=ADMIN, key=new_key()))  # Sales -> CS
+    add(core, "Handier", "P0")
+    core.execute(c.MoveStage(account="Handier", target="P1", actor=ADMIN, key=new_key()))  # + Support
+    run_due(database, with_leads, ALWAYS, T0 + timedelta(hours=25))
+    leads = {e.to_team: e.escalate_to for e in emitted(database, "HandoffEscalated")}
+    assert leads == {"cs": ("feishu:ou_cshead", "feishu:ou_cslead"), "support": ("slack:U0SUPLEAD",)}
 
 
 def test_a_claimed_handoff_is_not_escalated(core: Lifecycle, database: Database, rules: Rules) -> None:
