@@ -68,12 +68,15 @@ class DueReport:
 
 
 class _Due(NamedTuple):  # a tuple: a catch-up run makes thousands, and a frozen dataclass is slower to build
-    """A due item: its key, and the event to build (only if this run is the first to claim it)."""
+    """A due item: its key, and how to build its event (only if this run is the first to claim it):
+    `build(*args)`, mostly a module-level function and the row it reads: cheaper to make than a
+    closure or a partial, and most items of a second run are never built."""
 
     key: str
     kind: str
     account_id: int
-    build: Callable[[], Event] | None = None
+    build: Callable[..., Event] | None = None
+    args: tuple[Any, ...] = ()
     automation: Automation | None = None  # an "after N days in stage" automation to carry out
 
 
@@ -93,7 +96,7 @@ def run_due(db: Database, rules: Rules, schedule: Schedule, now: datetime) -> Du
         with db.uow() as uow:
             fresh = _claim(uow.conn, batch, now)
             mine = [d for d in batch if d.key in fresh]
-            emit_many(uow.conn, rules, [d.build() for d in mine if d.build is not None], now)
+            emit_many(uow.conn, rules, [d.build(*d.args) for d in mine if d.build is not None], now)
             for d in mine:
                 if d.automation is not None and d.account_id is not None:
                     acc = uow.conn.execute(select(ACC).where(ACC.c.id == d.account_id)).one()
@@ -155,8 +158,18 @@ def _accounts_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime
         terms.append(and_(ACC.c.stage == a.stage, ACC.c.stage_entered_at <= now - timedelta(days=a.days or 0)))
     if not terms:
         return
-    cols = (ACC.c.id, ACC.c.name, ACC.c.stage, ACC.c.stage_entered_at, ACC.c.owner, ACC.c.contract_end)
-    rows = s.execute(select(*cols, ACC.c.sla_snoozed_until).where(or_(*terms)))
+    # Rows are unpacked in this order (a catch-up run reads thousands; attribute access costs more).
+    rows = s.execute(
+        select(
+            ACC.c.id,
+            ACC.c.name,
+            ACC.c.stage,
+            ACC.c.stage_entered_at,
+            ACC.c.owner,
+            ACC.c.contract_end,
+            ACC.c.sla_snoozed_until,
+        ).where(or_(*terms))
+    )
     # Worked out once per stage, not once per row: a catch-up run can find thousands due.
     slas = {k: _StageSla.of(rules, k, d, now) for k, d in limits.items()}
     later_by_stage: dict[str, list[tuple[Automation, datetime]]] = {}
@@ -165,19 +178,20 @@ def _accounts_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime
     repeat = timedelta(days=schedule.sla_repeat_days)
     thresholds = sorted(schedule.renewal_days)
     month = today.strftime("%Y-%m")
-    for r in rows:
-        stage = r.stage
-        entered = _utc(r.stage_entered_at)
+    # UTCDateTime reads back aware UTC datetimes, so they compare with `now` as they are.
+    for row in rows:
+        account_id, _name, stage, entered, _owner, contract_end, snoozed = row
         sla = slas.get(stage)
-        if sla is not None and entered <= sla.cutoff:
-            snoozed = r.sla_snoozed_until is not None and _utc(r.sla_snoozed_until) > now
-            if not snoozed:
-                yield _sla_item(r, sla, entered, repeat, now)
-        if stage in renewable and (r.contract_end is None or today <= r.contract_end <= horizon):
-            yield _renewal_item(r, rules, thresholds, today, month, now)
+        if sla is not None and entered <= sla.cutoff and (snoozed is None or snoozed <= now):
+            # The nth reminder is due at entered + SLA + (n-1) x repeat; after downtime, the latest only.
+            n = (sla.cutoff - entered) // repeat + 1
+            key = f"sla:{account_id}:{entered.isoformat()}:{n}"
+            yield _Due(key, "SlaReminder", account_id, _sla_event, (row, sla, n, now))
+        if stage in renewable and (contract_end is None or today <= contract_end <= horizon):
+            yield _renewal_item(row, rules, thresholds, today, month, now)
         for a, since in later_by_stage.get(stage, ()):
             if entered <= since:
-                yield _Due(f"auto:{a.key}:{r.id}:{entered.isoformat()}", "Automation", r.id, automation=a)
+                yield _Due(f"auto:{a.key}:{account_id}:{entered.isoformat()}", "Automation", account_id, automation=a)
 
 
 @dataclass(frozen=True)
@@ -195,51 +209,49 @@ class _StageSla:
         return cls(days, now - timedelta(days=days), owners, _approvers(rules, owners))
 
 
-def _sla_item(r: Any, sla: _StageSla, entered: datetime, repeat: timedelta, now: datetime) -> _Due:
-    """The nth reminder is due at entered + SLA + (n-1) x repeat; after downtime, the latest only."""
-    n = int((sla.cutoff - entered) / repeat) + 1
-
-    def build() -> SlaReminder:  # a closure: cheaper to make than a partial, for items never claimed
-        return SlaReminder(
-            account_id=r.id,
-            account=r.name,
-            at=now,
-            actor=SYSTEM,
-            audience=sla.owners,
-            stage=r.stage,
-            entered_at=entered,
-            sla_days=sla.days,
-            days_in_stage=(now - entered).days,
-            n=n,
-            owner=r.owner,
-            escalate_to=sla.approvers if n >= 2 else (),
-        )
-
-    return _Due(f"sla:{r.id}:{entered.isoformat()}:{n}", "SlaReminder", r.id, build)
+def _sla_event(row: Any, sla: _StageSla, n: int, now: datetime) -> SlaReminder:
+    account_id, name, stage, entered, owner, _contract_end, _snoozed = row
+    return SlaReminder(
+        account_id=account_id,
+        account=name,
+        at=now,
+        actor=SYSTEM,
+        audience=sla.owners,
+        stage=stage,
+        entered_at=entered,
+        sla_days=sla.days,
+        days_in_stage=(now - entered).days,
+        n=n,
+        owner=owner,
+        escalate_to=sla.approvers if n >= 2 else (),
+    )
 
 
-def _renewal_item(r: Any, rules: Rules, thresholds: list[int], today: date, month: str, now: datetime) -> _Due:
+def _renewal_item(row: Any, rules: Rules, thresholds: list[int], today: date, month: str, now: datetime) -> _Due:
     """90/60/30 days before the contract ends (the nearest threshold reached), or a monthly nudge
     when no contract end is recorded."""
-    common: dict[str, Any] = {
-        "account_id": r.id,
-        "account": r.name,
-        "at": now,
-        "actor": SYSTEM,
-        "audience": rules.pipeline.stage(r.stage).owners,
-        "stage": r.stage,
-        "owner": r.owner,
-    }
-    if r.contract_end is None:
-        key = f"renewal:{r.id}:no-end:{month}"
-        return _Due(key, "RenewalDue", r.id, partial(RenewalDue, contract_end=None, days_left=None, **common))
-    left = (r.contract_end - today).days
+    account_id, contract_end = row[0], row[5]
+    if contract_end is None:
+        key = f"renewal:{account_id}:no-end:{month}"
+        return _Due(key, "RenewalDue", account_id, _renewal_event, (row, rules, None, now))
+    left = (contract_end - today).days
     threshold = next(t for t in thresholds if left <= t)
-    return _Due(
-        f"renewal:{r.id}:{r.contract_end.isoformat()}:{threshold}",
-        "RenewalDue",
-        r.id,
-        partial(RenewalDue, contract_end=r.contract_end.isoformat(), days_left=left, **common),
+    key = f"renewal:{account_id}:{contract_end.isoformat()}:{threshold}"
+    return _Due(key, "RenewalDue", account_id, _renewal_event, (row, rules, left, now))
+
+
+def _renewal_event(row: Any, rules: Rules, days_left: int | None, now: datetime) -> RenewalDue:
+    account_id, name, stage, _entered, owner, contract_end, _snoozed = row
+    return RenewalDue(
+        account_id=account_id,
+        account=name,
+        at=now,
+        actor=SYSTEM,
+        audience=rules.pipeline.stage(stage).owners,
+        stage=stage,
+        owner=owner,
+        contract_end=None if contract_end is None else contract_end.isoformat(),
+        days_left=days_left,
     )
 
 
@@ -286,27 +298,27 @@ def _handoffs_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime
     def approvers(team: str) -> tuple[str, ...]:  # per team, not per row
         return _approvers(rules, (team,))
 
-    for r in rows:
-        opened = _utc(r.opened_at)
-        yield _Due(
-            f"handoff:{r.id}:escalated",
-            "HandoffEscalated",
-            r.account_id,
-            partial(
-                HandoffEscalated,
-                account_id=r.account_id,
-                account=r.name,
-                at=now,
-                actor=SYSTEM,
-                audience=(r.to_team,),
-                handoff_id=r.id,
-                stage=r.stage,
-                to_team=r.to_team,
-                opened_at=opened,
-                hours_open=int((now - opened).total_seconds() // 3600),
-                escalate_to=approvers(r.to_team),
-            ),
-        )
+    for row in rows:
+        handoff_id, account_id, _stage, to_team, _opened_at, _name = row
+        build_args = (row, approvers(to_team), now)
+        yield _Due(f"handoff:{handoff_id}:escalated", "HandoffEscalated", account_id, _handoff_event, build_args)
+
+
+def _handoff_event(row: Any, escalate_to: tuple[str, ...], now: datetime) -> HandoffEscalated:
+    handoff_id, account_id, stage, to_team, opened_at, name = row
+    return HandoffEscalated(
+        account_id=account_id,
+        account=name,
+        at=now,
+        actor=SYSTEM,
+        audience=(to_team,),
+        handoff_id=handoff_id,
+        stage=stage,
+        to_team=to_team,
+        opened_at=opened_at,
+        hours_open=int((now - opened_at).total_seconds() // 3600),
+        escalate_to=escalate_to,
+    )
 
 
 def _churn_risk_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> Iterator[_Due]:
