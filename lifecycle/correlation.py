@@ -34,3 +34,15 @@ def bound(correlation_id: str | None) -> Iterator[str | None]:
         yield correlation_id
     finally:
         current.reset(token)
+
+
+@contextmanager
+def ensured() -> Iterator[str]:
+    """The id of the work in hand, or a fresh one bound while the block runs: for inbound work that
+    did not come through our HTTP server (Slack's Socket Mode, Feishu's long connection)."""
+    cid = current.get()
+    if cid is not None:
+        yield cid
+        return
+    with bound(new_id()) as fresh:
+        yield fresh or ""

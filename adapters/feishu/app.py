@@ -48,6 +48,7 @@ from adapters.common.grammar import Help
 from adapters.common.team_reports import TeamReports
 from adapters.feishu import cards
 from adapters.feishu.notifier import TOKEN_REJECTED, forget_token
+from lifecycle import correlation
 from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
 from lifecycle.deliveries import first_delivery
@@ -288,7 +289,8 @@ class FeishuBot:
     def on_message(self, data: Any) -> None:
         """A command typed to the bot: dedupe, parse, run, reply to the person off-thread."""
         try:
-            self._on_message(data)
+            with correlation.ensured():  # the webhook's id, or a fresh one over the long connection
+                self._on_message(data)
         except Exception:  # never a 500: Feishu would re-deliver it for hours
             log.exception("could not handle a Feishu message")
 
@@ -352,7 +354,8 @@ class FeishuBot:
     def on_card_action(self, data: Any) -> P2CardActionTriggerResponse:
         """A button press, answered from local state: a toast, and the updated card when something changed."""
         try:
-            body = self._on_card_action(data)
+            with correlation.ensured():
+                body = self._on_card_action(data)
         except Exception as exc:
             body = {"toast": cards.toast("error", user_text(exc, context="Feishu card action"), self.lang)}
         # Plain dicts only: lark-oapi cannot marshal its own model objects inside this dict (research §0.8).
@@ -402,23 +405,27 @@ class FeishuBot:
     def on_menu(self, data: Any) -> None:
         """A bot-menu click (no chat id in it): run the mapped command and answer the clicker directly."""
         try:
-            event = data.event
-            op = event.operator.operator_id if event.operator else None
-            open_id = getattr(op, "open_id", None)
-            key = str(event.event_key or "")
-            line = MENU.get(key)
-            if not open_id or (line is None and key != TEAM_REPORT_MENU):
-                return
-            actor = Actor(PLATFORM, open_id)
-            if line is None:
-                self.replies.submit(self._send_team_reports, actor, f"menu-{data.header.event_id}")
-                return
-            ans = answer(
-                self.core, line, actor=actor, key=f"feishu:menu:{data.header.event_id}", via=PLATFORM, lang=self.lang
-            )
-            self.replies.submit(self._send, "open_id", open_id, self.render(ans, actor), f"menu-{data.header.event_id}")
+            with correlation.ensured():
+                self._on_menu(data)
         except Exception:
             log.exception("could not handle a Feishu bot-menu click")
+
+    def _on_menu(self, data: Any) -> None:
+        event = data.event
+        op = event.operator.operator_id if event.operator else None
+        open_id = getattr(op, "open_id", None)
+        key = str(event.event_key or "")
+        line = MENU.get(key)
+        if not open_id or (line is None and key != TEAM_REPORT_MENU):
+            return
+        actor = Actor(PLATFORM, open_id)
+        if line is None:
+            self.replies.submit(self._send_team_reports, actor, f"menu-{data.header.event_id}")
+            return
+        ans = answer(
+            self.core, line, actor=actor, key=f"feishu:menu:{data.header.event_id}", via=PLATFORM, lang=self.lang
+        )
+        self.replies.submit(self._send, "open_id", open_id, self.render(ans, actor), f"menu-{data.header.event_id}")
 
     # ------------------------------------------------------------ talking back
 

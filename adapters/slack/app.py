@@ -34,6 +34,7 @@ from adapters.common.grammar import Help
 from adapters.common.team_reports import TeamReports
 from adapters.slack import blocks
 from lifecycle import commands as c
+from lifecycle import correlation
 from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
 from lifecycle.deliveries import first_delivery
@@ -49,6 +50,17 @@ REPORT_FOLLOWS: dict[Lang, str] = {
     "en": "Working on the report: it follows here in a moment.",
     "zh": "正在生成报表,稍后在此显示。",
 }
+
+
+class _CorrelatedApp(App):
+    """bolt's App, dispatching each request under a correlation id. Over HTTP the server has bound
+    the request's id already; a Socket Mode request gets a fresh one here, so its log lines and the
+    notifications it causes can be tied together too. (Not a bolt middleware: those run before the
+    listeners, not around them.)"""
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        with correlation.ensured():
+            return super().dispatch(req)
 
 
 def build_app(
@@ -68,7 +80,7 @@ def build_app(
     ready after `report_wait` seconds is acked as on its way (Slack wants the ack within 3 s)."""
     later = followups or ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-followup")
     team_reports = TeamReports(core)
-    app = App(
+    app = _CorrelatedApp(
         signing_secret=signing_secret,
         client=client,
         token_verification_enabled=False,  # auth.test runs once, lazily, on the first request

@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from bot.serve import Running
+from lifecycle.db.models import OutboxRow, table
 from tests.adapters.feishu.conftest import BOT, FeishuDriver, card_buttons, card_texts, start_feishu
 from tests.fakes.feishu_api import FakeFeishu, FakeLongConnection
 from tests.fakes.feishu_requests import card_action, envelope, text_message
@@ -57,6 +59,14 @@ def test_a_command_over_the_long_connection_moves_an_account(
     assert "P2" in card_texts(feishu.wait_reply(move).content)
     texts = lambda: [card_texts(m.content) for m in feishu.to_chat("oc_cs")]  # noqa: E731
     assert feishu.fake.wait_for(lambda: any("moved" in t and "Wsco" in t for t in texts()))
+    # No HTTP request carried an id: each event got one of its own, stored with what it caused.
+    t = table(OutboxRow)
+    with feishu.running.app.db.reader() as uow:
+        ids = {(kind, cid) for kind, cid in uow.conn.execute(select(t.c.kind, t.c.correlation_id))}
+    by_kind = {kind: cid for kind, cid in ids}
+    assert len(ids) == len(by_kind)  # one id per kind: AccountAdded and StageChanged
+    assert all(cid is not None and len(cid) == 16 for cid in by_kind.values())
+    assert by_kind["AccountAdded"] != by_kind["StageChanged"]
 
 
 def test_a_card_callback_over_the_long_connection_is_answered_in_the_ack(

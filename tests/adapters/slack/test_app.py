@@ -227,6 +227,23 @@ def test_socket_mode_requests_reach_the_same_listeners(slack: SlackDriver) -> No
     }
     resp = bolt.dispatch(BoltRequest(body=body, mode="socket_mode"))
     assert resp.status == 200 and "Added Eta" in resp.body
+    # No HTTP server bound a request id: each Socket Mode request gets one of its own, stored with
+    # the notifications it caused.
+    first = correlation_ids(slack)
+    body.update(text="add Iota", trigger_id="socket-2")
+    assert "Added Iota" in bolt.dispatch(BoltRequest(body=body, mode="socket_mode")).body
+    second = correlation_ids(slack) - first
+    assert len(first) == len(second) == 1
+    assert all(cid is not None and len(cid) == 16 for cid in first | second)
+
+
+def correlation_ids(slack: SlackDriver) -> set[str | None]:
+    from sqlalchemy import select
+
+    from lifecycle.db.models import OutboxRow, table
+
+    with slack.running.app.db.reader() as uow:
+        return set(uow.conn.execute(select(table(OutboxRow).c.correlation_id)).scalars())
 
 
 def test_open_handoffs_are_listed_with_a_take_ownership_button_that_works(slack: SlackDriver, fake: FakeSlack) -> None:
