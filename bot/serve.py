@@ -124,11 +124,10 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
     running.closers.append(metrics.close)
     cfg = settings.config
     if cfg.slack.enabled:
-        from concurrent.futures import ThreadPoolExecutor
-
         from adapters.slack.app import build_app, http_handler
+        from lifecycle.correlation import CarryingPool
 
-        followups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-followup")
+        followups = CarryingPool(max_workers=4, thread_name_prefix="slack-followup")
         running.closers.append(lambda: followups.shutdown(wait=True, cancel_futures=False))
         bolt = build_app(
             app.core,
@@ -199,12 +198,11 @@ def start_scheduler(settings: Settings, running: Running) -> None:
 
 def start_feishu(settings: Settings, running: Running) -> None:
     """The Feishu bot: the webhook route, or the long connection, feeding one dispatcher."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from adapters.feishu.app import FeishuBot
+    from lifecycle.correlation import CarryingPool
 
     cfg = settings.config
-    replies = ThreadPoolExecutor(max_workers=4, thread_name_prefix="feishu-reply")
+    replies = CarryingPool(max_workers=4, thread_name_prefix="feishu-reply")
     running.closers.append(lambda: replies.shutdown(wait=True, cancel_futures=False))
     bot = FeishuBot(
         running.app.core,

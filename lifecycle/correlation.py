@@ -7,11 +7,17 @@ A plain `ContextVar`: the core reads it when it writes outbox rows and knows not
 
 from __future__ import annotations
 
+import contextvars
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 current: ContextVar[str | None] = ContextVar("stagebot_correlation_id", default=None)
 
@@ -46,3 +52,13 @@ def ensured() -> Iterator[str]:
         return
     with bound(new_id()) as fresh:
         yield fresh or ""
+
+
+class CarryingPool(ThreadPoolExecutor):
+    """A thread pool whose tasks run under the correlation id of the work that submitted them (a
+    plain pool runs them with none): the reply, report or chart sent after a request's ack logs
+    under that request's id."""
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        run: Callable[..., T] = contextvars.copy_context().run
+        return super().submit(run, fn, *args, **kwargs)

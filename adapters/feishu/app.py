@@ -23,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from datetime import timedelta
 from typing import Any
 
@@ -51,6 +51,7 @@ from adapters.feishu.notifier import TOKEN_REJECTED, forget_token
 from lifecycle import correlation
 from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
+from lifecycle.correlation import CarryingPool
 from lifecycle.deliveries import first_delivery
 from lifecycle.errors import LifecycleError
 from lifecycle.i18n import Lang, Text
@@ -147,7 +148,7 @@ class FeishuBot:
         self._bot_id_settled = threading.Event()  # no fetch of the bot's identity is in flight
         self._bot_id_settled.set()
         self.on_change = on_change
-        self.replies = replies or ThreadPoolExecutor(max_workers=4, thread_name_prefix="feishu-reply")
+        self.replies = replies or CarryingPool(max_workers=4, thread_name_prefix="feishu-reply")
         self.team_reports = TeamReports(core)
         self.wall_clock = wall_clock
         self._nonces = _Nonces(2 * TIMESTAMP_WINDOW)

@@ -37,6 +37,7 @@ from lifecycle import commands as c
 from lifecycle import correlation
 from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
+from lifecycle.correlation import CarryingPool
 from lifecycle.deliveries import first_delivery
 from lifecycle.errors import LifecycleError
 from lifecycle.i18n import Lang
@@ -78,7 +79,7 @@ def build_app(
     """The bolt App. `client` carries the bot token and base URL; `on_change` wakes the dispatcher;
     `followups` runs the calls back to Slack that happen after the ack, and reports; a report not
     ready after `report_wait` seconds is acked as on its way (Slack wants the ack within 3 s)."""
-    later = followups or ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-followup")
+    later = followups or CarryingPool(max_workers=4, thread_name_prefix="slack-followup")
     team_reports = TeamReports(core)
     app = _CorrelatedApp(
         signing_secret=signing_secret,
