@@ -120,6 +120,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
+from tests import healthz  # noqa: E402
 from tests.fakes.slack_requests import FORM, SECRET, TEAMS_TOML, signed_headers, slash_command  # noqa: E402
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -462,25 +463,9 @@ def free_port() -> int:
 
 
 def wait_healthy(p: Proc) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if p.proc.poll() is not None:
-            raise Abort(f"{p.name} exited early with {p.proc.returncode}:\n{p.tail()}")
-        conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=5)
-        try:
-            conn.request("GET", "/healthz")
-            resp = conn.getresponse()
-            body = resp.read()
-            if resp.status == 200:
-                return
-            last = f"{resp.status} {body[:100]!r}"
-        except OSError as exc:
-            last = repr(exc)
-        finally:
-            conn.close()
-        time.sleep(0.1)
-    raise Abort(f"{p.name}: GET /healthz did not answer 200 within {START_TIMEOUT:.0f} s ({last}):\n{p.tail()}")
+    why = healthz.wait_healthy(p.port, p.proc, START_TIMEOUT)
+    if why is not None:
+        raise Abort(f"{p.name} {why}:\n{p.tail()}")
 
 
 def stop(p: Proc) -> None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import os
 import platform
 import re
@@ -58,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
+from tests import healthz  # noqa: E402
 from tests.fakes.feishu_api import FakeFeishu  # noqa: E402
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 
@@ -214,20 +214,9 @@ def run_serve(argv: list[str], env: dict[str, str], cwd: Path, timeout: float) -
                 raise BenchError(f"serve exited with {p.returncode} before serving:\n{tail(stderr_text())}")
             if time.monotonic() > deadline:
                 raise BenchError(f"serve did not log its port within {timeout:g} s:\n{tail(stderr_text())}")
-        while True:
-            conn = http.client.HTTPConnection("127.0.0.1", port[0], timeout=2)
-            try:
-                conn.request("GET", "/healthz")
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status == 200:
-                    break
-            except (OSError, http.client.HTTPException):
-                pass
-            finally:
-                conn.close()
+        while (why := healthz.probe(port[0], timeout=2)) is not None:
             if p.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"serve never answered GET /healthz 200:\n{tail(stderr_text())}")
+                raise BenchError(f"serve never answered GET /healthz 200 ({why}):\n{tail(stderr_text())}")
             time.sleep(POLL_S)
         seconds = time.perf_counter() - t0
         mem = status_kb(p.pid)

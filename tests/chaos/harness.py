@@ -117,6 +117,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
+from tests import healthz
 from tests.fakes.feishu_api import RATE_LIMITED, SERVER_ERROR, FakeFeishu
 from tests.fakes.feishu_requests import card_action, envelope, signed, text_message
 from tests.fakes.slack_api import FakeSlack
@@ -374,26 +375,11 @@ class Replica:
 
     def wait_healthy(self, timeout: float = START_TIMEOUT) -> float:
         started = time.monotonic()
-        deadline = started + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise ChaosError(f"{self.name} exited with {self.proc.returncode} while starting:\n{self.tail()}")
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-            try:
-                conn.request("GET", "/healthz")
-                resp = conn.getresponse()
-                body = resp.read()
-                if resp.status == 200:
-                    return time.monotonic() - started
-                last = f"{resp.status} {body[:200]!r}"
-            except OSError as exc:
-                last = repr(exc)
-            finally:
-                conn.close()
-            time.sleep(0.1)
-        raise ChaosError(f"{self.name}: GET /healthz not 200 within {timeout}s (last: {last}):\n{self.tail()}")
+        assert self.proc is not None
+        why = healthz.wait_healthy(self.port, self.proc, timeout)
+        if why is not None:
+            raise ChaosError(f"{self.name} {why}:\n{self.tail()}")
+        return time.monotonic() - started
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests import healthz
 from tests.fakes.slack_api import FakeSlack, SlackCall
 from tests.fakes.slack_requests import (
     FORM,
@@ -129,20 +130,9 @@ class Server:
 
 
 def wait_healthy(server: Server) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            pytest.fail(f"stagebot serve exited early with {server.proc.returncode}:\n{server.stderr()}")
-        try:
-            reply = server.request("GET", "/healthz")
-            if reply.status == 200:
-                return
-            last = f"{reply.status} {reply.body}"
-        except OSError as exc:
-            last = repr(exc)
-        time.sleep(0.1)
-    pytest.fail(f"GET /healthz did not answer 200 within {START_TIMEOUT}s (last: {last}):\n{server.stderr()}")
+    why = healthz.wait_healthy(server.port, server.proc, START_TIMEOUT)
+    if why is not None:
+        pytest.fail(f"stagebot serve {why}:\n{server.stderr()}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
