@@ -128,9 +128,20 @@ def _claim(s: Connection, batch: Sequence[_Due], now: datetime) -> set[str]:
     return set(s.exec_driver_sql(sql.format(rows=_values_rows(s.dialect.paramstyle, len(batch))), params).scalars())
 
 
-@cache
+_CLAIM_STATEMENTS: dict[tuple[str, str], tuple[str, Callable[[Any], Any] | None]] = {}
+
+
 def _claim_statement(dialect: Dialect) -> tuple[str, Callable[[Any], Any] | None]:
-    """The claim's SQL, with `{rows}` where the VALUES rows go, and the bind converter of `emitted_at`."""
+    """The claim's SQL, with `{rows}` where the VALUES rows go, and the bind converter of `emitted_at`;
+    made once per kind of database (not per engine: tests and tools make many)."""
+    key = (dialect.name, dialect.paramstyle)
+    made = _CLAIM_STATEMENTS.get(key)
+    if made is None:
+        made = _CLAIM_STATEMENTS[key] = _make_claim_statement(dialect)
+    return made
+
+
+def _make_claim_statement(dialect: Dialect) -> tuple[str, Callable[[Any], Any] | None]:
     q = dialect.identifier_preparer
     cols = (EMISSIONS.c.key, EMISSIONS.c.kind, EMISSIONS.c.account_id, EMISSIONS.c.emitted_at)
     names = ", ".join(q.format_column(c) for c in cols)
