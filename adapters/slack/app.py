@@ -11,6 +11,7 @@ through the command's response_url.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 from collections.abc import Callable
@@ -117,7 +118,9 @@ def build_app(
                 ans = report.result(timeout=report_wait)
             except NotYet:
                 ack(text=REPORT_FOLLOWS[lang], response_type="ephemeral")
-                report.add_done_callback(lambda done: send_late_report(done, channel, actor, respond))
+                # A done-callback runs outside the task's context: carry the request's id to it too.
+                ctx = contextvars.copy_context()
+                report.add_done_callback(lambda done: ctx.run(send_late_report, done, channel, actor, respond))
                 return
         else:
             ans = answer(core, line, actor=actor, key=key, via=PLATFORM, lang=lang)

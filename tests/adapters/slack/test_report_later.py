@@ -6,6 +6,7 @@ until the test lets it run, so "not ready in time" is certain rather than a race
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from pathlib import Path
@@ -16,6 +17,7 @@ from slack_sdk import WebClient
 
 from adapters.slack.app import build_app, http_handler
 from lifecycle import commands as c
+from lifecycle import correlation
 from lifecycle.core import Lifecycle
 from lifecycle.i18n import Lang
 from lifecycle.pipeline import load_preset
@@ -102,3 +104,32 @@ def test_other_commands_and_a_wrong_report_line_never_wait_on_the_pool(tmp_path:
     assert "Rep Co" in command("show Rep Co", ADMIN.user_id)["text"]
     assert "is not a date" in command("report --since yesterday", ADMIN.user_id)["text"]
     assert not pool.jobs  # both answered in the ack, on the request thread
+
+
+class IdsSeen(logging.Handler):
+    """Which correlation id was bound when each stagebot.slack line was logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[tuple[str, str | None]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.getMessage(), correlation.current.get()))
+
+
+def test_what_follows_a_late_report_logs_under_the_commands_id(tmp_path: Path, fake: FakeSlack) -> None:
+    pool = HeldPool()
+    command = _stagebot(tmp_path, fake, pool)
+    seen = IdsSeen()
+    logger = logging.getLogger("stagebot.slack")
+    logger.addHandler(seen)
+    try:
+        fake.fail_channel("C0ANY", "not_in_channel")  # the chart cannot be shared: a warning is logged
+        with correlation.bound("req-late-1"):
+            command("report", ALICE.user_id)
+        pool.release()  # in this (test) thread, where no id is bound
+        fake.wait_for("response_url", 2)  # the table, then word that the chart was not posted
+    finally:
+        logger.removeHandler(seen)
+    chart = [cid for message, cid in seen.lines if "could not share a report chart" in message]
+    assert chart == ["req-late-1"]
