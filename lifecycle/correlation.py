@@ -50,8 +50,9 @@ def ensured() -> Iterator[str]:
     if cid is not None:
         yield cid
         return
-    with bound(new_id()) as fresh:
-        yield fresh or ""
+    fresh = new_id()
+    with bound(fresh):
+        yield fresh
 
 
 class CarryingPool(ThreadPoolExecutor):

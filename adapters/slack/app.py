@@ -133,7 +133,8 @@ def build_app(
 
     def send_late_report(done: Future[Answer], channel: str, actor: Actor, respond: Any) -> None:
         """The report that outlasted the ack: the table through the response_url, then the chart.
-        Runs on the followup thread that made the report."""
+        Runs on the followup thread that made the report (or on the request thread, when the
+        report was done by the time the callback was added)."""
         try:
             ans = done.result()
             msg = render(ans, core, lang, actor)
