@@ -34,10 +34,16 @@ def build(
     *,
     notifiers: Mapping[str, Notifier],
     clock: Clock | None = None,
+    delivery_clock: Clock | None = None,
     extra_admins: tuple[str, ...] = (),
     migrate: bool = True,
 ) -> App:
-    """Wire one running stagebot: events are written for, and delivered to, `notifiers`' targets."""
+    """Wire one running stagebot: events are written for, and delivered to, `notifiers`' targets.
+
+    `clock` is the core's: it decides what is due (a simulated instant for `jobs run --now`).
+    Delivery (retries, leases, pacing) always runs on `delivery_clock`, the wall clock unless a
+    test sets one, so nothing a simulated run writes can hold a delivery past real time.
+    """
     clock = clock or SystemClock()
     engine = make_engine(settings.database_url)
     if migrate:
@@ -50,4 +56,4 @@ def build(
         usage_signals=tuple(settings.config.signals.usage),
     )
     core = Lifecycle(db, rules, clock)
-    return App(settings, db, core, Dispatcher(db, notifiers, clock))
+    return App(settings, db, core, Dispatcher(db, notifiers, delivery_clock or SystemClock()))

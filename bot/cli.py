@@ -19,8 +19,23 @@ from lifecycle.pipeline import Pipeline
 
 if TYPE_CHECKING:
     from lifecycle.db.uow import Database
+    from lifecycle.outbox import Dispatcher, DispatchReport
 
 CONSOLE_USER = "console:local"
+# How long a one-shot process keeps delivering at the platforms' pace (about one message per second
+# per channel) before it exits, leaving the rest for `serve` or the next run.
+DELIVERY_WAIT = 120.0
+CONSOLE_WAIT = 30.0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError("give between 0 and 86400 seconds")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     con = sub.add_parser("console", parents=[common], help="local chat on stdin/stdout (works piped)")
     con.add_argument("--as", dest="as_user", metavar="USER", help="act as a configured member, e.g. slack:U0ALICE")
     con.add_argument("--lang", choices=["en", "zh"], help="reply language (default: [bot] language)")
+    con.add_argument(
+        "--wait",
+        type=_seconds,
+        default=CONSOLE_WAIT,
+        metavar="SECONDS",
+        help="on exit, deliver pending chat notifications for at most this long; the rest is left for "
+        f"`stagebot serve` (default {CONSOLE_WAIT:g})",
+    )
     sub.add_parser("serve", parents=[common], help="run the HTTP server, chat adapters, scheduler and dispatcher")
     sub.add_parser("check-config", parents=[common], help="validate config and pipeline; non-zero exit on any problem")
     db = sub.add_parser("db", parents=[common], help="database schema")
@@ -45,7 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     jobs = sub.add_parser("jobs", parents=[common], help="scheduled work")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION")
     run = jobs_sub.add_parser("run", parents=[common], help="run all due scheduled work once")
-    run.add_argument("--now", help="ISO-8601 instant to run as")
+    run.add_argument("--now", help="ISO-8601 instant to run as (decides what is due; delivery is real time)")
+    run.add_argument(
+        "--wait",
+        type=_seconds,
+        default=DELIVERY_WAIT,
+        metavar="SECONDS",
+        help=f"deliver at the platforms' pace for at most this long before exiting (default {DELIVERY_WAIT:g})",
+    )
     rep = sub.add_parser("report", parents=[common], help="funnel, conversion, time in stage, forecast")
     rep.add_argument("--format", choices=["text", "csv", "png"], default="text")
     rep.add_argument("--out", help="write to this file (required for png)")
@@ -110,7 +140,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
     if cmd == "jobs":
         if args.jobs_command != "run":
             parser.parse_args(["jobs", "--help"])
-        return _jobs_run(settings, args.now, out)
+        return _jobs_run(settings, args.now, args.wait, out)
     if cmd == "pipeline":
         if args.pipeline_command != "show":
             parser.parse_args(["pipeline", "--help"])
@@ -124,7 +154,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
     raise AssertionError(f"no handler for {cmd}")  # argparse only accepts the commands above
 
 
-def _jobs_run(settings: Settings, now_text: str | None, out: TextIO) -> int:
+def _jobs_run(settings: Settings, now_text: str | None, wait: float, out: TextIO) -> int:
     """Run what is due as of now (or --now) once, deliver it, and exit: for cron, and any instant."""
     from adapters.console.console import ConsoleNotifier
     from bot.bootstrap import build
@@ -149,21 +179,65 @@ def _jobs_run(settings: Settings, now_text: str | None, out: TextIO) -> int:
     holder: dict[str, Any] = {}
     console = ConsoleNotifier(out, settings.pipeline, lang=settings.config.bot.language)
     chats = chat_notifiers(settings, lambda: holder["app"].db)
+    # The instant decides what is due; delivery runs on the wall clock (build's default).
     app = build(settings, notifiers={console.target: console, **chats}, clock=FixedClock(now))
     holder["app"] = app
     try:
         report = run_due(app.db, app.core.rules, settings.schedule(), now)
         if report.quiet:
             out.write(
-                f"{now.isoformat()}: outside working hours ([scheduler] working_days / working_hours); nothing posted\n"
+                f"{now.isoformat()}: outside working hours ([scheduler] working_days / working_hours); nothing new\n"
             )
-            return 0
-        app.dispatcher.drain()
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.emitted.items())) or "nothing new"
-        out.write(f"{now.isoformat()}: emitted {kinds}; {report.already} already emitted before\n")
-        return 0
+        else:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.emitted.items())) or "nothing new"
+            out.write(f"{now.isoformat()}: emitted {kinds}; {report.already} already emitted before\n")
+        return finish_delivery(app.dispatcher, wait, out, leaving="run `stagebot jobs run` again or start `serve`")
     finally:
         app.close()
+
+
+def finish_delivery(dispatcher: Dispatcher, wait: float, out: TextIO, *, leaving: str) -> int:
+    """Deliver what is pending at the platforms' pace for at most `wait` seconds, say what happened;
+    1 when notifications are left pending or were refused for good, else 0."""
+    progress = _Progress(out) if out.isatty() else None
+    try:
+        done = dispatcher.deliver_all(wait, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    r = done.report
+    if r.delivered and (done.left or r.dead or progress is not None):
+        out.write(f"delivered {r.delivered} notification{'s' * (r.delivered != 1)}\n")
+    if r.dead:
+        out.write(
+            f"{r.dead} notification{'s were' if r.dead != 1 else ' was'} refused for good "
+            "(`stagebot check-config` shows why; `stagebot outbox retry` sends again after a fix)\n"
+        )
+    if done.left:
+        out.write(
+            f"{done.left} notification{'s' * (done.left != 1)} still pending after {wait:g} s "
+            f"(the platforms take about one message per second per channel): {leaving}\n"
+        )
+    return 1 if done.left or r.dead else 0
+
+
+class _Progress:
+    """One line on a terminal, rewritten as notifications go out."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.shown = False
+
+    def __call__(self, report: DispatchReport, left: int) -> None:
+        if left == 0 and not self.shown:
+            return  # everything went at once: no progress line to show
+        self.out.write(f"\rdelivering: {report.delivered} sent, {left} waiting for their channel's turn \x1b[K")
+        self.out.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.out.write("\n")
 
 
 def _report(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
@@ -350,8 +424,8 @@ def _console(settings: Settings, args: argparse.Namespace, stdin: TextIO, out: T
 
     holder: dict[str, Any] = {}
     notifier = ConsoleNotifier(out, settings.pipeline, lang=lang)
-    # With chat platforms enabled, what the console does is posted there too (a `serve` running
-    # elsewhere delivers whatever pacing leaves pending when the console exits).
+    # With chat platforms enabled, what the console does is posted there too; on exit it keeps
+    # delivering at the platforms' pace for up to --wait seconds and says what it leaves to `serve`.
     app = build(
         settings,
         notifiers={notifier.target: notifier, **chat_notifiers(settings, lambda: holder["app"].db)},
@@ -363,7 +437,11 @@ def _console(settings: Settings, args: argparse.Namespace, stdin: TextIO, out: T
             print(f"stagebot console: {actor_ref} is not a member of any team in {settings.source}", file=sys.stderr)
             return 2
         console = Console(app.core, app.dispatcher, actor=actor, out=out, lang=lang)
-        return console.run(stdin, prompt=stdin.isatty())
+        code = console.run(stdin, prompt=stdin.isatty())
+        if app.dispatcher.notifiers.keys() - {notifier.target}:  # chat platforms: post what is still paced
+            # What is left is said, not an error: the commands themselves all ran.
+            finish_delivery(app.dispatcher, args.wait, out, leaving="`stagebot serve` delivers them")
+        return code
     finally:
         app.close()
 

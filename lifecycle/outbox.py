@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -107,6 +108,14 @@ class DispatchReport:
     @property
     def handled(self) -> int:
         return self.delivered + self.retried + self.dead
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What `Dispatcher.deliver_all` did, and how many notifications it had to leave pending."""
+
+    report: DispatchReport
+    left: int
 
 
 @dataclass
@@ -330,9 +339,54 @@ class Dispatcher:
             total.dead += r.dead
             total.deferred += r.deferred
             total.errors += r.errors
+            total.next_in = r.next_in  # the last round's: when the first paced row may go
             if r.handled == 0:
                 break
         return total
+
+    def pending(self) -> int:
+        """How many notifications for this dispatcher's targets are still to be delivered."""
+        with self.db.reader() as uow:
+            n = uow.conn.execute(
+                select(func.count())
+                .select_from(OUTBOX)
+                .where(OUTBOX.c.status == "pending", OUTBOX.c.target.in_(list(self.notifiers)))
+            ).scalar_one()
+        return int(n)
+
+    def deliver_all(
+        self,
+        wait_seconds: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        progress: Callable[[DispatchReport, int], None] | None = None,
+    ) -> Finished:
+        """Deliver everything pending, at the platforms' pace, for at most `wait_seconds`.
+
+        For one-shot processes (`jobs run`, the console on exit) that must not leave their
+        notifications to a server that may not be running. Paced rows are waited for (sleeping
+        until the first channel is free); rows in a retry backoff are waited for too, while the
+        wait lasts. `progress(total_so_far, pending)` hears each round.
+        """
+        total = DispatchReport()
+        end = monotonic() + max(wait_seconds, 0.0)
+        while True:
+            r = self.drain()
+            total.delivered += r.delivered
+            total.retried += r.retried
+            total.dead += r.dead
+            total.deferred += r.deferred
+            total.errors += r.errors
+            left = self.pending()
+            if progress is not None:
+                progress(total, left)
+            remaining = end - monotonic()
+            if left == 0 or remaining <= 0:
+                return Finished(total, left)
+            # Nothing is due this instant: the next row is paced or backing off. Look again soon
+            # (a paced channel frees within a second or two), never past the deadline.
+            sleep(min(max(r.next_in or 0.25, 0.05), 1.0, remaining))
 
     def _delivered(self, d: Delivery, posted: list[Posted]) -> None:
         now = self.clock.now()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, TypeAlias, TypeVar
 
@@ -227,6 +227,9 @@ def find_account(s: Connection, ref: str) -> Row[Any]:
     )
 
 
+AT_ONCE = datetime(1970, 1, 1, tzinfo=UTC)  # a fresh outbox row's `available_at`: due now on any clock
+
+
 def _outbox_rows(rules: Rules, events: Sequence[Event], now: datetime) -> list[dict[str, Any]]:
     """One row per (event, delivery target), in the events' order."""
     correlation_id = correlation.current.get()
@@ -242,7 +245,10 @@ def _outbox_rows(rules: Rules, events: Sequence[Event], now: datetime) -> list[d
                     "kind": event.kind,
                     "payload": payload,
                     "created_at": now,
-                    "available_at": now,
+                    # Due at once whatever `now` is: `now` may be a simulated instant (`jobs run
+                    # --now`), and delivery runs on the wall clock, so a future `now` here would
+                    # hold the row (and the account's later rows) until that date.
+                    "available_at": AT_ONCE,
                     "status": "pending",
                     "attempts": 0,
                     "correlation_id": correlation_id,
