@@ -6,6 +6,7 @@ adapters/common/text.py and the button values from adapters/common/actions.py.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -48,8 +49,9 @@ from lifecycle.views import (
     TaskList,
 )
 
-# Block Kit limits (research/slack.md §5). The SDK checks most of them when a model is
-# serialised; the message-level block count and field length it does not check, so we do.
+# Block Kit limits (research/platform-limits.md), all in this one table. The builders below cut
+# their texts to them at natural places (whole lines, whole entities); fit() then holds every
+# rendered message and view to them, whatever a builder did, before it leaves this module.
 MAX_BLOCKS = 50  # per message
 MAX_VIEW_BLOCKS = 100  # per Home tab
 SECTION_TEXT = 3000
@@ -57,7 +59,10 @@ FIELD_TEXT = 2000
 MAX_FIELDS = 10
 HEADER_TEXT = 150
 CONTEXT_TEXT = 2000
+MAX_CONTEXT_ELEMENTS = 10
+MAX_ACTIONS_ELEMENTS = 25
 BUTTON_TEXT = 75
+ID_TEXT = 255  # block_id, action_id
 CONFIRM_TITLE = 100
 CONFIRM_TEXT = 300
 CONFIRM_BUTTON = 30
@@ -87,11 +92,30 @@ def escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def size(s: str) -> int:
+    """A text's length as Slack's limits count it, erring on the safe side. Slack documents its
+    limits in characters; counted as JavaScript would (UTF-16 code units) an emoji outside the
+    Basic Multilingual Plane is 2, so that is how it is counted here. Bytes do not matter."""
+    return len(s) if s.isascii() else len(s.encode("utf-16-le")) // 2
+
+
+def _head(s: str, units: int) -> str:
+    """The longest start of `s` of at most `units` UTF-16 code units."""
+    if s.isascii():
+        return s[:units]
+    n = 0
+    for i, ch in enumerate(s):
+        n += 2 if ord(ch) > 0xFFFF else 1
+        if n > units:
+            return s[:i]
+    return s
+
+
 def clip(s: str, limit: int) -> str:
     """`s` cut to `limit` characters with an ellipsis, never through an entity or a <…> token."""
-    if len(s) <= limit:
+    if size(s) <= limit:
         return s
-    cut = s[: limit - 1]
+    cut = _head(s, limit - 1)
     amp = cut.rfind("&")
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]
@@ -185,32 +209,107 @@ def _button(b: Button, lang: Lang) -> ButtonElement:
         )
     return ButtonElement(
         text=_plain(b.label(lang), BUTTON_TEXT),
-        action_id=f"stagebot:{b.value['op']}",
+        action_id=_action_id(b.value),
         value=encode(b.value),
         style=None if b.style == "default" else b.style,
         confirm=confirm,
     )
 
 
+def _action_id(value: dict[str, Any]) -> str:
+    """`stagebot:<op>`, which app.py's listener routes by its prefix; the two snooze buttons of an SLA
+    reminder share a block, and Slack refuses a block whose elements repeat an action_id."""
+    if value.get("op") == "snooze":
+        return f"stagebot:snooze:{value.get('days')}d"
+    return f"stagebot:{value['op']}"
+
+
 def _actions(buttons: Sequence[Button], lang: Lang, block_id: str) -> ActionsBlock:
-    return ActionsBlock(block_id=block_id[:255], elements=[_button(b, lang) for b in buttons])
+    return ActionsBlock(block_id=block_id[:ID_TEXT], elements=[_button(b, lang) for b in buttons])
 
 
-def _dicts(blocks: Iterable[Block]) -> list[dict[str, Any]]:
-    return [b.to_dict() for b in blocks]  # to_dict() runs the SDK's validators
+def _dicts(blocks: Iterable[Block], max_blocks: int = MAX_BLOCKS) -> list[dict[str, Any]]:
+    return fit([b.to_dict() for b in blocks], max_blocks)  # to_dict() runs the SDK's validators
+
+
+# ---------------------------------------------------------------- fit to Block Kit limits
+
+
+def _fit_text(obj: dict[str, Any], limit: int) -> None:
+    obj["text"] = clip(obj.get("text") or "-", limit) or "-"
+
+
+def _unique(wanted: str, seen: set[str]) -> str:
+    """`wanted` cut to ID_TEXT, with a `:n` suffix if an earlier block or element took it."""
+    ident, n = wanted[:ID_TEXT], 1
+    while ident in seen:
+        n += 1
+        tail = f":{n}"
+        ident = wanted[: ID_TEXT - len(tail)] + tail
+    seen.add(ident)
+    return ident
+
+
+def _fit_button(el: dict[str, Any], action_ids: set[str]) -> None:
+    if el.get("type") != "button":
+        return
+    _fit_text(el["text"], BUTTON_TEXT)
+    if "action_id" in el:
+        el["action_id"] = _unique(el["action_id"], action_ids)
+    if "confirm" in el:
+        cf = el["confirm"]
+        _fit_text(cf["title"], CONFIRM_TITLE)
+        _fit_text(cf["text"], CONFIRM_TEXT)
+        _fit_text(cf["confirm"], CONFIRM_BUTTON)
+        _fit_text(cf["deny"], CONFIRM_BUTTON)
+    # a value is never cut: actions.encode refuses one over Slack's 2,000 characters
+
+
+def fit(blocks: list[dict[str, Any]], max_blocks: int = MAX_BLOCKS) -> list[dict[str, Any]]:
+    """`blocks` held to Block Kit's limits: at most `max_blocks`, texts clipped with an ellipsis,
+    fields and elements capped, block_ids unique in the message and action_ids unique in their block.
+    Builders budget for the limits themselves (and say what they left out); this is the guarantee."""
+    out = copy.deepcopy(blocks[:max_blocks])
+    block_ids: set[str] = set()
+    for b in out:
+        if "block_id" in b:
+            b["block_id"] = _unique(b["block_id"], block_ids)
+        kind = b.get("type")
+        if kind == "section":
+            if "text" in b:
+                _fit_text(b["text"], SECTION_TEXT)
+            if "fields" in b:
+                b["fields"] = b["fields"][:MAX_FIELDS]
+                for f in b["fields"]:
+                    _fit_text(f, FIELD_TEXT)
+            if "accessory" in b:
+                _fit_button(b["accessory"], set())
+        elif kind == "header":
+            _fit_text(b["text"], HEADER_TEXT)
+        elif kind == "context":
+            b["elements"] = b["elements"][:MAX_CONTEXT_ELEMENTS]
+            for el in b["elements"]:
+                if el.get("type") in ("mrkdwn", "plain_text"):
+                    _fit_text(el, CONTEXT_TEXT)
+        elif kind == "actions":
+            b["elements"] = b["elements"][:MAX_ACTIONS_ELEMENTS]
+            action_ids: set[str] = set()
+            for el in b["elements"]:
+                _fit_button(el, action_ids)
+    return out
 
 
 def _pack(items: Sequence[str], limit: int = SECTION_TEXT) -> list[tuple[str, int]]:
     """Items (one or more lines each) packed into section texts of at most `limit`; (text, items)."""
     out: list[tuple[str, int]] = []
     cur: list[str] = []
-    size = 0
+    used = 0
     for item in items:
         item = clip(item, limit)
-        if cur and size + 1 + len(item) > limit:
+        if cur and used + 1 + size(item) > limit:
             out.append(("\n".join(cur), len(cur)))
-            cur, size = [], 0
-        size += len(item) + (1 if cur else 0)
+            cur, used = [], 0
+        used += size(item) + (1 if cur else 0)
         cur.append(item)
     if cur:
         out.append(("\n".join(cur), len(cur)))
@@ -225,7 +324,7 @@ class _Unit:
     items: int
 
 
-def _fit(head: list[Block], units: Sequence[_Unit], budget: int) -> tuple[list[Block], int]:
+def _take(head: list[Block], units: Sequence[_Unit], budget: int) -> tuple[list[Block], int]:
     """`head` plus the leading units that fit in `budget` blocks; also how many items they show."""
     blocks, shown = list(head), 0
     for u in units:
@@ -298,7 +397,7 @@ def _report_section(r: Report, p: Pipeline, lang: Lang) -> SectionBlock:
     """One team's report in one section: the table, cut at whole lines to fit."""
     lines = escape(tx.report(r, p, lang)).splitlines()
     hint = "`/stage report` 会附上图表" if lang == "zh" else "`/stage report` adds the chart"
-    while lines and sum(len(x) + 1 for x in lines) > SECTION_TEXT - len(hint) - 10:
+    while lines and sum(size(x) + 1 for x in lines) > SECTION_TEXT - size(hint) - 10:
         lines.pop()
     return _section("```" + "\n".join(lines) + "```\n" + hint)
 
@@ -331,7 +430,7 @@ def _card(cd: AccountCard, p: Pipeline, lang: Lang) -> SlackMessage:
     if a.contract_end:
         pairs.append((_l("contract_end", lang), a.contract_end.isoformat()))
     suffix = f" (#{a.id})"
-    blocks: list[Block] = [_header(clip(a.name, HEADER_TEXT - len(suffix)) + suffix), _fields(pairs)]
+    blocks: list[Block] = [_header(clip(a.name, HEADER_TEXT - size(suffix)) + suffix), _fields(pairs)]
 
     if cd.checklist:
         title = f"*{_l('checklist', lang)}*" + (_l("required", lang) if st and st.require_checklist else "")
@@ -444,7 +543,7 @@ def _account_list(al: AccountList, p: Pipeline, lang: Lang) -> SlackMessage:
     else:
         title = f"{'客户' if zh else 'Accounts'} — {al.total}"
     units = _list_units(al, p, lang, max_items=MAX_ITEMS)
-    blocks, shown = _fit([_header(title)], units, MAX_BLOCKS - 1)
+    blocks, shown = _take([_header(title)], units, MAX_BLOCKS - 1)
     more = al.total - shown
     if more > 0:
         # Narrow by a stage first, then to one's own accounts.
@@ -480,7 +579,7 @@ def _approval_list(al: ApprovalList, p: Pipeline, lang: Lang) -> SlackMessage:
     head = _header(f"{'待处理审批' if zh else 'Waiting approvals'} — {len(al.approvals)}")
     items = [_approval_item(ap, p, lang) for ap in al.approvals[:MAX_ITEMS]]
     units = [_Unit([_section(chunk)], n) for chunk, n in _pack(items)]
-    blocks, shown = _fit([head], units, MAX_BLOCKS - 1)
+    blocks, shown = _take([head], units, MAX_BLOCKS - 1)
     how = (
         "用 `/stage approve ID` 或 `/stage reject ID 理由` 处理。"
         if zh
@@ -489,7 +588,11 @@ def _approval_list(al: ApprovalList, p: Pipeline, lang: Lang) -> SlackMessage:
     notes = [how]
     more = len(al.approvals) - shown
     if more:
-        notes.append(f"…还有 {more} 个未显示。" if zh else f"… {more} more not shown.")
+        notes.append(
+            f"…还有 {more} 个未显示;处理上面的之后再用 `/stage approvals` 查看。"
+            if zh
+            else f"… {more} more not shown; decide these, then `/stage approvals` lists the rest."
+        )
     blocks.append(_context(notes))
     return SlackMessage(fallback, _dicts(blocks))
 
@@ -501,7 +604,8 @@ def _handoff_list(hl: HandoffList, p: Pipeline, lang: Lang) -> SlackMessage:
     if not hl.handoffs:
         return SlackMessage(fallback, _dicts([_section(escape(tx.handoff_list(hl, p, lang)))]))
     blocks: list[Block] = [_header(f"{'等待接手' if zh else 'Handoffs waiting'} — {len(hl.handoffs)}")]
-    for a, h in hl.handoffs[: (MAX_BLOCKS - 2) // 2]:
+    shown = hl.handoffs[: (MAX_BLOCKS - 2) // 2]  # a section and its button each, a header and a note
+    for a, h in shown:
         team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
         blocks.append(_section(f"{_bold(_name(a.name, 200))} → {escape(team)}, {escape(p.stage(h.stage).title(lang))}"))
         value = {"v": 1, "op": "claim", "handoff": h.id}
@@ -518,6 +622,17 @@ def _handoff_list(hl: HandoffList, p: Pipeline, lang: Lang) -> SlackMessage:
                 ],
             )
         )
+    if len(hl.handoffs) > len(shown):
+        more = len(hl.handoffs) - len(shown)
+        blocks.append(
+            _context(
+                [
+                    f"…还有 {more} 个未显示;用 `/stage claim 客户` 按名称接手。"
+                    if zh
+                    else f"… {more} more not shown; take one by name with `/stage claim ACCOUNT`."
+                ]
+            )
+        )
     return SlackMessage(fallback, _dicts(blocks))
 
 
@@ -528,12 +643,28 @@ def _task_list(tl: TaskList, p: Pipeline, lang: Lang) -> SlackMessage:
     if not tl.tasks:
         return SlackMessage(fallback, _dicts([_section(escape(tx.task_list(tl, p, lang)))]))
     blocks: list[Block] = [_header(f"{'待办任务' if zh else 'Open tasks'} — {len(tl.tasks)}")]
-    for t in tl.tasks[: (MAX_BLOCKS - 2) // 2]:
+    shown = tl.tasks[: (MAX_BLOCKS - 2) // 2]  # a section and its button each, a header and a note
+    for t in shown:
         title = t.title_zh if zh else t.title_en
         who = f" → {mention(t.assignee)}" if t.assignee else ""
-        blocks.append(_section(f"#{t.id} {_bold(_name(t.account, 200))}: {escape(_name(title, 1000))}{who}"))
+        blocks.append(_section(f"#{t.id} {_bold(_name(t.account, 200))}: {_name(title, 1000)}{who}"))
         done = Button(Text("Done", "完成"), {"v": 1, "op": "done", "task": t.id}, "primary")
         blocks.append(_actions([done], lang, f"stagebot:tasks:{t.id}"))
+    if len(tl.tasks) > len(shown):
+        more = len(tl.tasks) - len(shown)
+        if tl.account:  # one account's tasks: finishing some is the way to the rest
+            note = (
+                f"…还有 {more} 个未显示;用 `/stage done 任务编号` 完成一些后再查看。"
+                if zh
+                else f"… {more} more not shown; finish some with `/stage done TASK_ID` to see the rest."
+            )
+        else:
+            note = (
+                f"…还有 {more} 个未显示;用 `/stage tasks 客户` 只看一个客户的。"
+                if zh
+                else f"… {more} more not shown; `/stage tasks ACCOUNT` shows one account's."
+            )
+        blocks.append(_context([note]))
     return SlackMessage(fallback, _dicts(blocks))
 
 
@@ -544,7 +675,7 @@ def help_message(lang: Lang = "en", topic: str | None = None) -> SlackMessage:
     """Usage of `/stage`; raises grammar.UsageError for an unknown topic, like help_text."""
     body = help_text(topic, lang)
     intro = "用法:`/stage 命令`" if lang == "zh" else "Usage: `/stage COMMAND`"
-    chunks = _pack(escape(body).splitlines(), SECTION_TEXT - len(intro) - 10)
+    chunks = _pack(escape(body).splitlines(), SECTION_TEXT - size(intro) - 10)
     blocks = [_section((intro + "\n" if n == 0 else "") + f"```{chunk}```") for n, (chunk, _) in enumerate(chunks)][
         :MAX_BLOCKS
     ]
@@ -585,7 +716,7 @@ def _approval_header(account: str, to_stage: str, p: Pipeline, lang: Lang) -> He
     to = st.title(lang) if st else to_stage
     prefix = "审批:" if lang == "zh" else "Approval: "
     suffix = f" → {to}"
-    room = max(HEADER_TEXT - len(prefix) - len(suffix), 10)
+    room = max(HEADER_TEXT - size(prefix) - size(suffix), 10)
     return _header(prefix + clip(account, room) + suffix)
 
 
@@ -797,7 +928,7 @@ def home_view(
             _list_units(stale, p, lang, max_items=MAX_ITEMS, since=True),
             stale.total,
             "没有超期的客户。" if zh else "Nothing is past its SLA.",
-            lambda n: f"…还有 {n} 个" if zh else f"… and {n} more",
+            lambda n: f"…还有 {n} 个;用 `/stage list --mine` 查看" if zh else f"… and {n} more — `/stage list --mine`",
         ),
     ]
     if reports:
@@ -807,7 +938,11 @@ def home_view(
                 [_Unit([_report_section(r, p, lang)], 1) for r in reports],
                 len(reports),
                 "",
-                lambda n: f"…还有 {n} 个团队" if zh else f"… and {n} more teams",
+                lambda n: (
+                    f"…还有 {n} 个团队;用 `/stage report --team 团队` 查看"
+                    if zh
+                    else f"… and {n} more teams — `/stage report --team TEAM`"
+                ),
             )
         )
     # Fixed blocks: a header per part, a divider between parts, and one note per part.
@@ -834,4 +969,6 @@ def home_view(
             blocks.append(_context([part.empty]))
         elif part.total > shown:
             blocks.append(_context([part.more(part.total - shown)]))
-    return View(type="home", blocks=blocks).to_dict()
+    view = View(type="home", blocks=blocks).to_dict()
+    view["blocks"] = fit(view["blocks"], MAX_VIEW_BLOCKS)
+    return view
