@@ -8,16 +8,19 @@ pass ``length=utf16_units`` to check against the stricter count a JavaScript ser
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
     "MESSAGE_BLOCKS",
     "VIEW_BLOCKS",
+    "VIEW_BYTES",
     "block_text_chars",
     "message_errors",
     "utf16_units",
     "view_errors",
+    "view_size",
 ]
 
 Length = Callable[[str], int]
@@ -62,6 +65,8 @@ BLOCK_TYPES = frozenset(
 # text (slackapi/bolt-js#2509, #2867), undocumented and counted in a way nobody has pinned down, so the
 # fake does not refuse on it; block_text_chars() lets tests keep a margin below it.
 REPORTED_MSG_BLOCKS_TOO_LONG = 12_000
+# views.publish reference, errors: "view_too_large: Error returned if the provided view is greater than 250kb"
+VIEW_BYTES = 250_000
 
 
 def utf16_units(s: str) -> int:
@@ -239,6 +244,11 @@ def view_errors(view: Any, *, length: Length = len) -> list[str]:
         check.fail("must be a valid enum value", "/view/type")
     check.blocks(view.get("blocks"), "/view/blocks", VIEW_BLOCKS)
     return check.errors
+
+
+def view_size(view: Any) -> int:
+    """A view's size in bytes as slack_sdk sends it (json.dumps: non-ASCII as \\u escapes)."""
+    return len(json.dumps(view).encode())
 
 
 def _texts(obj: Any) -> Iterator[str]:

@@ -25,7 +25,8 @@ Blocks are checked as strictly as Slack checks them (the rule book is `tests.fak
   ``invalid_blocks_format`` (slackapi/node-slack-sdk#1027).
 * ``views.publish`` / ``open`` / ``update`` / ``push``: HTTP 200 ``{"ok": false, "error": "invalid_arguments",
   "response_metadata": {"messages": ["[ERROR] ... [json-pointer:/view/blocks/N/...]"]}}`` (public reports of
-  views.publish and views.open refusals carry only response_metadata).
+  views.publish and views.open refusals carry only response_metadata); a view over 250 kB as slack_sdk
+  encodes it answers ``view_too_large`` (the views.publish reference).
 * a ``response_url``: HTTP 400 with the plain-text body ``invalid_blocks`` and no detail, as Slack's
   hooks.slack.com answers (the SDK maintainer in slackapi/java-slack-sdk#1017; sourcegraph#49979).
 * A top-level ``text`` of any length is accepted (Slack truncates it beyond 40,000 characters).
@@ -58,7 +59,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.fakes.block_kit import message_errors, view_errors
+from tests.fakes.block_kit import VIEW_BYTES, message_errors, view_errors, view_size
 
 __all__ = ["FakeSlack", "SlackCall", "SlackUpload"]
 
@@ -669,6 +670,8 @@ def _block_problems(method: str, body: dict[str, Any]) -> dict[str, Any] | None:
         }
     if method in _VIEW_METHODS and "view" in body:
         view, ok = _json_field(body["view"])
+        if ok and view_size(view) > VIEW_BYTES:
+            return {"ok": False, "error": "view_too_large"}
         errors = view_errors(view) if ok else ["expected object [json-pointer:/view]"]
         if not errors:
             return None

@@ -336,3 +336,15 @@ def test_a_response_url_refuses_bad_blocks_with_a_bare_400(fake: FakeSlack) -> N
     bad = webhook.send(text="fallback", blocks=[actions(button("a"), button("a"))])
     assert (bad.status_code, bad.body) == (400, "invalid_blocks")
     assert fake.calls_to("response_url")[-1].answered == 400
+
+
+def test_a_view_over_250_kb_as_slack_sdk_sends_it_is_too_large(client: WebClient) -> None:
+    # 100 sections of 2,000 ASCII characters: about 210 kB. The same in CJK is sent as \u escapes, 6 bytes each.
+    small = {"type": "home", "blocks": [section("x" * 2000)] * 100}
+    assert bk.view_size(small) < bk.VIEW_BYTES
+    assert client.views_publish(user_id="U1", view=small)["ok"] is True
+    large = {"type": "home", "blocks": [section("测" * 2000)] * 100}
+    assert bk.view_errors(large) == []  # every block is fine; the whole is too big
+    with pytest.raises(SlackApiError) as caught:
+        client.views_publish(user_id="U1", view=large)
+    assert caught.value.response.data == {"ok": False, "error": "view_too_large"}
