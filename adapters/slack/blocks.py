@@ -66,6 +66,16 @@ ID_TEXT = 255  # block_id, action_id
 CONFIRM_TITLE = 100
 CONFIRM_TEXT = 300
 CONFIRM_BUTTON = 30
+# The text of all of a message's blocks together. Slack answers chat.postMessage with
+# msg_blocks_too_long somewhere around 12,000-13,300 characters (undocumented; slackapi/bolt-js
+# #2509, #2867), and nobody knows the count for a response_url or chat.postEphemeral, so every
+# message keeps below it. Lists budget LIST_TEXT for their items, leaving room for header and notes.
+MESSAGE_TEXT = 11_000
+LIST_TEXT = MESSAGE_TEXT - 1_000
+# views.publish answers view_too_large for a view over 250 kB (its method reference). slack_sdk
+# sends JSON with \u escapes, 6 bytes per UTF-16 unit of non-ASCII text, so the Home's text is
+# budgeted in those units with room to spare for the blocks' own structure.
+VIEW_TEXT = 30_000
 FALLBACK_TEXT = 4000  # Slack's advice for the top-level `text`; it hard-truncates at 40,000
 NAME_IN_LINE = 200  # an account name inside a list line; the card header shows the rest
 MAX_ITEMS = tx.MAX_LINES  # accounts, approvals or history lines per reply, as on every platform
@@ -228,8 +238,22 @@ def _actions(buttons: Sequence[Button], lang: Lang, block_id: str) -> ActionsBlo
     return ActionsBlock(block_id=block_id[:ID_TEXT], elements=[_button(b, lang) for b in buttons])
 
 
-def _dicts(blocks: Iterable[Block], max_blocks: int = MAX_BLOCKS) -> list[dict[str, Any]]:
-    return fit([b.to_dict() for b in blocks], max_blocks)  # to_dict() runs the SDK's validators
+def _dicts(blocks: Iterable[Block]) -> list[dict[str, Any]]:
+    return fit([b.to_dict() for b in blocks], MAX_BLOCKS, MESSAGE_TEXT)  # to_dict() runs the SDK's validators
+
+
+def text_size(obj: Any) -> int:
+    """The summed size of every text object in a block tree (dicts or SDK models)."""
+    if isinstance(obj, Block):
+        obj = obj.to_dict()
+    if isinstance(obj, dict):
+        own = (
+            size(obj["text"]) if obj.get("type") in ("plain_text", "mrkdwn") and isinstance(obj.get("text"), str) else 0
+        )
+        return own + sum(text_size(v) for k, v in obj.items() if isinstance(v, dict | list))
+    if isinstance(obj, list):
+        return sum(text_size(v) for v in obj)
+    return 0
 
 
 # ---------------------------------------------------------------- fit to Block Kit limits
@@ -265,9 +289,12 @@ def _fit_button(el: dict[str, Any], action_ids: set[str]) -> None:
     # a value is never cut: actions.encode refuses one over Slack's 2,000 characters
 
 
-def fit(blocks: list[dict[str, Any]], max_blocks: int = MAX_BLOCKS) -> list[dict[str, Any]]:
+def fit(
+    blocks: list[dict[str, Any]], max_blocks: int = MAX_BLOCKS, max_text: int | None = MESSAGE_TEXT
+) -> list[dict[str, Any]]:
     """`blocks` held to Block Kit's limits: at most `max_blocks`, texts clipped with an ellipsis,
-    fields and elements capped, block_ids unique in the message and action_ids unique in their block.
+    fields and elements capped, block_ids unique in the message and action_ids unique in their block,
+    and (for a message) at most `max_text` of text in all, dropping blocks from the end.
     Builders budget for the limits themselves (and say what they left out); this is the guarantee."""
     out = copy.deepcopy(blocks[:max_blocks])
     block_ids: set[str] = set()
@@ -296,6 +323,9 @@ def fit(blocks: list[dict[str, Any]], max_blocks: int = MAX_BLOCKS) -> list[dict
             action_ids: set[str] = set()
             for el in b["elements"]:
                 _fit_button(el, action_ids)
+    if max_text is not None:
+        while len(out) > 1 and text_size(out) > max_text:
+            out.pop()
     return out
 
 
@@ -324,14 +354,18 @@ class _Unit:
     items: int
 
 
-def _take(head: list[Block], units: Sequence[_Unit], budget: int) -> tuple[list[Block], int]:
-    """`head` plus the leading units that fit in `budget` blocks; also how many items they show."""
+def _take(head: list[Block], units: Sequence[_Unit], budget: int, text: int = LIST_TEXT) -> tuple[list[Block], int]:
+    """`head` plus the leading units that fit in `budget` blocks and `text` of text; also how many
+    items they show."""
     blocks, shown = list(head), 0
+    used = text_size(head)
     for u in units:
-        if len(blocks) + len(u.blocks) > budget:
+        more = text_size(u.blocks)
+        if len(blocks) + len(u.blocks) > budget or used + more > text:
             break
         blocks += u.blocks
         shown += u.items
+        used += more
     return blocks, shown
 
 
@@ -478,7 +512,14 @@ def _history(h: History, p: Pipeline, lang: Lang) -> SlackMessage:
     recent = lines[-MAX_ITEMS:]
     chunks = _pack([_history_line(ln, p, lang) for ln in recent])
     budget = MAX_BLOCKS - 1 - 2  # the header and up to two notes
-    chunks = chunks[-budget:]
+    kept: list[tuple[str, int]] = []
+    used = text_size(head)
+    for chunk in reversed(chunks):  # the newest lines that fit
+        if len(kept) == budget or used + size(chunk[0]) > LIST_TEXT:
+            break
+        kept.insert(0, chunk)
+        used += size(chunk[0])
+    chunks = kept
     shown = sum(n for _, n in chunks)
     blocks: list[Block] = [head]
     if not lines:
@@ -603,27 +644,21 @@ def _handoff_list(hl: HandoffList, p: Pipeline, lang: Lang) -> SlackMessage:
     fallback = _fallback(tx.handoff_list(hl, p, lang))
     if not hl.handoffs:
         return SlackMessage(fallback, _dicts([_section(escape(tx.handoff_list(hl, p, lang)))]))
-    blocks: list[Block] = [_header(f"{'等待接手' if zh else 'Handoffs waiting'} — {len(hl.handoffs)}")]
-    shown = hl.handoffs[: (MAX_BLOCKS - 2) // 2]  # a section and its button each, a header and a note
-    for a, h in shown:
+    head = _header(f"{'等待接手' if zh else 'Handoffs waiting'} — {len(hl.handoffs)}")
+    units: list[_Unit] = []
+    for a, h in hl.handoffs[:MAX_ITEMS]:
         team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
-        blocks.append(_section(f"{_bold(_name(a.name, 200))} → {escape(team)}, {escape(p.stage(h.stage).title(lang))}"))
-        value = {"v": 1, "op": "claim", "handoff": h.id}
-        blocks.append(
-            ActionsBlock(
-                block_id=f"stagebot:handoffs:{h.id}",
-                elements=[
-                    ButtonElement(
-                        text=PlainTextObject(text="接手" if zh else "Take ownership"),
-                        action_id="stagebot:claim",
-                        value=encode(value),
-                        style="primary",
-                    )
-                ],
-            )
+        line = f"{_bold(_name(a.name, 200))} → {escape(team)}, {escape(p.stage(h.stage).title(lang))}"
+        take = ButtonElement(
+            text=PlainTextObject(text="接手" if zh else "Take ownership"),
+            action_id="stagebot:claim",
+            value=encode({"v": 1, "op": "claim", "handoff": h.id}),
+            style="primary",
         )
-    if len(hl.handoffs) > len(shown):
-        more = len(hl.handoffs) - len(shown)
+        units.append(_Unit([_section(line), ActionsBlock(block_id=f"stagebot:handoffs:{h.id}", elements=[take])], 1))
+    blocks, shown = _take([head], units, MAX_BLOCKS - 1)  # a section and its button each, and a note
+    if len(hl.handoffs) > shown:
+        more = len(hl.handoffs) - shown
         blocks.append(
             _context(
                 [
@@ -642,16 +677,17 @@ def _task_list(tl: TaskList, p: Pipeline, lang: Lang) -> SlackMessage:
     fallback = _fallback(tx.task_list(tl, p, lang))
     if not tl.tasks:
         return SlackMessage(fallback, _dicts([_section(escape(tx.task_list(tl, p, lang)))]))
-    blocks: list[Block] = [_header(f"{'待办任务' if zh else 'Open tasks'} — {len(tl.tasks)}")]
-    shown = tl.tasks[: (MAX_BLOCKS - 2) // 2]  # a section and its button each, a header and a note
-    for t in shown:
+    head = _header(f"{'待办任务' if zh else 'Open tasks'} — {len(tl.tasks)}")
+    units: list[_Unit] = []
+    for t in tl.tasks[:MAX_ITEMS]:
         title = t.title_zh if zh else t.title_en
         who = f" → {mention(t.assignee)}" if t.assignee else ""
-        blocks.append(_section(f"#{t.id} {_bold(_name(t.account, 200))}: {_name(title, 1000)}{who}"))
         done = Button(Text("Done", "完成"), {"v": 1, "op": "done", "task": t.id}, "primary")
-        blocks.append(_actions([done], lang, f"stagebot:tasks:{t.id}"))
-    if len(tl.tasks) > len(shown):
-        more = len(tl.tasks) - len(shown)
+        line = f"#{t.id} {_bold(_name(t.account, 200))}: {_name(title, 1000)}{who}"
+        units.append(_Unit([_section(line), _actions([done], lang, f"stagebot:tasks:{t.id}")], 1))
+    blocks, shown = _take([head], units, MAX_BLOCKS - 1)  # a section and its button each, and a note
+    if len(tl.tasks) > shown:
+        more = len(tl.tasks) - shown
         if tl.account:  # one account's tasks: finishing some is the way to the rest
             note = (
                 f"…还有 {more} 个未显示;用 `/stage done 任务编号` 完成一些后再查看。"
@@ -947,14 +983,20 @@ def home_view(
         )
     # Fixed blocks: a header per part, a divider between parts, and one note per part.
     budget = MAX_VIEW_BLOCKS - len(parts) * 2 - (len(parts) - 1)
+    text_left = VIEW_TEXT - sum(size(part.title) + 300 for part in parts)  # 300: room for each part's note
     progress = True
     while progress:  # round robin, so one long part cannot crowd out the others
         progress = False
         for part in parts:
             nxt = len(part.taken)
-            if nxt < len(part.units) and len(part.units[nxt].blocks) <= budget:
-                part.taken.append(part.units[nxt])
-                budget -= len(part.units[nxt].blocks)
+            if nxt >= len(part.units):
+                continue
+            unit = part.units[nxt]
+            used = text_size(unit.blocks)
+            if len(unit.blocks) <= budget and used <= text_left:
+                part.taken.append(unit)
+                budget -= len(unit.blocks)
+                text_left -= used
                 progress = True
 
     blocks: list[Block] = []
@@ -970,5 +1012,5 @@ def home_view(
         elif part.total > shown:
             blocks.append(_context([part.more(part.total - shown)]))
     view = View(type="home", blocks=blocks).to_dict()
-    view["blocks"] = fit(view["blocks"], MAX_VIEW_BLOCKS)
+    view["blocks"] = fit(view["blocks"], MAX_VIEW_BLOCKS, VIEW_TEXT)
     return view
