@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
 from slack_sdk import WebClient
 
+from adapters.slack.blocks import notification
 from adapters.slack.notifier import SILENT, SlackNotifier
 from lifecycle import events as ev
 from lifecycle.outbox import Delivery, PostedCard
 from lifecycle.pipeline import load_preset
+from tests.adapters.slack.conftest import SlackDriver
 from tests.adapters.slack.samples import every_event
 from tests.fakes.slack_api import FakeSlack
 
@@ -20,7 +23,7 @@ APPROVERS = tuple(f"slack:U0APPROVER{i:02d}" for i in range(40))
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeSlack]:
+def strict_slack() -> Iterator[FakeSlack]:
     with FakeSlack() as server:
         yield server
 
@@ -45,7 +48,8 @@ def deliver(fake: FakeSlack, event: ev.Event, lang: str) -> None:
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 @pytest.mark.parametrize("kind", sorted(every_event()))
-def test_every_event_kind_is_accepted_by_slack(fake: FakeSlack, kind: str, lang: str) -> None:
+def test_every_event_kind_is_accepted_by_slack(strict_slack: FakeSlack, kind: str, lang: str) -> None:
+    fake = strict_slack
     event = every_event(EMOJI_NAME, "理由 <@U0X> " * 90, title="t" * 300, approvers=APPROVERS)[kind]
     event = event.model_copy(update={"audience": ("sales",)})
     before = len(fake.calls)
@@ -60,7 +64,8 @@ def test_every_event_kind_is_accepted_by_slack(fake: FakeSlack, kind: str, lang:
     assert call.response["ok"] is True, call.response
 
 
-def test_the_sla_reminder_with_its_two_snooze_buttons_is_posted(fake: FakeSlack) -> None:
+def test_the_sla_reminder_with_its_two_snooze_buttons_is_posted(strict_slack: FakeSlack) -> None:
+    fake = strict_slack
     event = every_event()["SlaReminder"].model_copy(update={"audience": ("sales",)})
     deliver(fake, event, "en")
     call = fake.calls_to("chat.postMessage")[-1]
@@ -69,3 +74,15 @@ def test_the_sla_reminder_with_its_two_snooze_buttons_is_posted(fake: FakeSlack)
     ids = [e["action_id"] for e in actions["elements"]]
     assert len(ids) == len(set(ids)) == 3
     assert all(i.startswith("stagebot:") for i in ids)  # app.py's listener matches ^stagebot:
+
+
+def test_the_renamed_snooze_buttons_still_reach_the_snooze_command(slack: SlackDriver, fake: FakeSlack) -> None:
+    added = slack.command('add "Snoozy Co"', user="U0ADMIN")
+    account_id = int(re.search(r"\(#(\d+)\)", added.json["text"]).group(1))  # type: ignore[union-attr]
+    reminder = every_event("Snoozy Co")["SlaReminder"].model_copy(update={"account_id": account_id})
+    (actions,) = [b for b in notification(reminder, P).blocks if b["type"] == "actions"]
+    week = next(el for el in actions["elements"] if el["action_id"] == "stagebot:snooze:7d")
+    assert slack.press(week["value"], week["action_id"], user="U0ADMIN").status == 200
+    (answer,) = fake.wait_for("response_url")
+    assert answer.answered == 200, answer.response
+    assert "No SLA reminders for Snoozy Co until" in answer.body["text"]
