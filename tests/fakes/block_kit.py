@@ -26,22 +26,24 @@ __all__ = [
 Length = Callable[[str], int]
 
 # ------------------------------------------------------------------ the limits
-MESSAGE_BLOCKS = 50  # docs.slack.dev/reference/block-kit/blocks ("up to 50 blocks in each message")
-VIEW_BLOCKS = 100  # docs.slack.dev/reference/views/home-tab-views, .../modal-views ("up to 100 blocks")
-BLOCK_ID = 255  # section/header/actions/context block pages: "Maximum length for this field is 255 characters"
-SECTION_TEXT = 3000  # section-block page: text "Maximum length ... is 3000 characters"
-SECTION_FIELDS = 10  # section-block page: "Maximum number of items is 10"
-FIELD_TEXT = 2000  # section-block page: "Maximum length for the text in each item is 2000 characters"
-HEADER_TEXT = 150  # header-block page: "Maximum length for the text in this field is 150 characters"
-CONTEXT_ELEMENTS = 10  # context-block page: "Maximum number of items is 10"
-ACTIONS_ELEMENTS = 25  # actions-block page: "There is a maximum of 25 elements in each action block"
-TEXT_OBJECT = 3000  # composition-objects text object: "Maximum length ... 3000 characters"
-BUTTON_TEXT = 75  # button-element page: text "Maximum length ... 75 characters"
-BUTTON_VALUE = 2000  # button-element page: value "Maximum length ... 2000 characters"
-BUTTON_URL = 3000  # button-element page: url "Maximum length ... 3000 characters"
-ACTION_ID = 255  # button-element page: action_id "Maximum length ... 255 characters"
-CONFIRM_TITLE, CONFIRM_TEXT, CONFIRM_BUTTON = 100, 300, 30  # confirmation dialog object page
-TEXT_TYPES = ("plain_text", "mrkdwn")  # text object page: "type ... can be one of plain_text or mrkdwn"
+# Sources: docs.slack.dev/reference/block-kit/... pages (limits as research/platform-limits.md lists them)
+# and slack_sdk's models/blocks validators, which enforce the same numbers.
+MESSAGE_BLOCKS = 50  # blocks page: up to 50 blocks per message
+VIEW_BLOCKS = 100  # views/home-tab-views and modal pages: up to 100 blocks per view
+BLOCK_ID = 255  # block_id on every block page: at most 255 characters
+SECTION_TEXT = 3000  # section-block page: text at most 3000 characters
+SECTION_FIELDS = 10  # section-block page: fields at most 10 items
+FIELD_TEXT = 2000  # section-block page: each field at most 2000 characters
+HEADER_TEXT = 150  # header-block page: text (plain_text only) at most 150 characters
+CONTEXT_ELEMENTS = 10  # context-block page: elements at most 10
+ACTIONS_ELEMENTS = 25  # actions-block page: elements at most 25
+TEXT_OBJECT = 3000  # composition-objects page, text object: text at most 3000 characters
+BUTTON_TEXT = 75  # button-element page: text (plain_text only) at most 75 characters
+BUTTON_VALUE = 2000  # button-element page: value at most 2000 characters
+BUTTON_URL = 3000  # button-element page: url at most 3000 characters
+ACTION_ID = 255  # button-element page: action_id at most 255 characters
+CONFIRM_TITLE, CONFIRM_TEXT, CONFIRM_BUTTON = 100, 300, 30  # confirmation-dialog object page
+TEXT_TYPES = ("plain_text", "mrkdwn")  # composition-objects page: a text object's type is one of these
 BUTTON_STYLES = ("primary", "danger")  # button-element page: style
 # docs.slack.dev/reference/block-kit/blocks: every block type Slack knows (deeper rules below for the ones we send)
 BLOCK_TYPES = frozenset(
@@ -65,7 +67,7 @@ BLOCK_TYPES = frozenset(
 # text (slackapi/bolt-js#2509, #2867), undocumented and counted in a way nobody has pinned down, so the
 # fake does not refuse on it; block_text_chars() lets tests keep a margin below it.
 REPORTED_MSG_BLOCKS_TOO_LONG = 12_000
-# views.publish reference, errors: "view_too_large: Error returned if the provided view is greater than 250kb"
+# views.publish reference, errors: view_too_large "if the provided view is greater than 250kb"
 VIEW_BYTES = 250_000
 
 
