@@ -6,6 +6,7 @@ adapters/common/text.py and the button values from adapters/common/actions.py.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -48,8 +49,9 @@ from lifecycle.views import (
     TaskList,
 )
 
-# Block Kit limits (research/slack.md §5). The SDK checks most of them when a model is
-# serialised; the message-level block count and field length it does not check, so we do.
+# Block Kit limits (research/platform-limits.md), all in this one table. The builders below cut
+# their texts to them at natural places (whole lines, whole entities); fit() then holds every
+# rendered message and view to them, whatever a builder did, before it leaves this module.
 MAX_BLOCKS = 50  # per message
 MAX_VIEW_BLOCKS = 100  # per Home tab
 SECTION_TEXT = 3000
@@ -57,10 +59,23 @@ FIELD_TEXT = 2000
 MAX_FIELDS = 10
 HEADER_TEXT = 150
 CONTEXT_TEXT = 2000
+MAX_CONTEXT_ELEMENTS = 10
+MAX_ACTIONS_ELEMENTS = 25
 BUTTON_TEXT = 75
+ID_TEXT = 255  # block_id, action_id
 CONFIRM_TITLE = 100
 CONFIRM_TEXT = 300
 CONFIRM_BUTTON = 30
+# The text of all of a message's blocks together. Slack answers chat.postMessage with
+# msg_blocks_too_long somewhere around 12,000-13,300 characters (undocumented; slackapi/bolt-js
+# #2509, #2867), and nobody knows the count for a response_url or chat.postEphemeral, so every
+# message keeps below it. Lists budget LIST_TEXT for their items, leaving room for header and notes.
+MESSAGE_TEXT = 11_000
+LIST_TEXT = MESSAGE_TEXT - 1_000
+# views.publish answers view_too_large for a view over 250 kB (its method reference). slack_sdk
+# sends JSON with \u escapes, 6 bytes per UTF-16 unit of non-ASCII text, so the Home's text is
+# budgeted in those units with room to spare for the blocks' own structure.
+VIEW_TEXT = 30_000
 FALLBACK_TEXT = 4000  # Slack's advice for the top-level `text`; it hard-truncates at 40,000
 NAME_IN_LINE = 200  # an account name inside a list line; the card header shows the rest
 MAX_ITEMS = tx.MAX_LINES  # accounts, approvals or history lines per reply, as on every platform
@@ -87,11 +102,30 @@ def escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def size(s: str) -> int:
+    """A text's length as Slack's limits count it, erring on the safe side. Slack documents its
+    limits in characters; counted as JavaScript would (UTF-16 code units) an emoji outside the
+    Basic Multilingual Plane is 2, so that is how it is counted here. Bytes do not matter."""
+    return len(s) if s.isascii() else len(s.encode("utf-16-le")) // 2
+
+
+def _head(s: str, units: int) -> str:
+    """The longest start of `s` of at most `units` UTF-16 code units."""
+    if s.isascii():
+        return s[:units]
+    n = 0
+    for i, ch in enumerate(s):
+        n += 2 if ord(ch) > 0xFFFF else 1
+        if n > units:
+            return s[:i]
+    return s
+
+
 def clip(s: str, limit: int) -> str:
     """`s` cut to `limit` characters with an ellipsis, never through an entity or a <…> token."""
-    if len(s) <= limit:
+    if size(s) <= limit:
         return s
-    cut = s[: limit - 1]
+    cut = _head(s, limit - 1)
     amp = cut.rfind("&")
     if amp != -1 and ";" not in cut[amp:]:
         cut = cut[:amp]
@@ -185,32 +219,127 @@ def _button(b: Button, lang: Lang) -> ButtonElement:
         )
     return ButtonElement(
         text=_plain(b.label(lang), BUTTON_TEXT),
-        action_id=f"stagebot:{b.value['op']}",
+        action_id=_action_id(b.value),
         value=encode(b.value),
         style=None if b.style == "default" else b.style,
         confirm=confirm,
     )
 
 
+def _action_id(value: dict[str, Any]) -> str:
+    """`stagebot:<op>`, which app.py's listener routes by its prefix; the two snooze buttons of an SLA
+    reminder share a block, and Slack refuses a block whose elements repeat an action_id."""
+    if value.get("op") == "snooze":
+        return f"stagebot:snooze:{value.get('days')}d"
+    return f"stagebot:{value['op']}"
+
+
 def _actions(buttons: Sequence[Button], lang: Lang, block_id: str) -> ActionsBlock:
-    return ActionsBlock(block_id=block_id[:255], elements=[_button(b, lang) for b in buttons])
+    return ActionsBlock(block_id=block_id[:ID_TEXT], elements=[_button(b, lang) for b in buttons])
 
 
 def _dicts(blocks: Iterable[Block]) -> list[dict[str, Any]]:
-    return [b.to_dict() for b in blocks]  # to_dict() runs the SDK's validators
+    return fit([b.to_dict() for b in blocks], MAX_BLOCKS, MESSAGE_TEXT)  # to_dict() runs the SDK's validators
+
+
+def text_size(obj: Any) -> int:
+    """The summed size of every text object in a block tree (dicts or SDK models)."""
+    if isinstance(obj, Block):
+        obj = obj.to_dict()
+    if isinstance(obj, dict):
+        own = (
+            size(obj["text"]) if obj.get("type") in ("plain_text", "mrkdwn") and isinstance(obj.get("text"), str) else 0
+        )
+        return own + sum(text_size(v) for k, v in obj.items() if isinstance(v, dict | list))
+    if isinstance(obj, list):
+        return sum(text_size(v) for v in obj)
+    return 0
+
+
+# ---------------------------------------------------------------- fit to Block Kit limits
+
+
+def _fit_text(obj: dict[str, Any], limit: int) -> None:
+    obj["text"] = clip(obj.get("text") or "-", limit) or "-"
+
+
+def _unique(wanted: str, seen: set[str]) -> str:
+    """`wanted` cut to ID_TEXT, with a `:n` suffix if an earlier block or element took it."""
+    ident, n = wanted[:ID_TEXT], 1
+    while ident in seen:
+        n += 1
+        tail = f":{n}"
+        ident = wanted[: ID_TEXT - len(tail)] + tail
+    seen.add(ident)
+    return ident
+
+
+def _fit_button(el: dict[str, Any], action_ids: set[str]) -> None:
+    if el.get("type") != "button":
+        return
+    _fit_text(el["text"], BUTTON_TEXT)
+    if "action_id" in el:
+        el["action_id"] = _unique(el["action_id"], action_ids)
+    if "confirm" in el:
+        cf = el["confirm"]
+        _fit_text(cf["title"], CONFIRM_TITLE)
+        _fit_text(cf["text"], CONFIRM_TEXT)
+        _fit_text(cf["confirm"], CONFIRM_BUTTON)
+        _fit_text(cf["deny"], CONFIRM_BUTTON)
+    # a value is never cut: actions.encode refuses one over Slack's 2,000 characters
+
+
+def fit(
+    blocks: list[dict[str, Any]], max_blocks: int = MAX_BLOCKS, max_text: int | None = MESSAGE_TEXT
+) -> list[dict[str, Any]]:
+    """`blocks` held to Block Kit's limits: at most `max_blocks`, texts clipped with an ellipsis,
+    fields and elements capped, block_ids unique in the message and action_ids unique in their block,
+    and (for a message) at most `max_text` of text in all, dropping blocks from the end.
+    Builders budget for the limits themselves (and say what they left out); this is the guarantee."""
+    out = copy.deepcopy(blocks[:max_blocks])
+    block_ids: set[str] = set()
+    for b in out:
+        if "block_id" in b:
+            b["block_id"] = _unique(b["block_id"], block_ids)
+        kind = b.get("type")
+        if kind == "section":
+            if "text" in b:
+                _fit_text(b["text"], SECTION_TEXT)
+            if "fields" in b:
+                b["fields"] = b["fields"][:MAX_FIELDS]
+                for f in b["fields"]:
+                    _fit_text(f, FIELD_TEXT)
+            if "accessory" in b:
+                _fit_button(b["accessory"], set())
+        elif kind == "header":
+            _fit_text(b["text"], HEADER_TEXT)
+        elif kind == "context":
+            b["elements"] = b["elements"][:MAX_CONTEXT_ELEMENTS]
+            for el in b["elements"]:
+                if el.get("type") in ("mrkdwn", "plain_text"):
+                    _fit_text(el, CONTEXT_TEXT)
+        elif kind == "actions":
+            b["elements"] = b["elements"][:MAX_ACTIONS_ELEMENTS]
+            action_ids: set[str] = set()
+            for el in b["elements"]:
+                _fit_button(el, action_ids)
+    if max_text is not None:
+        while len(out) > 1 and text_size(out) > max_text:
+            out.pop()
+    return out
 
 
 def _pack(items: Sequence[str], limit: int = SECTION_TEXT) -> list[tuple[str, int]]:
     """Items (one or more lines each) packed into section texts of at most `limit`; (text, items)."""
     out: list[tuple[str, int]] = []
     cur: list[str] = []
-    size = 0
+    used = 0
     for item in items:
         item = clip(item, limit)
-        if cur and size + 1 + len(item) > limit:
+        if cur and used + 1 + size(item) > limit:
             out.append(("\n".join(cur), len(cur)))
-            cur, size = [], 0
-        size += len(item) + (1 if cur else 0)
+            cur, used = [], 0
+        used += size(item) + (1 if cur else 0)
         cur.append(item)
     if cur:
         out.append(("\n".join(cur), len(cur)))
@@ -225,14 +354,18 @@ class _Unit:
     items: int
 
 
-def _fit(head: list[Block], units: Sequence[_Unit], budget: int) -> tuple[list[Block], int]:
-    """`head` plus the leading units that fit in `budget` blocks; also how many items they show."""
+def _take(head: list[Block], units: Sequence[_Unit], budget: int, text: int = LIST_TEXT) -> tuple[list[Block], int]:
+    """`head` plus the leading units that fit in `budget` blocks and `text` of text; also how many
+    items they show."""
     blocks, shown = list(head), 0
+    used = text_size(head)
     for u in units:
-        if len(blocks) + len(u.blocks) > budget:
+        more = text_size(u.blocks)
+        if len(blocks) + len(u.blocks) > budget or used + more > text:
             break
         blocks += u.blocks
         shown += u.items
+        used += more
     return blocks, shown
 
 
@@ -298,7 +431,7 @@ def _report_section(r: Report, p: Pipeline, lang: Lang) -> SectionBlock:
     """One team's report in one section: the table, cut at whole lines to fit."""
     lines = escape(tx.report(r, p, lang)).splitlines()
     hint = "`/stage report` 会附上图表" if lang == "zh" else "`/stage report` adds the chart"
-    while lines and sum(len(x) + 1 for x in lines) > SECTION_TEXT - len(hint) - 10:
+    while lines and sum(size(x) + 1 for x in lines) > SECTION_TEXT - size(hint) - 10:
         lines.pop()
     return _section("```" + "\n".join(lines) + "```\n" + hint)
 
@@ -331,7 +464,7 @@ def _card(cd: AccountCard, p: Pipeline, lang: Lang) -> SlackMessage:
     if a.contract_end:
         pairs.append((_l("contract_end", lang), a.contract_end.isoformat()))
     suffix = f" (#{a.id})"
-    blocks: list[Block] = [_header(clip(a.name, HEADER_TEXT - len(suffix)) + suffix), _fields(pairs)]
+    blocks: list[Block] = [_header(clip(a.name, HEADER_TEXT - size(suffix)) + suffix), _fields(pairs)]
 
     if cd.checklist:
         title = f"*{_l('checklist', lang)}*" + (_l("required", lang) if st and st.require_checklist else "")
@@ -379,7 +512,14 @@ def _history(h: History, p: Pipeline, lang: Lang) -> SlackMessage:
     recent = lines[-MAX_ITEMS:]
     chunks = _pack([_history_line(ln, p, lang) for ln in recent])
     budget = MAX_BLOCKS - 1 - 2  # the header and up to two notes
-    chunks = chunks[-budget:]
+    kept: list[tuple[str, int]] = []
+    used = text_size(head)
+    for chunk in reversed(chunks):  # the newest lines that fit
+        if len(kept) == budget or used + size(chunk[0]) > LIST_TEXT:
+            break
+        kept.insert(0, chunk)
+        used += size(chunk[0])
+    chunks = kept
     shown = sum(n for _, n in chunks)
     blocks: list[Block] = [head]
     if not lines:
@@ -444,7 +584,7 @@ def _account_list(al: AccountList, p: Pipeline, lang: Lang) -> SlackMessage:
     else:
         title = f"{'客户' if zh else 'Accounts'} — {al.total}"
     units = _list_units(al, p, lang, max_items=MAX_ITEMS)
-    blocks, shown = _fit([_header(title)], units, MAX_BLOCKS - 1)
+    blocks, shown = _take([_header(title)], units, MAX_BLOCKS - 1)
     more = al.total - shown
     if more > 0:
         # Narrow by a stage first, then to one's own accounts.
@@ -480,7 +620,7 @@ def _approval_list(al: ApprovalList, p: Pipeline, lang: Lang) -> SlackMessage:
     head = _header(f"{'待处理审批' if zh else 'Waiting approvals'} — {len(al.approvals)}")
     items = [_approval_item(ap, p, lang) for ap in al.approvals[:MAX_ITEMS]]
     units = [_Unit([_section(chunk)], n) for chunk, n in _pack(items)]
-    blocks, shown = _fit([head], units, MAX_BLOCKS - 1)
+    blocks, shown = _take([head], units, MAX_BLOCKS - 1)
     how = (
         "用 `/stage approve ID` 或 `/stage reject ID 理由` 处理。"
         if zh
@@ -489,7 +629,11 @@ def _approval_list(al: ApprovalList, p: Pipeline, lang: Lang) -> SlackMessage:
     notes = [how]
     more = len(al.approvals) - shown
     if more:
-        notes.append(f"…还有 {more} 个未显示。" if zh else f"… {more} more not shown.")
+        notes.append(
+            f"…还有 {more} 个未显示;处理上面的之后再用 `/stage approvals` 查看。"
+            if zh
+            else f"… {more} more not shown; decide these, then `/stage approvals` lists the rest."
+        )
     blocks.append(_context(notes))
     return SlackMessage(fallback, _dicts(blocks))
 
@@ -500,22 +644,28 @@ def _handoff_list(hl: HandoffList, p: Pipeline, lang: Lang) -> SlackMessage:
     fallback = _fallback(tx.handoff_list(hl, p, lang))
     if not hl.handoffs:
         return SlackMessage(fallback, _dicts([_section(escape(tx.handoff_list(hl, p, lang)))]))
-    blocks: list[Block] = [_header(f"{'等待接手' if zh else 'Handoffs waiting'} — {len(hl.handoffs)}")]
-    for a, h in hl.handoffs[: (MAX_BLOCKS - 2) // 2]:
+    head = _header(f"{'等待接手' if zh else 'Handoffs waiting'} — {len(hl.handoffs)}")
+    units: list[_Unit] = []
+    for a, h in hl.handoffs[:MAX_ITEMS]:
         team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
-        blocks.append(_section(f"{_bold(_name(a.name, 200))} → {escape(team)}, {escape(p.stage(h.stage).title(lang))}"))
-        value = {"v": 1, "op": "claim", "handoff": h.id}
+        line = f"{_bold(_name(a.name, 200))} → {escape(team)}, {escape(p.stage(h.stage).title(lang))}"
+        take = ButtonElement(
+            text=PlainTextObject(text="接手" if zh else "Take ownership"),
+            action_id="stagebot:claim",
+            value=encode({"v": 1, "op": "claim", "handoff": h.id}),
+            style="primary",
+        )
+        units.append(_Unit([_section(line), ActionsBlock(block_id=f"stagebot:handoffs:{h.id}", elements=[take])], 1))
+    blocks, shown = _take([head], units, MAX_BLOCKS - 1)  # a section and its button each, and a note
+    if len(hl.handoffs) > shown:
+        more = len(hl.handoffs) - shown
         blocks.append(
-            ActionsBlock(
-                block_id=f"stagebot:handoffs:{h.id}",
-                elements=[
-                    ButtonElement(
-                        text=PlainTextObject(text="接手" if zh else "Take ownership"),
-                        action_id="stagebot:claim",
-                        value=encode(value),
-                        style="primary",
-                    )
-                ],
+            _context(
+                [
+                    f"…还有 {more} 个未显示;用 `/stage claim 客户` 按名称接手。"
+                    if zh
+                    else f"… {more} more not shown; take one by name with `/stage claim ACCOUNT`."
+                ]
             )
         )
     return SlackMessage(fallback, _dicts(blocks))
@@ -527,13 +677,30 @@ def _task_list(tl: TaskList, p: Pipeline, lang: Lang) -> SlackMessage:
     fallback = _fallback(tx.task_list(tl, p, lang))
     if not tl.tasks:
         return SlackMessage(fallback, _dicts([_section(escape(tx.task_list(tl, p, lang)))]))
-    blocks: list[Block] = [_header(f"{'待办任务' if zh else 'Open tasks'} — {len(tl.tasks)}")]
-    for t in tl.tasks[: (MAX_BLOCKS - 2) // 2]:
+    head = _header(f"{'待办任务' if zh else 'Open tasks'} — {len(tl.tasks)}")
+    units: list[_Unit] = []
+    for t in tl.tasks[:MAX_ITEMS]:
         title = t.title_zh if zh else t.title_en
         who = f" → {mention(t.assignee)}" if t.assignee else ""
-        blocks.append(_section(f"#{t.id} {_bold(_name(t.account, 200))}: {escape(_name(title, 1000))}{who}"))
         done = Button(Text("Done", "完成"), {"v": 1, "op": "done", "task": t.id}, "primary")
-        blocks.append(_actions([done], lang, f"stagebot:tasks:{t.id}"))
+        line = f"#{t.id} {_bold(_name(t.account, 200))}: {_name(title, 1000)}{who}"
+        units.append(_Unit([_section(line), _actions([done], lang, f"stagebot:tasks:{t.id}")], 1))
+    blocks, shown = _take([head], units, MAX_BLOCKS - 1)  # a section and its button each, and a note
+    if len(tl.tasks) > shown:
+        more = len(tl.tasks) - shown
+        if tl.account:  # one account's tasks: finishing some is the way to the rest
+            note = (
+                f"…还有 {more} 个未显示;用 `/stage done 任务编号` 完成一些后再查看。"
+                if zh
+                else f"… {more} more not shown; finish some with `/stage done TASK_ID` to see the rest."
+            )
+        else:
+            note = (
+                f"…还有 {more} 个未显示;用 `/stage tasks 客户` 只看一个客户的。"
+                if zh
+                else f"… {more} more not shown; `/stage tasks ACCOUNT` shows one account's."
+            )
+        blocks.append(_context([note]))
     return SlackMessage(fallback, _dicts(blocks))
 
 
@@ -544,7 +711,7 @@ def help_message(lang: Lang = "en", topic: str | None = None) -> SlackMessage:
     """Usage of `/stage`; raises grammar.UsageError for an unknown topic, like help_text."""
     body = help_text(topic, lang)
     intro = "用法:`/stage 命令`" if lang == "zh" else "Usage: `/stage COMMAND`"
-    chunks = _pack(escape(body).splitlines(), SECTION_TEXT - len(intro) - 10)
+    chunks = _pack(escape(body).splitlines(), SECTION_TEXT - size(intro) - 10)
     blocks = [_section((intro + "\n" if n == 0 else "") + f"```{chunk}```") for n, (chunk, _) in enumerate(chunks)][
         :MAX_BLOCKS
     ]
@@ -585,7 +752,7 @@ def _approval_header(account: str, to_stage: str, p: Pipeline, lang: Lang) -> He
     to = st.title(lang) if st else to_stage
     prefix = "审批:" if lang == "zh" else "Approval: "
     suffix = f" → {to}"
-    room = max(HEADER_TEXT - len(prefix) - len(suffix), 10)
+    room = max(HEADER_TEXT - size(prefix) - size(suffix), 10)
     return _header(prefix + clip(account, room) + suffix)
 
 
@@ -797,7 +964,7 @@ def home_view(
             _list_units(stale, p, lang, max_items=MAX_ITEMS, since=True),
             stale.total,
             "没有超期的客户。" if zh else "Nothing is past its SLA.",
-            lambda n: f"…还有 {n} 个" if zh else f"… and {n} more",
+            lambda n: f"…还有 {n} 个;用 `/stage list --mine` 查看" if zh else f"… and {n} more — `/stage list --mine`",
         ),
     ]
     if reports:
@@ -807,19 +974,29 @@ def home_view(
                 [_Unit([_report_section(r, p, lang)], 1) for r in reports],
                 len(reports),
                 "",
-                lambda n: f"…还有 {n} 个团队" if zh else f"… and {n} more teams",
+                lambda n: (
+                    f"…还有 {n} 个团队;用 `/stage report --team 团队` 查看"
+                    if zh
+                    else f"… and {n} more teams — `/stage report --team TEAM`"
+                ),
             )
         )
     # Fixed blocks: a header per part, a divider between parts, and one note per part.
     budget = MAX_VIEW_BLOCKS - len(parts) * 2 - (len(parts) - 1)
+    text_left = VIEW_TEXT - sum(size(part.title) + 300 for part in parts)  # 300: room for each part's note
     progress = True
     while progress:  # round robin, so one long part cannot crowd out the others
         progress = False
         for part in parts:
             nxt = len(part.taken)
-            if nxt < len(part.units) and len(part.units[nxt].blocks) <= budget:
-                part.taken.append(part.units[nxt])
-                budget -= len(part.units[nxt].blocks)
+            if nxt >= len(part.units):
+                continue
+            unit = part.units[nxt]
+            used = text_size(unit.blocks)
+            if len(unit.blocks) <= budget and used <= text_left:
+                part.taken.append(unit)
+                budget -= len(unit.blocks)
+                text_left -= used
                 progress = True
 
     blocks: list[Block] = []
@@ -834,4 +1011,6 @@ def home_view(
             blocks.append(_context([part.empty]))
         elif part.total > shown:
             blocks.append(_context([part.more(part.total - shown)]))
-    return View(type="home", blocks=blocks).to_dict()
+    view = View(type="home", blocks=blocks).to_dict()
+    view["blocks"] = fit(view["blocks"], MAX_VIEW_BLOCKS, VIEW_TEXT)
+    return view

@@ -105,6 +105,7 @@ def test_serve_runs_the_scheduler_and_posts_reminders_to_the_owner_channel(tmp_p
                 time.sleep(0.1)
             reminder = next(x for x in fake.calls_to("chat.postMessage") if "Stale Co" in json.dumps(x.body))
             assert reminder.body["channel"] == "C0SALES"
+            assert reminder.response["ok"] is True, reminder.response  # Slack took it (its snooze buttons too)
             time.sleep(2.5)  # two more ticks: the reminder is not posted again
             again = [x for x in fake.calls_to("chat.postMessage") if "Stale Co" in json.dumps(x.body)]
             assert len(again) == 1

@@ -15,6 +15,21 @@ Paths served:
   form-encoded or multipart; query-string arguments are merged in (the body wins). GET works too.
 * ``/response/<name>`` (and Slack-shaped ``/commands/...``, ``/actions/...``): a ``response_url``;
   recorded as method ``"response_url"`` and answered ``200 ok`` (text), as Slack does.
+
+Blocks are checked as strictly as Slack checks them (the rule book is `tests.fakes.block_kit`):
+
+* ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``, ``chat.scheduleMessage``: HTTP 200
+  ``{"ok": false, "error": "invalid_blocks", "errors": ["<message> [json-pointer:/blocks/N/...]", ...],
+  "response_metadata": {"messages": ["[ERROR] <message> [json-pointer:...]", ...]}}`` (the shape reported in
+  slackapi/java-slack-sdk#1017, metabase/metabase#74943); ``blocks`` that are not a JSON array answer
+  ``invalid_blocks_format`` (slackapi/node-slack-sdk#1027).
+* ``views.publish`` / ``open`` / ``update`` / ``push``: HTTP 200 ``{"ok": false, "error": "invalid_arguments",
+  "response_metadata": {"messages": ["[ERROR] ... [json-pointer:/view/blocks/N/...]"]}}`` (public reports of
+  views.publish and views.open refusals carry only response_metadata); a view over 250 kB as slack_sdk
+  encodes it answers ``view_too_large`` (the views.publish reference).
+* a ``response_url``: HTTP 400 with the plain-text body ``invalid_blocks`` and no detail, as Slack's
+  hooks.slack.com answers (the SDK maintainer in slackapi/java-slack-sdk#1017; sourcegraph#49979).
+* A top-level ``text`` of any length is accepted (Slack truncates it beyond 40,000 characters).
 * ``/upload/<file_id>``: the ``upload_url`` handed out by ``files.getUploadURLExternal``; recorded as
   method ``"file_upload"`` with ``body == {"file_id": ..., "content": <bytes>}``. slack_sdk POSTs the file's bytes
   as the raw body; a multipart body (other clients) is accepted too, its file part is what gets stored. An unknown
@@ -44,6 +59,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes.block_kit import VIEW_BYTES, message_errors, view_errors, view_size
+
 __all__ = ["FakeSlack", "SlackCall", "SlackUpload"]
 
 BOT_ID = "B0BOT"
@@ -55,6 +72,8 @@ _CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
     "files.completeUploadExternal": ("channel_id", "channels"),
 }
 _RESPONSE_URL_PREFIXES = ("/response/", "/commands/", "/actions/")
+_MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral", "chat.scheduleMessage"})
+_VIEW_METHODS = frozenset({"views.publish", "views.open", "views.update", "views.push"})
 
 
 @dataclass
@@ -443,11 +462,16 @@ class FakeSlack:
             return failure.status, extra, failure.error  # response_url / upload errors are plain text
 
         if kind == "response_url":
+            if _block_problems(method, call.body):
+                return 400, {}, "invalid_blocks"
             return 200, {}, "ok"
         if kind == "upload":
             return self._receive_upload(call)
         if parse_error is not None:
             return 200, {}, {"ok": False, "error": parse_error}
+        refusal = _block_problems(method, call.body)
+        if refusal is not None:
+            return 200, {}, refusal
 
         error = self._channel_error(method, call.body)
         if error is not None:
@@ -615,3 +639,45 @@ def _channel_list(value: Any) -> list[str]:
     if isinstance(value, list):
         return [c for c in value if isinstance(c, str) and c]
     return []
+
+
+def _json_field(value: Any) -> tuple[Any, bool]:
+    """A field that may arrive as a JSON string (form-encoded calls) or as JSON; (value, parsed ok)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value), True
+        except ValueError:
+            return None, False
+    return value, True
+
+
+def _block_problems(method: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """Slack's refusal of the blocks (or view) a call carries, or None when there is nothing to refuse."""
+    if method in _MESSAGE_METHODS or method == "response_url":
+        if "blocks" not in body:
+            return None
+        blocks, ok = _json_field(body["blocks"])
+        if not ok or not isinstance(blocks, list):
+            return {"ok": False, "error": "invalid_blocks_format"}
+        errors = message_errors(blocks)
+        if not errors:
+            return None
+        return {
+            "ok": False,
+            "error": "invalid_blocks",
+            "errors": errors,
+            "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]},
+        }
+    if method in _VIEW_METHODS and "view" in body:
+        view, ok = _json_field(body["view"])
+        if ok and view_size(view) > VIEW_BYTES:
+            return {"ok": False, "error": "view_too_large"}
+        errors = view_errors(view) if ok else ["expected object [json-pointer:/view]"]
+        if not errors:
+            return None
+        return {
+            "ok": False,
+            "error": "invalid_arguments",
+            "response_metadata": {"messages": [f"[ERROR] {e}" for e in errors]},
+        }
+    return None
