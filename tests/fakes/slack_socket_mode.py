@@ -31,7 +31,8 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +51,7 @@ APP_TOKEN = "xapp-1-A0APP-1-fake"
 APP_ID = "A0APP"
 _HOST = "applink-fake-1"
 T = TypeVar("T")
+_Frame = tuple["SocketConnection", str, Callable[[], None]]  # a connection, the text, what to record as it goes
 
 
 @dataclass
@@ -106,6 +108,7 @@ class FakeSocketMode:
         self._envelopes: dict[str, Envelope] = {}
         self._acks: list[Ack] = []
         self._closing = False
+        self._local = threading.local()  # the frames of a burst() in progress, per thread
 
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="fake-socket-mode", daemon=True)
@@ -197,13 +200,29 @@ class FakeSocketMode:
             **extra,
         }
 
+        envelope = Envelope(envelope_id, type, payload, conn.id, sent_at=float("nan"))
+
         def record() -> None:
             with self._cond:
-                self._envelopes[envelope_id] = Envelope(envelope_id, type, payload, conn.id, time.monotonic())
+                envelope.sent_at = time.monotonic()
+                self._envelopes[envelope_id] = envelope
 
-        self._call(self._send(conn, json.dumps(frame), before=record))
-        with self._cond:
-            return self._envelopes[envelope_id]
+        self._push(conn, json.dumps(frame), before=record)
+        return envelope
+
+    @contextmanager
+    def burst(self) -> Iterator[None]:
+        """Frames pushed inside the block are written back to back when it ends, with nothing in
+        between: e.g. a ``disconnect`` and the envelopes Slack had already put on that connection."""
+        if self._local.__dict__.get("burst") is not None:
+            raise RuntimeError("bursts do not nest")
+        frames: list[_Frame] = []
+        self._local.burst = frames
+        try:
+            yield
+        finally:
+            self._local.burst = None
+        self._call(self._send_all(frames))
 
     def send_command(
         self,
@@ -247,9 +266,12 @@ class FakeSocketMode:
         is None, never) unless the client closes it first."""
         conn = connection or self._newest_open()
         frame = {"type": "disconnect", "reason": reason, "debug_info": {"host": _HOST}}
-        self._call(self._send(conn, json.dumps(frame)))
-        with self._cond:
-            conn.disconnects_sent.append(reason)
+
+        def record() -> None:
+            with self._cond:
+                conn.disconnects_sent.append(reason)
+
+        self._push(conn, json.dumps(frame), before=record)
         delay = self.close_after if close_after is None else close_after
         if delay is not None:
             self._loop.call_soon_threadsafe(self._loop.call_later, delay, self._close_soon, conn, 1001, "")
@@ -367,12 +389,19 @@ class FakeSocketMode:
                 conn.received.append(message)
             self._cond.notify_all()
 
-    async def _send(self, conn: SocketConnection, text: str, before: Callable[[], None] | None = None) -> None:
-        if conn.ws is None or not conn.open:
-            raise ConnectionError(f"connection {conn.id} is closed")
-        if before is not None:
+    def _push(self, conn: SocketConnection, text: str, before: Callable[[], None]) -> None:
+        frames: list[_Frame] | None = self._local.__dict__.get("burst")
+        if frames is not None:
+            frames.append((conn, text, before))
+        else:
+            self._call(self._send_all([(conn, text, before)]))
+
+    async def _send_all(self, frames: list[_Frame]) -> None:
+        for conn, text, before in frames:
+            if conn.ws is None or not conn.open:
+                raise ConnectionError(f"connection {conn.id} is closed")
             before()
-        await conn.ws.send(text)
+            await conn.ws.send(text)
 
     async def _close(self, conn: SocketConnection, code: int, reason: str) -> None:
         if conn.ws is None or not conn.open:

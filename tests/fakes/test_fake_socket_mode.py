@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -123,3 +124,15 @@ def test_other_disconnect_reasons_are_sent_as_is(fake: FakeSocketMode, reason: s
         assert conn.open
     fake.wait_until_closed(conn)
     assert conn.closed_by == "client"
+
+
+def test_a_burst_is_written_back_to_back(fake: FakeSocketMode) -> None:
+    with connect(open_url(fake)) as ws:
+        receive(ws)
+        with fake.burst():
+            conn = fake.send_disconnect("refresh_requested", close_after=60)
+            envelope = fake.send_event({"type": "app_home_opened", "user": "U0ALICE", "tab": "home"})
+            assert conn.disconnects_sent == [] and fake.envelopes == []  # nothing written yet
+        assert receive(ws)["type"] == "disconnect"
+        assert receive(ws)["envelope_id"] == envelope.envelope_id
+        assert fake.envelopes == [envelope] and envelope.sent_at <= time.monotonic()
