@@ -51,14 +51,13 @@ def slack_client(settings: Settings) -> Any:
 
 
 def connect_socket_mode(bolt: Any, app_token: str, *, api_url: str, workers: int) -> Callable[[], None]:
-    """Opens Slack's Socket Mode link into the bolt App (apps.connections.open at `api_url`); returns its closer."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-    from slack_sdk import WebClient
+    """Opens Slack's Socket Mode link into the bolt App (apps.connections.open at `api_url`); returns its closer.
+    slack_sdk's asyncio client, not bolt's SocketModeHandler: see adapters/slack/socket_mode.py."""
+    from adapters.slack.socket_mode import SocketMode
 
-    handler = SocketModeHandler(bolt, app_token, web_client=WebClient(base_url=api_url, timeout=10))
-    handler.connect()
-    close: Callable[[], None] = handler.close
-    return close
+    link = SocketMode(bolt, app_token, api_url=api_url, workers=workers)
+    link.connect()
+    return link.close
 
 
 def feishu_client(settings: Settings) -> Any:
