@@ -26,7 +26,8 @@ log = logging.getLogger("stagebot.slack.socket_mode")
 
 class SocketMode:
     """One Socket Mode link from Slack to `app`. `connect()` returns once the first connection is
-    open; `close()` stops reading, lets the envelopes already taken finish, then closes."""
+    open (or raises, e.g. SlackApiError for a refused token); `close()` first answers the envelopes
+    already taken (for up to half its timeout), then closes the connection."""
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class SocketMode:
         self._client: Any = None
         self._closed = False
         self._closing = threading.Event()
+        self._in_flight: set[asyncio.Task[Any]] = set()  # envelopes taken and not yet acknowledged (loop only)
 
     def connect(self, timeout: float = 30) -> None:
         self._thread.start()
@@ -65,7 +67,7 @@ class SocketMode:
         self._closing.set()
         if self._client is not None:
             try:
-                self._run(self._close_client(), timeout)
+                self._run(self._close_client(grace=timeout / 2), timeout)
             except Exception:
                 log.exception("error while closing the Socket Mode client")
         self._workers.shutdown(wait=True, cancel_futures=False)
@@ -92,13 +94,24 @@ class SocketMode:
         client.socket_mode_request_listeners.append(self._on_request)
         return client
 
-    async def _close_client(self) -> None:
+    async def _close_client(self, grace: float) -> None:
+        # The envelopes already taken are answered first: closing the connection under them would
+        # leave commands that were applied unacknowledged, and the user would be told they failed.
+        deadline = self._loop.time() + grace
+        while self._in_flight and (left := deadline - self._loop.time()) > 0:
+            await asyncio.wait(set(self._in_flight), timeout=left)
         await self._client.close()
 
     async def _on_request(self, client: Any, req: SocketModeRequest) -> None:
-        response = await self._loop.run_in_executor(self._workers, self._dispatch, req)
-        if response is not None:
-            await client.send_socket_mode_response(response)
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            response = await self._loop.run_in_executor(self._workers, self._dispatch, req)
+            if response is not None:
+                await client.send_socket_mode_response(response)
+        finally:
+            self._in_flight.discard(task)
 
     # -- on a worker thread -----------------------------------------------------------------------
 

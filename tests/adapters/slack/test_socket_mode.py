@@ -5,14 +5,20 @@ the connection (``disconnect`` / ``refresh_requested``, which it does routinely)
 from __future__ import annotations
 
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_bolt import App
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import func, select
 
+from adapters.slack.socket_mode import SocketMode
 from bot.config import load_settings
 from bot.serve import Running, connect_socket_mode, start
 from lifecycle.db.models import Account, StageChange, table
@@ -119,3 +125,45 @@ def test_a_second_refresh_and_a_warning_are_survived_too(
         assert socket.latency(envelope) < SLACK_ACK_DEADLINE
     time.sleep(0.2)  # let the client retire the connections it replaced
     assert [c.id for c in socket.open_connections()] == [4]
+
+
+def bare_app(listener: Any) -> App:
+    """A plain bolt App (no auth.test) with one /stage listener: for what the link itself does."""
+    app = App(
+        client=WebClient(base_url="http://127.0.0.1:9/api/"),
+        authorize=lambda **_: AuthorizeResult(enterprise_id=None, team_id="T0TEAM", bot_token="xoxb-test"),
+        request_verification_enabled=False,
+    )
+    app.command("/stage")(listener)
+    return app
+
+
+def test_closing_answers_the_envelopes_already_taken(socket: FakeSocketMode) -> None:
+    started = threading.Event()
+
+    def slow(ack: Any, command: dict[str, Any]) -> None:
+        started.set()
+        time.sleep(0.5)
+        ack(f"done: {command['text']}")
+
+    link = SocketMode(bare_app(slow), APP_TOKEN, api_url=socket.base_url, workers=2)
+    link.connect()
+    try:
+        socket.wait_for_connections(1)
+        envelope = socket.send_command("slow one", user="U0MARY", response_url="http://127.0.0.1:9/r")
+        assert started.wait(5)
+    finally:
+        link.close()
+    assert socket.wait_for_ack(envelope, timeout=1).payload == {"text": "done: slow one"}
+    [conn] = socket.connections
+    socket.wait_until_closed(conn, timeout=5)
+    assert conn.closed_by == "client"
+
+
+def test_a_refused_app_token_fails_the_start_and_leaves_nothing_running(socket: FakeSocketMode) -> None:
+    link = SocketMode(bare_app(lambda ack: ack()), "xapp-1-revoked", api_url=socket.base_url)
+    with pytest.raises(SlackApiError) as raised:
+        link.connect(timeout=10)
+    assert raised.value.response["error"] == "invalid_auth"
+    assert socket.connections == []
+    assert not any(t.name == "slack-socket-loop" and t.is_alive() for t in threading.enumerate())
