@@ -1,12 +1,5 @@
 """Socket Mode for the synchronous bolt App: slack_sdk's asyncio Socket Mode client runs on one
-event-loop thread of its own, and every envelope is dispatched into the App on a worker thread.
-
-Why not bolt's `SocketModeHandler` (slack_sdk's built-in client): on ``disconnect`` /
-``refresh_requested`` it opens the new connection and then closes the old one on the single thread
-that processes messages, under a receive lock the old reader holds for up to 3 s; envelopes on the
-new connection wait behind it and miss Slack's 3 s acknowledgement deadline. The asyncio client
-opens the new connection and retires the old one as tasks, so reading and acknowledging never stop.
-"""
+event-loop thread of its own, and every envelope is dispatched into the App on a worker thread."""
 
 from __future__ import annotations
 
@@ -22,6 +15,13 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 log = logging.getLogger("stagebot.slack.socket_mode")
+
+# Why not bolt's SocketModeHandler (slack_sdk's built-in client): on disconnect/refresh_requested it
+# opens the new connection, then closes the old one on its single message-processing thread, under
+# a receive lock the old reader holds for up to 3 s; envelopes on the new connection wait behind it
+# and miss Slack's 3 s acknowledgement deadline. The asyncio `websockets` client opens the new
+# connection first and retires the old one as tasks, so reading and acknowledging never stop. What
+# it cannot do: read what Slack writes on the old connection in the round trip after the switch.
 
 
 class SocketMode:
