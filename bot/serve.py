@@ -50,6 +50,16 @@ def slack_client(settings: Settings) -> Any:
     return WebClient(token=settings.secret("SLACK_BOT_TOKEN"), base_url=settings.config.slack.api_url, timeout=10)
 
 
+def connect_socket_mode(bolt: Any, app_token: str, *, api_url: str, workers: int) -> Callable[[], None]:
+    """Opens Slack's Socket Mode link into the bolt App (apps.connections.open at `api_url`); returns its closer.
+    slack_sdk's asyncio client, not bolt's SocketModeHandler: see adapters/slack/socket_mode.py."""
+    from adapters.slack.socket_mode import SocketMode
+
+    link = SocketMode(bolt, app_token, api_url=api_url, workers=workers)
+    link.connect()
+    return link.close
+
+
 def feishu_client(settings: Settings) -> Any:
     """lark-oapi's client. Imported here, only when Feishu is enabled: the import costs seconds and 100+ MB."""
     import lark_oapi as lark
@@ -144,11 +154,7 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
         running.slack_app = bolt
         app_token = settings.secret("SLACK_APP_TOKEN")
         if app_token:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            handler = SocketModeHandler(bolt, app_token)
-            handler.connect()
-            running.closers.append(handler.close)
+            running.closers.append(connect_socket_mode(bolt, app_token, api_url=cfg.slack.api_url, workers=workers))
             log.info("Slack: Socket Mode connected")
     if cfg.feishu.enabled:
         start_feishu(settings, running)
