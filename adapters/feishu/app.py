@@ -19,6 +19,7 @@ import hmac
 import io
 import json
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -571,9 +572,12 @@ def _post_text(content: dict[str, Any]) -> str:
 def command_text(message: Any, bot_open_id: str | None, *, group: bool) -> tuple[str | None, bool]:
     """(the command line, whether it is meant for the bot). None as the line: not a text message.
 
-    Mentions of the bot are removed; mentions of other people become `feishu:ou_…`, which the
-    grammar reads as a person (`assign Acme @bob`). In a group only a message that mentions the
-    bot is meant for it.
+    The command is what follows the bot's first mention, wherever it stands ("FYI @Dora, @stagebot
+    move Acme SQL"); a message that does not mention the bot (a direct chat) is a command as a whole.
+    Later mentions of the bot are dropped; mentions of other people become `feishu:ou_…`, which the
+    grammar reads as a person (`assign Acme @bob`), except as the command word, where the person's
+    name stands instead (an unknown command must not echo a raw id). In a group only a message that
+    mentions the bot is meant for it.
     """
     try:
         raw = message.content if isinstance(message.content, str | bytes) else "{}"
@@ -588,20 +592,48 @@ def command_text(message: Any, bot_open_id: str | None, *, group: bool) -> tuple
         text = _post_text(content)
     else:
         return None, not group
-    mentioned = False
     # Feishu always sends string keys and ids; anything else is not a mention we can read.
-    mentions = [m for m in (message.mentions or []) if isinstance(getattr(m, "key", None), str)]
-    for mention in sorted(mentions, key=lambda x: -len(x.key)):
-        oid = getattr(mention.id, "open_id", None) if mention.id else None
-        oid = oid if isinstance(oid, str) else None
-        is_bot = oid is not None and oid == bot_open_id
-        if bot_open_id is None and group:
-            is_bot = True  # identity unknown for now: a group message reaches us only when it @mentions the bot
-        mentioned = mentioned or is_bot
-        text = text.replace(mention.key or "\x00", " " if is_bot or not oid else f" feishu:{oid} ")
-    text = text.replace("@_all", " ").strip()
+    mentions = {m.key: m for m in (message.mentions or []) if isinstance(getattr(m, "key", None), str) and m.key}
+    bots = _bot_keys(mentions, bot_open_id, group=group)
+    pieces = [text]
+    if mentions:  # longest key first: @_user_1 must not match the start of @_user_10
+        keys = sorted(mentions, key=len, reverse=True)
+        pieces = re.split("(" + "|".join(re.escape(k) for k in keys) + ")", text)  # keys at odd indices
+    first_bot = next((i for i in range(1, len(pieces), 2) if pieces[i] in bots), None)
+    if first_bot is not None:
+        pieces = pieces[first_bot + 1 :]  # text first again: keys stay at odd indices
+    out: list[str] = []
+    for i, piece in enumerate(pieces):
+        if i % 2 == 0:
+            out.append(piece)
+            continue
+        oid = _open_id(mentions[piece])
+        if piece in bots or oid is None:
+            out.append(" ")
+        elif not "".join(out).replace("@_all", " ").strip():  # the command word: a name, never an id
+            name = "".join(str(mentions[piece].name or "").split())
+            out.append(f" @{name or 'someone'} ")
+        else:
+            out.append(f" feishu:{oid} ")
+    line = "".join(out).replace("@_all", " ").strip()
     for prefix in ("/stage ", "/stage"):
-        if text.startswith(prefix):
-            text = text[len(prefix) :].strip()
+        if line.startswith(prefix):
+            line = line[len(prefix) :].strip()
             break
-    return text, mentioned or not group
+    return line, bool(bots) or not group
+
+
+def _open_id(mention: Any) -> str | None:
+    oid = getattr(mention.id, "open_id", None) if mention.id else None
+    return oid if isinstance(oid, str) and oid else None
+
+
+def _bot_keys(mentions: Mapping[str, Any], bot_open_id: str | None, *, group: bool) -> set[str]:
+    """The placeholders that mention the bot. While its identity is unknown a group message reaches
+    us only when it mentions the bot: the mentions Feishu marks as a bot's, else the first one."""
+    if bot_open_id is not None:
+        return {k for k, m in mentions.items() if _open_id(m) == bot_open_id}
+    if not group or not mentions:
+        return set()
+    marked = {k for k, m in mentions.items() if getattr(m, "mentioned_type", None) == "bot"}
+    return marked or {next(iter(mentions))}

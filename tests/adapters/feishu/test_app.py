@@ -120,6 +120,71 @@ def test_mentions_of_people_become_people_in_the_command(feishu: FeishuDriver) -
     assert "owned by @ou_alice" in said
 
 
+def stage_of(feishu: FeishuDriver, account: str) -> str:
+    from lifecycle import commands as c
+    from lifecycle.access import Actor
+
+    card = feishu.running.app.core.ask(c.ShowAccount(actor=Actor("feishu", "ou_admin"), account=account))
+    return str(card.account.stage)  # type: ignore[union-attr]
+
+
+def test_text_before_the_bots_mention_is_not_the_command(feishu: FeishuDriver) -> None:
+    answer(feishu, "add Gamma")
+    said = answer(
+        feishu,
+        "@_user_1 FYI @_user_2 move Gamma SQL first call held",
+        open_id="ou_mary",
+        chat_id="oc_marketing",
+        chat_type="group",
+        mentions=[("ou_dora", "Dora"), (BOT, "stagebot")],
+    )
+    assert "Gamma" in said and "SQL" in said and "Unknown command" not in said
+    assert stage_of(feishu, "Gamma") == "SQL"
+
+
+def test_rich_text_before_the_bots_mention_is_not_the_command(feishu: FeishuDriver) -> None:
+    answer(feishu, "add Gamma")
+    message_id = mid()
+    event = post_message(
+        [["Team, ", {"tag": "at", "user_id": "@_user_1", "user_name": "stagebot"}, " move Gamma SQL call held"]],
+        open_id="ou_mary",
+        chat_id="oc_marketing",
+        chat_type="group",
+        message_id=message_id,
+        mentions=[(BOT, "stagebot")],
+        locale="zh_cn",
+    )
+    assert feishu.event("im.message.receive_v1", event).status == 200
+    said = card_texts(feishu.wait_reply(message_id).content)
+    assert "Gamma" in said and "Unknown command" not in said
+    assert stage_of(feishu, "Gamma") == "SQL"
+
+
+def test_people_mentioned_after_the_bot_stay_arguments_even_with_text_before_it(feishu: FeishuDriver) -> None:
+    answer(feishu, "add Hooli --stage SQL")
+    said = answer(
+        feishu,
+        "Hi @_user_1, @_user_2 assign Hooli @_user_3",
+        chat_id="oc_sales",
+        chat_type="group",
+        mentions=[("ou_dora", "Dora"), (BOT, "stagebot"), ("ou_alice", "Alice")],
+    )
+    assert "owned by @ou_alice" in said
+
+
+def test_an_unknown_command_never_echoes_a_raw_open_id(feishu: FeishuDriver) -> None:
+    said = answer(
+        feishu,
+        "@_user_1 @_user_2 please look",
+        chat_id="oc_sales",
+        chat_type="group",
+        mentions=[(BOT, "stagebot"), ("ou_dora", "Dora Li")],
+    )
+    assert 'Unknown command "@DoraLi"' in said and "ou_dora" not in said
+    said = answer(feishu, "@_user_1 hello", mentions=[("ou_bob", "")])  # a direct message, a nameless mention
+    assert 'Unknown command "@someone"' in said and "ou_bob" not in said
+
+
 def approval_card(feishu: FeishuDriver) -> tuple[str, dict[str, Any]]:
     wait_chat(feishu, "oc_sales", lambda ts: any("Approval #" in t for t in ts))
     msg = next(m for m in feishu.to_chat("oc_sales") if card_buttons(m.content))
