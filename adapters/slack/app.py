@@ -166,8 +166,26 @@ def build_app(
 
         if body.get("response_url"):
             later.submit(deliver, privately(respond), msg, f"the answer to a button press from {actor.ref}")
+        elif (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "home":
+            # A press in the App Home has no response_url, and an ephemeral message needs a channel
+            # the presser is in: the answer is their Home, published again with the outcome on top.
+            later.submit(deliver, home_answer(actor), msg, f"the answer to an App Home press from {actor.ref}")
         else:
-            log.warning("a button press from %s came with no response_url: it could not be answered", actor.ref)
+            log.warning("a button press from %s came with no response_url and not from the App Home", actor.ref)
+
+    def home_answer(actor: Actor) -> Send:
+        """The Home of `actor` with the answer on top; as plain text (a message in the app's DM)
+        only when Slack refuses that Home, so the presser is never left without one."""
+
+        def send(text: str, rich: list[dict[str, Any]] | None) -> Any:
+            if rich is None:
+                return client.chat_postMessage(channel=actor.user_id, text=text)
+            view = home_view_for(core, actor, lang, team_reports, notice=rich[:HOME_NOTICE_BLOCKS])
+            # No `hash`: this Home is built from the database after the press, so it is the newest;
+            # the press's view.hash would make Slack refuse it whenever another publish came between.
+            return client.views_publish(user_id=actor.user_id, view=view)
+
+        return send
 
     @app.event("app_home_opened")
     def on_home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
@@ -220,8 +238,15 @@ def with_delivery_problems(msg: blocks.SlackMessage, core: Lifecycle) -> blocks.
     return blocks.SlackMessage(msg.text + "\n" + note, [*msg.blocks, section])
 
 
-def home_view_for(core: Lifecycle, actor: Actor, lang: Lang, team_reports: TeamReports | None = None) -> dict[str, Any]:
-    """The App Home of one person: their accounts, approvals waiting on them, stale accounts, team figures."""
+def home_view_for(
+    core: Lifecycle,
+    actor: Actor,
+    lang: Lang,
+    team_reports: TeamReports | None = None,
+    notice: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The App Home of one person: their accounts, approvals waiting on them, stale accounts, team
+    figures; `notice` (blocks) above them all."""
     mine = core.ask(c.ListAccounts(actor=actor, mine=True, limit=60))
     waiting = core.ask(c.ListApprovals(actor=actor, mine_to_decide=True))
     stale = core.ask(c.ListAccounts(actor=actor, overdue=True, mine=True, limit=40))
@@ -236,12 +261,14 @@ def home_view_for(core: Lifecycle, actor: Actor, lang: Lang, team_reports: TeamR
         lang=lang,
         handoffs=handoffs.handoffs,
         reports=(team_reports or TeamReports(core)).for_person(actor),
+        notice=notice or (),
     )
 
 
 # ---------------------------------------------------------------- answers Slack may refuse
 
 Send = Callable[[str, list[dict[str, Any]] | None], Any]  # (text, blocks or None for plain text)
+HOME_NOTICE_BLOCKS = 3  # a button's answer is one section; never let it crowd the Home
 
 
 def privately(respond: Any) -> Send:
