@@ -467,51 +467,86 @@ class FeishuBot:
         return str(resp.data.image_key) if resp is not None and resp.data and resp.data.image_key else None
 
     def _reply(self, message_id: str, card: cards.Card, in_thread: bool) -> None:
-        body = (
-            ReplyMessageRequestBody.builder()
-            .msg_type("interactive")
-            .content(cards.content(card))
-            .reply_in_thread(in_thread)
-            .uuid(_uuid("reply", message_id))
-            .build()
-        )
-        req = ReplyMessageRequest.builder().message_id(message_id).request_body(body).build()
-        self._call(lambda: self.client.im.v1.message.reply(req), f"reply to {message_id}")
+        def send(msg_type: str, content: str, uuid: str) -> Any:
+            body = (
+                ReplyMessageRequestBody.builder()
+                .msg_type(msg_type)
+                .content(content)
+                .reply_in_thread(in_thread)
+                .uuid(uuid)
+                .build()
+            )
+            req = ReplyMessageRequest.builder().message_id(message_id).request_body(body).build()
+            return self.client.im.v1.message.reply(req)
+
+        self._deliver(send, card, _uuid("reply", message_id), f"reply to {message_id}")
 
     def _send(self, id_type: str, receive_id: str, card: cards.Card, ident: str) -> None:
-        body = (
-            CreateMessageRequestBody.builder()
-            .receive_id(receive_id)
-            .msg_type("interactive")
-            .content(cards.content(card))
-            .uuid(_uuid("send", ident))
-            .build()
-        )
-        req = CreateMessageRequest.builder().receive_id_type(id_type).request_body(body).build()
-        self._call(lambda: self.client.im.v1.message.create(req), f"message to {receive_id}")
+        def send(msg_type: str, content: str, uuid: str) -> Any:
+            body = (
+                CreateMessageRequestBody.builder()
+                .receive_id(receive_id)
+                .msg_type(msg_type)
+                .content(content)
+                .uuid(uuid)
+                .build()
+            )
+            req = CreateMessageRequest.builder().receive_id_type(id_type).request_body(body).build()
+            return self.client.im.v1.message.create(req)
+
+        self._deliver(send, card, _uuid("send", ident), f"message to {receive_id}")
+
+    def _deliver(self, send: Callable[[str, str, str], Any], card: cards.Card, uuid: str, what: str) -> bool:
+        """The card; where Feishu refuses it (230025 too large, 230099 cannot be built, ...), the same
+        answer as plain text; where that is refused too, an ERROR with Feishu's codes. Whether it arrived."""
+        resp, refused = self._attempt(lambda: send("interactive", cards.content(card), uuid))
+        if resp is not None:
+            return True
+        log.warning("Feishu refused the card of a %s (%s): sending it as text", what, refused)
+        # Its own uuid: Feishu sends one message per uuid, and the refused card may have used this one.
+        text = cards.text_message(_card_text(card))
+        resp, again = self._attempt(lambda: send("text", text, uuid[:49] + "t"))
+        if resp is not None:
+            return True
+        log.error("Feishu refused a %s, as a card (%s) and as text (%s)", what, refused, again)
+        return False
 
     def _call(self, send: Callable[[], Any], what: str) -> Any:
-        """Send once, again with a fresh tenant token if Feishu rejected ours; the successful
+        """Send once (again with a fresh tenant token if Feishu rejected ours); the successful
         response, or None (logged) when it failed."""
+        resp, refused = self._attempt(send)
+        if resp is None:
+            log.warning("Feishu %s failed: %s", what, refused)
+        return resp
+
+    def _attempt(self, send: Callable[[], Any]) -> tuple[Any, str]:
+        """(the successful response, "") or (None, why not: Feishu's code, message and log id, or
+        the exception's type), trying again once with a fresh tenant token if Feishu rejected ours."""
         for attempt in (1, 2):
             try:
                 resp = send()
             except Exception as exc:
-                log.warning("Feishu %s failed: %s", what, type(exc).__name__)
-                return None
+                return None, type(exc).__name__
             if resp.success():
-                return resp
+                return resp, ""
             if resp.code in TOKEN_REJECTED and attempt == 1:
                 forget_token(self.app_id)  # lark-oapi never drops a rejected token by itself
                 continue
-            log.warning("Feishu %s refused: code %s %s (log id %s)", what, resp.code, resp.msg, resp.get_log_id())
-            return None
-        return None
+            return None, f"code {resp.code} {resp.msg} (log id {resp.get_log_id()})"
+        return None, "the tenant token was rejected twice"
 
 
 def _uuid(kind: str, ident: str) -> str:
     """A deterministic message uuid (≤50 chars): Feishu sends one message per uuid per hour."""
     return f"{kind}-" + hashlib.sha256(ident.encode()).hexdigest()[:40]
+
+
+def _card_text(card: cards.Card) -> Text:
+    """Everything a card says, as text: its title, then each text section."""
+    parts = [card["header"]["title"]] + [e["text"] for e in card["body"]["elements"] if e.get("tag") == "div"]
+    en = [p["i18n_content"]["en_us"] for p in parts if p.get("i18n_content")]
+    zh = [p["i18n_content"]["zh_cn"] for p in parts if p.get("i18n_content")]
+    return Text("\n".join(en), "\n".join(zh))
 
 
 def _card_summary(card: cards.Card) -> Text:
