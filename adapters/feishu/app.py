@@ -19,6 +19,7 @@ import hmac
 import io
 import json
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -466,51 +467,86 @@ class FeishuBot:
         return str(resp.data.image_key) if resp is not None and resp.data and resp.data.image_key else None
 
     def _reply(self, message_id: str, card: cards.Card, in_thread: bool) -> None:
-        body = (
-            ReplyMessageRequestBody.builder()
-            .msg_type("interactive")
-            .content(cards.content(card))
-            .reply_in_thread(in_thread)
-            .uuid(_uuid("reply", message_id))
-            .build()
-        )
-        req = ReplyMessageRequest.builder().message_id(message_id).request_body(body).build()
-        self._call(lambda: self.client.im.v1.message.reply(req), f"reply to {message_id}")
+        def send(msg_type: str, content: str, uuid: str) -> Any:
+            body = (
+                ReplyMessageRequestBody.builder()
+                .msg_type(msg_type)
+                .content(content)
+                .reply_in_thread(in_thread)
+                .uuid(uuid)
+                .build()
+            )
+            req = ReplyMessageRequest.builder().message_id(message_id).request_body(body).build()
+            return self.client.im.v1.message.reply(req)
+
+        self._deliver(send, card, _uuid("reply", message_id), f"reply to {message_id}")
 
     def _send(self, id_type: str, receive_id: str, card: cards.Card, ident: str) -> None:
-        body = (
-            CreateMessageRequestBody.builder()
-            .receive_id(receive_id)
-            .msg_type("interactive")
-            .content(cards.content(card))
-            .uuid(_uuid("send", ident))
-            .build()
-        )
-        req = CreateMessageRequest.builder().receive_id_type(id_type).request_body(body).build()
-        self._call(lambda: self.client.im.v1.message.create(req), f"message to {receive_id}")
+        def send(msg_type: str, content: str, uuid: str) -> Any:
+            body = (
+                CreateMessageRequestBody.builder()
+                .receive_id(receive_id)
+                .msg_type(msg_type)
+                .content(content)
+                .uuid(uuid)
+                .build()
+            )
+            req = CreateMessageRequest.builder().receive_id_type(id_type).request_body(body).build()
+            return self.client.im.v1.message.create(req)
+
+        self._deliver(send, card, _uuid("send", ident), f"message to {receive_id}")
+
+    def _deliver(self, send: Callable[[str, str, str], Any], card: cards.Card, uuid: str, what: str) -> bool:
+        """The card; where Feishu refuses it (230025 too large, 230099 cannot be built, ...), the same
+        answer as plain text; where that is refused too, an ERROR with Feishu's codes. Whether it arrived."""
+        resp, refused = self._attempt(lambda: send("interactive", cards.content(card), uuid))
+        if resp is not None:
+            return True
+        log.warning("Feishu refused the card of a %s (%s): sending it as text", what, refused)
+        # Its own uuid: Feishu sends one message per uuid, and the refused card may have used this one.
+        text = cards.text_message(_card_text(card))
+        resp, again = self._attempt(lambda: send("text", text, uuid[:49] + "t"))
+        if resp is not None:
+            return True
+        log.error("Feishu refused a %s, as a card (%s) and as text (%s)", what, refused, again)
+        return False
 
     def _call(self, send: Callable[[], Any], what: str) -> Any:
-        """Send once, again with a fresh tenant token if Feishu rejected ours; the successful
+        """Send once (again with a fresh tenant token if Feishu rejected ours); the successful
         response, or None (logged) when it failed."""
+        resp, refused = self._attempt(send)
+        if resp is None:
+            log.warning("Feishu %s failed: %s", what, refused)
+        return resp
+
+    def _attempt(self, send: Callable[[], Any]) -> tuple[Any, str]:
+        """(the successful response, "") or (None, why not: Feishu's code, message and log id, or
+        the exception's type), trying again once with a fresh tenant token if Feishu rejected ours."""
         for attempt in (1, 2):
             try:
                 resp = send()
             except Exception as exc:
-                log.warning("Feishu %s failed: %s", what, type(exc).__name__)
-                return None
+                return None, type(exc).__name__
             if resp.success():
-                return resp
+                return resp, ""
             if resp.code in TOKEN_REJECTED and attempt == 1:
                 forget_token(self.app_id)  # lark-oapi never drops a rejected token by itself
                 continue
-            log.warning("Feishu %s refused: code %s %s (log id %s)", what, resp.code, resp.msg, resp.get_log_id())
-            return None
-        return None
+            return None, f"code {resp.code} {resp.msg} (log id {resp.get_log_id()})"
+        return None, "the tenant token was rejected twice"
 
 
 def _uuid(kind: str, ident: str) -> str:
     """A deterministic message uuid (≤50 chars): Feishu sends one message per uuid per hour."""
     return f"{kind}-" + hashlib.sha256(ident.encode()).hexdigest()[:40]
+
+
+def _card_text(card: cards.Card) -> Text:
+    """Everything a card says, as text: its title, then each text section."""
+    parts = [card["header"]["title"]] + [e["text"] for e in card["body"]["elements"] if e.get("tag") == "div"]
+    en = [p["i18n_content"]["en_us"] for p in parts if p.get("i18n_content")]
+    zh = [p["i18n_content"]["zh_cn"] for p in parts if p.get("i18n_content")]
+    return Text("\n".join(en), "\n".join(zh))
 
 
 def _card_summary(card: cards.Card) -> Text:
@@ -571,9 +607,12 @@ def _post_text(content: dict[str, Any]) -> str:
 def command_text(message: Any, bot_open_id: str | None, *, group: bool) -> tuple[str | None, bool]:
     """(the command line, whether it is meant for the bot). None as the line: not a text message.
 
-    Mentions of the bot are removed; mentions of other people become `feishu:ou_…`, which the
-    grammar reads as a person (`assign Acme @bob`). In a group only a message that mentions the
-    bot is meant for it.
+    The command is what follows the bot's first mention, wherever it stands ("FYI @Dora, @stagebot
+    move Acme SQL"); a message that does not mention the bot (a direct chat) is a command as a whole.
+    Later mentions of the bot are dropped; mentions of other people become `feishu:ou_…`, which the
+    grammar reads as a person (`assign Acme @bob`), except as the command word, where the person's
+    name stands instead (an unknown command must not echo a raw id). In a group only a message that
+    mentions the bot is meant for it.
     """
     try:
         raw = message.content if isinstance(message.content, str | bytes) else "{}"
@@ -588,20 +627,48 @@ def command_text(message: Any, bot_open_id: str | None, *, group: bool) -> tuple
         text = _post_text(content)
     else:
         return None, not group
-    mentioned = False
     # Feishu always sends string keys and ids; anything else is not a mention we can read.
-    mentions = [m for m in (message.mentions or []) if isinstance(getattr(m, "key", None), str)]
-    for mention in sorted(mentions, key=lambda x: -len(x.key)):
-        oid = getattr(mention.id, "open_id", None) if mention.id else None
-        oid = oid if isinstance(oid, str) else None
-        is_bot = oid is not None and oid == bot_open_id
-        if bot_open_id is None and group:
-            is_bot = True  # identity unknown for now: a group message reaches us only when it @mentions the bot
-        mentioned = mentioned or is_bot
-        text = text.replace(mention.key or "\x00", " " if is_bot or not oid else f" feishu:{oid} ")
-    text = text.replace("@_all", " ").strip()
+    mentions = {m.key: m for m in (message.mentions or []) if isinstance(getattr(m, "key", None), str) and m.key}
+    bots = _bot_keys(mentions, bot_open_id, group=group)
+    pieces = [text]
+    if mentions:  # longest key first: @_user_1 must not match the start of @_user_10
+        keys = sorted(mentions, key=len, reverse=True)
+        pieces = re.split("(" + "|".join(re.escape(k) for k in keys) + ")", text)  # keys at odd indices
+    first_bot = next((i for i in range(1, len(pieces), 2) if pieces[i] in bots), None)
+    if first_bot is not None:
+        pieces = pieces[first_bot + 1 :]  # text first again: keys stay at odd indices
+    out: list[str] = []
+    for i, piece in enumerate(pieces):
+        if i % 2 == 0:
+            out.append(piece)
+            continue
+        oid = _open_id(mentions[piece])
+        if piece in bots or oid is None:
+            out.append(" ")
+        elif not "".join(out).replace("@_all", " ").strip():  # the command word: a name, never an id
+            name = "".join(str(mentions[piece].name or "").split())
+            out.append(f" @{name or 'someone'} ")
+        else:
+            out.append(f" feishu:{oid} ")
+    line = "".join(out).replace("@_all", " ").strip()
     for prefix in ("/stage ", "/stage"):
-        if text.startswith(prefix):
-            text = text[len(prefix) :].strip()
+        if line.startswith(prefix):
+            line = line[len(prefix) :].strip()
             break
-    return text, mentioned or not group
+    return line, bool(bots) or not group
+
+
+def _open_id(mention: Any) -> str | None:
+    oid = getattr(mention.id, "open_id", None) if mention.id else None
+    return oid if isinstance(oid, str) and oid else None
+
+
+def _bot_keys(mentions: Mapping[str, Any], bot_open_id: str | None, *, group: bool) -> set[str]:
+    """The placeholders that mention the bot. While its identity is unknown a group message reaches
+    us only when it mentions the bot: the mentions Feishu marks as a bot's, else the first one."""
+    if bot_open_id is not None:
+        return {k for k, m in mentions.items() if _open_id(m) == bot_open_id}
+    if not group or not mentions:
+        return set()
+    marked = {k for k, m in mentions.items() if getattr(m, "mentioned_type", None) == "bot"}
+    return marked or {next(iter(mentions))}

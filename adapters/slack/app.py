@@ -25,6 +25,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.request.internals import build_context
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookResponse
 from sqlalchemy.exc import DBAPIError
 
 from adapters.common import telemetry
@@ -138,10 +139,10 @@ def build_app(
         try:
             ans = done.result()
             msg = render(ans, core, lang, actor)
-            respond(text=msg.text, blocks=msg.blocks, response_type="ephemeral", replace_original=False)
         except Exception:
-            log.exception("could not send %s a report that was not ready for the ack", actor.ref)
+            log.exception("could not make %s a report that was not ready for the ack", actor.ref)
             return
+        deliver(privately(respond), msg, f"the late report for {actor.ref}")
         if isinstance(ans, Report):
             share_chart(client, core, ans, channel, actor, respond, lang)
 
@@ -163,13 +164,28 @@ def build_app(
             telemetry.answered(PLATFORM, "button", None, failed=True, bug=not isinstance(exc, LifecycleError))
             msg = render(Failure(user_message(exc, lang, context=f"button from {actor.ref}")), core, lang)
 
-        def answer_privately() -> None:
-            try:
-                respond(text=msg.text, blocks=msg.blocks, response_type="ephemeral", replace_original=False)
-            except Exception:
-                log.warning("could not answer a button press from %s through its response_url", actor.ref)
+        if body.get("response_url"):
+            later.submit(deliver, privately(respond), msg, f"the answer to a button press from {actor.ref}")
+        elif (body.get("container") or {}).get("type") == "view" and (body.get("view") or {}).get("type") == "home":
+            # A press in the App Home has no response_url, and an ephemeral message needs a channel
+            # the presser is in: the answer is their Home, published again with the outcome on top.
+            later.submit(deliver, home_answer(actor), msg, f"the answer to an App Home press from {actor.ref}")
+        else:
+            log.warning("a button press from %s came with no response_url and not from the App Home", actor.ref)
 
-        later.submit(answer_privately)
+    def home_answer(actor: Actor) -> Send:
+        """The Home of `actor` with the answer on top; as plain text (a message in the app's DM)
+        only when Slack refuses that Home, so the presser is never left without one."""
+
+        def send(text: str, rich: list[dict[str, Any]] | None) -> Any:
+            if rich is None:
+                return client.chat_postMessage(channel=actor.user_id, text=text)
+            view = home_view_for(core, actor, lang, team_reports, notice=rich[:HOME_NOTICE_BLOCKS])
+            # No `hash`: this Home is built from the database after the press, so it is the newest;
+            # the press's view.hash would make Slack refuse it whenever another publish came between.
+            return client.views_publish(user_id=actor.user_id, view=view)
+
+        return send
 
     @app.event("app_home_opened")
     def on_home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
@@ -222,8 +238,15 @@ def with_delivery_problems(msg: blocks.SlackMessage, core: Lifecycle) -> blocks.
     return blocks.SlackMessage(msg.text + "\n" + note, [*msg.blocks, section])
 
 
-def home_view_for(core: Lifecycle, actor: Actor, lang: Lang, team_reports: TeamReports | None = None) -> dict[str, Any]:
-    """The App Home of one person: their accounts, approvals waiting on them, stale accounts, team figures."""
+def home_view_for(
+    core: Lifecycle,
+    actor: Actor,
+    lang: Lang,
+    team_reports: TeamReports | None = None,
+    notice: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The App Home of one person: their accounts, approvals waiting on them, stale accounts, team
+    figures; `notice` (blocks) above them all."""
     mine = core.ask(c.ListAccounts(actor=actor, mine=True, limit=60))
     waiting = core.ask(c.ListApprovals(actor=actor, mine_to_decide=True))
     stale = core.ask(c.ListAccounts(actor=actor, overdue=True, mine=True, limit=40))
@@ -238,7 +261,60 @@ def home_view_for(core: Lifecycle, actor: Actor, lang: Lang, team_reports: TeamR
         lang=lang,
         handoffs=handoffs.handoffs,
         reports=(team_reports or TeamReports(core)).for_person(actor),
+        notice=notice or (),
     )
+
+
+# ---------------------------------------------------------------- answers Slack may refuse
+
+Send = Callable[[str, list[dict[str, Any]] | None], Any]  # (text, blocks or None for plain text)
+HOME_NOTICE_BLOCKS = 3  # a button's answer is one section; never let it crowd the Home
+
+
+def privately(respond: Any) -> Send:
+    """Send through a response_url, ephemeral, leaving the message pressed on as it is."""
+
+    def send(text: str, rich: list[dict[str, Any]] | None) -> Any:
+        if rich is None:
+            return respond(text=text, response_type="ephemeral", replace_original=False)
+        return respond(text=text, blocks=rich, response_type="ephemeral", replace_original=False)
+
+    return send
+
+
+def deliver(send: Send, msg: blocks.SlackMessage, what: str) -> bool:
+    """`msg` with its blocks; where Slack refuses that (invalid_blocks, msg_blocks_too_long, ...), its
+    plain text alone; where that is refused too, an ERROR with Slack's reasons. Whether it arrived."""
+    first = _refusal(lambda: send(msg.text, msg.blocks or None), what)
+    if first is None:
+        return True
+    if msg.blocks:
+        log.warning("Slack refused %s (%s): sending it as plain text", what, first)
+        second = _refusal(lambda: send(msg.text, None), what)
+        if second is None:
+            return True
+        log.error("Slack refused %s, with blocks (%s) and as plain text (%s)", what, first, second)
+    else:
+        log.error("Slack refused %s (%s)", what, first)
+    return False
+
+
+def _refusal(call: Callable[[], Any], what: str) -> str | None:
+    """None when the call went through, else why not: Slack's error code (a Web API method raises
+    it; a response_url answers it as a non-200 status with the code as plain text)."""
+    try:
+        resp = call()
+    except SlackApiError as exc:
+        r = exc.response
+        return str((r.get("error") if r is not None else None) or getattr(r, "status_code", "no answer"))
+    except OSError as exc:  # no answer at all; never the URL, which for a response_url is a credential
+        return type(exc).__name__
+    except Exception as exc:
+        log.exception("bug while sending %s", what)
+        return f"bug: {type(exc).__name__}"
+    if isinstance(resp, WebhookResponse) and resp.status_code != 200:
+        return f"HTTP {resp.status_code} {str(resp.body or '')[:100]}".strip()
+    return None
 
 
 # Upload errors people can fix themselves, and what to tell them (the rest: "try again later").
@@ -293,10 +369,7 @@ def share_chart(
     except Exception:
         log.exception("could not draw or share a report chart")
         say = "图表发送失败,请稍后再试。" if zh else "The chart could not be posted; try again later."
-    try:
-        respond(text=say, response_type="ephemeral", replace_original=False)
-    except Exception:
-        log.warning("could not tell %s that the chart was not posted", actor.ref)
+    deliver(privately(respond), blocks.SlackMessage(say), f"why the chart was not posted, to {actor.ref}")
 
 
 def bolt_request(raw_body: str, headers: dict[str, str], query: str = "") -> BoltRequest:

@@ -905,6 +905,7 @@ def home_view(
     lang: Lang = "en",
     handoffs: Sequence[tuple[AccountView, HandoffView]] = (),
     reports: Sequence[Report] = (),
+    notice: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The App Home tab (for views.publish) as a dict, at most 100 blocks.
 
@@ -916,6 +917,7 @@ def home_view(
     `stale`: accounts past their stage's SLA (list_accounts with overdue=True).
     `reports`: the figures of the viewer's teams (adapters/common/team_reports.py), each as the
     same table `/stage report` answers with.
+    `notice`: blocks shown first, above a divider (what a button pressed in the Home just did).
     Each list shows at most text.MAX_LINES items; the 100 blocks are shared round robin between
     the parts, and a cut part ends with "… and N more".
     """
@@ -982,8 +984,9 @@ def home_view(
             )
         )
     # Fixed blocks: a header per part, a divider between parts, and one note per part.
-    budget = MAX_VIEW_BLOCKS - len(parts) * 2 - (len(parts) - 1)
+    budget = MAX_VIEW_BLOCKS - len(parts) * 2 - (len(parts) - 1) - (len(notice) + 1 if notice else 0)
     text_left = VIEW_TEXT - sum(size(part.title) + 300 for part in parts)  # 300: room for each part's note
+    text_left -= text_size(list(notice)) if notice else 0
     progress = True
     while progress:  # round robin, so one long part cannot crowd out the others
         progress = False
@@ -999,7 +1002,7 @@ def home_view(
                 text_left -= used
                 progress = True
 
-    blocks: list[Block] = []
+    blocks: list[Block | dict[str, Any]] = [*notice, DividerBlock()] if notice else []
     for n, part in enumerate(parts):
         if n:
             blocks.append(DividerBlock())

@@ -963,7 +963,8 @@ class Chaos:
         if got is None:
             self.record(cmd, "none")
             return
-        text = en_texts(got.content)
+        # A card Feishu refused comes again as a text message (both languages in one text).
+        text = en_texts(got.content) if got.msg_type == "interactive" else str((got.content or {}).get("text", ""))
         answer, info = classify(cmd, text)
         self.record(cmd, answer, text, info)
 

@@ -70,6 +70,63 @@ def block_action(
     return urlencode({"payload": json.dumps(payload)})
 
 
+def home_block_action(
+    *,
+    user: str,
+    action_id: str,
+    value: str,
+    block_id: str = "b1",
+    view_id: str = "V0HOME",
+    action_ts: str | None = None,
+) -> str:
+    """A button pressed in the App Home tab, shaped as Slack sends it: the container is the view,
+    the whole Home view comes along (`type: "home"`, its id and hash), and there is no channel,
+    message or response_url (https://docs.slack.dev/reference/interaction-payloads/block_actions-payload)."""
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+        "api_app_id": "A0APP",
+        "token": "legacy",
+        "container": {"type": "view", "view_id": view_id},
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.x",
+        "team": {"id": TEAM, "domain": "acme"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": {
+            "id": view_id,
+            "team_id": TEAM,
+            "type": "home",
+            "blocks": [],
+            "private_metadata": "",
+            "callback_id": "",
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{uuid.uuid4().hex[:8]}",
+            "title": {"type": "plain_text", "text": "View Title", "emoji": True},
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "close": None,
+            "submit": None,
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": "A0APP",
+            "external_id": "",
+            "app_installed_team_id": TEAM,
+            "bot_id": "B0BOT",
+        },
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": block_id,
+                "text": {"type": "plain_text", "text": "press", "emoji": True},
+                "value": value,
+                "action_ts": action_ts or f"{time.time():.6f}",
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
 def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> str:
     return json.dumps(
         {

@@ -5,6 +5,7 @@ bad input, dedupe."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -19,7 +20,7 @@ from tests.adapters.feishu.conftest import (
     card_buttons,
     card_texts,
 )
-from tests.fakes.feishu_api import FakeFeishu
+from tests.fakes.feishu_api import FakeFeishu, Scripted
 from tests.fakes.feishu_requests import envelope, post_message, signed, text_message, url_verification
 
 
@@ -118,6 +119,71 @@ def test_mentions_of_people_become_people_in_the_command(feishu: FeishuDriver) -
         mentions=[(BOT, "stagebot"), ("ou_alice", "Alice")],
     )
     assert "owned by @ou_alice" in said
+
+
+def stage_of(feishu: FeishuDriver, account: str) -> str:
+    from lifecycle import commands as c
+    from lifecycle.access import Actor
+
+    card = feishu.running.app.core.ask(c.ShowAccount(actor=Actor("feishu", "ou_admin"), account=account))
+    return str(card.account.stage)  # type: ignore[union-attr]
+
+
+def test_text_before_the_bots_mention_is_not_the_command(feishu: FeishuDriver) -> None:
+    answer(feishu, "add Gamma")
+    said = answer(
+        feishu,
+        "@_user_1 FYI @_user_2 move Gamma SQL first call held",
+        open_id="ou_mary",
+        chat_id="oc_marketing",
+        chat_type="group",
+        mentions=[("ou_dora", "Dora"), (BOT, "stagebot")],
+    )
+    assert "Gamma" in said and "SQL" in said and "Unknown command" not in said
+    assert stage_of(feishu, "Gamma") == "SQL"
+
+
+def test_rich_text_before_the_bots_mention_is_not_the_command(feishu: FeishuDriver) -> None:
+    answer(feishu, "add Gamma")
+    message_id = mid()
+    event = post_message(
+        [["Team, ", {"tag": "at", "user_id": "@_user_1", "user_name": "stagebot"}, " move Gamma SQL call held"]],
+        open_id="ou_mary",
+        chat_id="oc_marketing",
+        chat_type="group",
+        message_id=message_id,
+        mentions=[(BOT, "stagebot")],
+        locale="zh_cn",
+    )
+    assert feishu.event("im.message.receive_v1", event).status == 200
+    said = card_texts(feishu.wait_reply(message_id).content)
+    assert "Gamma" in said and "Unknown command" not in said
+    assert stage_of(feishu, "Gamma") == "SQL"
+
+
+def test_people_mentioned_after_the_bot_stay_arguments_even_with_text_before_it(feishu: FeishuDriver) -> None:
+    answer(feishu, "add Hooli --stage SQL")
+    said = answer(
+        feishu,
+        "Hi @_user_1, @_user_2 assign Hooli @_user_3",
+        chat_id="oc_sales",
+        chat_type="group",
+        mentions=[("ou_dora", "Dora"), (BOT, "stagebot"), ("ou_alice", "Alice")],
+    )
+    assert "owned by @ou_alice" in said
+
+
+def test_an_unknown_command_never_echoes_a_raw_open_id(feishu: FeishuDriver) -> None:
+    said = answer(
+        feishu,
+        "@_user_1 @_user_2 please look",
+        chat_id="oc_sales",
+        chat_type="group",
+        mentions=[(BOT, "stagebot"), ("ou_dora", "Dora Li")],
+    )
+    assert 'Unknown command "@DoraLi"' in said and "ou_dora" not in said
+    said = answer(feishu, "@_user_1 hello", mentions=[("ou_bob", "")])  # a direct message, a nameless mention
+    assert 'Unknown command "@someone"' in said and "ou_bob" not in said
 
 
 def approval_card(feishu: FeishuDriver) -> tuple[str, dict[str, Any]]:
@@ -394,3 +460,48 @@ def test_message_fields_of_the_wrong_type_get_a_hint_not_silence(feishu: FeishuD
     odd["message"]["mentions"] = [{"key": 5, "id": {"open_id": 7}, "name": "x"}]
     assert feishu.event("im.message.receive_v1", odd).status == 200
     assert "Unknown command" in card_texts(feishu.wait_reply(second).content)  # answered, not dropped
+
+
+# A card Feishu will not take: too large (230025), or one it cannot build (230099, sub-code in msg).
+CARD_TOO_LARGE = Scripted(400, 230025, "The message content is too large.")
+CARD_BAD = Scripted(400, 230099, "Failed to create card content, ext=ErrCode: 11310; ErrMsg: element exceeds the limit")
+
+
+def test_a_reply_card_feishu_refuses_arrives_as_plain_text(feishu: FeishuDriver, fake: FakeFeishu) -> None:
+    answer(feishu, "add Delta")
+    fake.script("reply", CARD_TOO_LARGE)
+    message_id = mid()
+    feishu.say("show Delta", open_id="ou_admin", message_id=message_id)
+    got = feishu.wait_reply(message_id)
+    assert got.msg_type == "text" and "Delta (#" in got.content["text"]
+    refused = [x for x in fake.calls_of("reply") if x.code == 230025]
+    assert len(refused) == 1 and refused[0].json["msg_type"] == "interactive"
+    assert refused[0].json["uuid"] != got.uuid  # its own uuid: Feishu sends one message per uuid
+
+
+def test_a_direct_card_feishu_refuses_arrives_as_plain_text(feishu: FeishuDriver, fake: FakeFeishu) -> None:
+    answer(feishu, 'add "Menu Co" --stage PQL')
+    answer(feishu, 'move "Menu Co" P0', open_id="ou_alice")
+    fake.script("create", CARD_BAD)
+    operator = {"operator_name": "Boss", "operator_id": {"open_id": "ou_boss", "union_id": "on_b", "user_id": "b"}}
+    feishu.event("application.bot.menu_v6", {"operator": operator, "event_key": "approvals", "timestamp": 1})
+
+    def to_boss() -> list[Any]:
+        return [m for m in fake.messages if m.receive_id == "ou_boss"]
+
+    assert fake.wait_for(lambda: bool(to_boss()))
+    (got,) = to_boss()
+    assert got.msg_type == "text" and "Menu Co" in got.content["text"]
+
+
+def test_an_answer_refused_as_card_and_as_text_is_logged_at_error_with_feishus_codes(
+    feishu: FeishuDriver, fake: FakeFeishu, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.script("reply", CARD_BAD, CARD_TOO_LARGE)
+    with caplog.at_level(logging.WARNING, logger="stagebot.feishu"):
+        feishu.say("help", open_id="ou_admin", message_id=(message_id := mid()))
+        assert fake.wait_for(lambda: any(r.levelno == logging.ERROR for r in caplog.records))
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert message_id in error and "230099" in error and "230025" in error
+    assert "test-app-secret" not in error and "Bearer" not in error
+    assert feishu.replies_to(message_id) == []

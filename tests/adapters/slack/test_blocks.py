@@ -643,3 +643,21 @@ def test_empty_home_view() -> None:
     )
     check_blocks(view["blocks"], 100)
     assert "你名下还没有客户。" in all_text(view["blocks"])
+
+
+def test_a_notice_on_top_of_a_full_home_view_still_fits_in_100_blocks() -> None:
+    notice = error_message("Only Sales approvers can decide this.").blocks
+    for handoffs in (50, 51):  # an odd and an even count of one-block units left over
+        view = home_view(
+            mine=accounts_list(500),
+            waiting=ApprovalList(approvals=tuple(approval_view(i) for i in range(1, 200))),
+            stale=accounts_list(300),
+            pipeline=P,
+            handoffs=handoff_pairs(handoffs),
+            notice=notice,
+        )
+        check_blocks(view["blocks"], 100)
+        View(**view).to_dict()
+        assert view["blocks"][0]["text"]["text"] == notice[0]["text"]["text"]
+        assert view["blocks"][1]["type"] == "divider"
+        assert len(of_type(view["blocks"], "context")) == 3  # every part still says what it left out

@@ -133,3 +133,30 @@ def test_what_follows_a_late_report_logs_under_the_commands_id(tmp_path: Path, f
         logger.removeHandler(seen)
     chart = [cid for message, cid in seen.lines if "could not share a report chart" in message]
     assert chart == ["req-late-1"]
+
+
+def test_a_late_report_slack_refuses_as_blocks_follows_as_plain_text(tmp_path: Path, fake: FakeSlack) -> None:
+    pool = HeldPool()
+    command = _stagebot(tmp_path, fake, pool)
+    command("report", ALICE.user_id)
+    fake.fail("response_url", status=400, error="invalid_blocks", retry_after=None)  # as Slack answers a response_url
+    pool.release()
+    refused, plain = fake.wait_for("response_url", 2)[:2]
+    assert refused.answered == 400 and "blocks" in refused.body
+    assert "blocks" not in plain.body and plain.answered == 200
+    assert "Bottleneck: SQL" in plain.body["text"] and plain.body["response_type"] == "ephemeral"
+
+
+def test_a_late_report_refused_twice_is_logged_at_error_with_slacks_reasons(
+    tmp_path: Path, fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = HeldPool()
+    command = _stagebot(tmp_path, fake, pool)
+    command("report", ALICE.user_id)
+    fake.fail("response_url", status=400, error="invalid_blocks", retry_after=None)
+    fake.fail("response_url", status=404, error="expired_url", retry_after=None)
+    with caplog.at_level(logging.WARNING, logger="stagebot.slack"):
+        pool.release()  # runs here: the log lines are in by the time it returns
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "invalid_blocks" in errors[0] and "expired_url" in errors[0]
+    assert "/response/" not in errors[0] and "xoxb" not in errors[0]  # never the response_url or the token
