@@ -61,7 +61,7 @@ def clip(s: str, limit: int) -> str:
 
 def clip_bytes(s: str, limit: int) -> str:
     """At most `limit` bytes in UTF-8, cut at a character boundary (Feishu counts the body in bytes)."""
-    raw = s.encode("utf-8")
+    raw = s.encode("utf-8", "replace")  # a lone surrogate counts as one byte here; content() replaces it
     if len(raw) <= limit:
         return s
     return raw[: max(0, limit - 3)].decode("utf-8", "ignore") + "…"
@@ -235,7 +235,9 @@ def element_count(c: Card) -> int:
 
 def content(c: Card) -> str:
     """The `content` string of an interactive message."""
-    return json.dumps(c, ensure_ascii=False, separators=(",", ":"))
+    raw = json.dumps(c, ensure_ascii=False, separators=(",", ":"))
+    # JSON may carry a lone surrogate ("\\ud800") into a name; UTF-8 cannot, so it is sent as U+FFFD.
+    return raw.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------- replies to a command
