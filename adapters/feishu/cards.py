@@ -149,10 +149,12 @@ def card(
     buttons: Sequence[Button] = (),
     note: Text | None = None,
     image: dict[str, Any] | None = None,
+    row_buttons: bool = False,
 ) -> Card:
     """A card 2.0: header, an optional image, text sections, buttons in a row, an optional grey note.
 
-    `Text` sections are shown in `lang`; a `Listing` is shortened to what fits.
+    `Text` sections are shown in `lang`; a `Listing` is shortened to what fits. With `row_buttons`,
+    button n belongs to the listing's row n and goes when its row does.
     """
     sections = [b for b in body if isinstance(b, Listing) or b.en or b.zh]
 
@@ -161,7 +163,7 @@ def card(
         for b in sections:
             s = b.render(keep, text_bytes) if isinstance(b, Listing) else clip_bytes(b(lang), text_bytes)
             elements.append(_div(s))
-        elements += _buttons(buttons[:n_buttons], lang)
+        elements += _buttons(buttons[: min(n_buttons, keep) if row_buttons else n_buttons], lang)
         if note is not None:
             grey = {"text_size": "notation", "text_color": "grey"}
             elements.append({"tag": "div", "text": {**plain(note, lang, CONFIRM_LIMIT), **grey}})
@@ -282,7 +284,7 @@ def reply(ans: object, pipeline: Pipeline, lang: Lang = "en") -> Card:
             for t in ans.tasks[:10]
         ]
         body = _tasks(ans, lang) if ans.tasks else Text(*(tx.task_list(ans, p, lg) for lg in LANGS))
-        return card(Text("Tasks", "待办任务"), [body], lang=lang, buttons=buttons)
+        return card(Text("Tasks", "待办任务"), [body], lang=lang, buttons=buttons, row_buttons=True)
     raise TypeError(f"no card for {type(ans).__name__}")
 
 
@@ -367,11 +369,16 @@ def _history(h: History, p: Pipeline, lang: Lang) -> Listing:
         rows.append(("", f"  {tx.when(ln.at)}  {tx.person(ln.actor)} via {ln.via}: {move}{why}"))
 
     def more(n: int, first: int | None) -> str:
-        earlier = "更早的" if zh else "earlier "
-        older = "" if not h.truncated else ("(以及更早的)" if zh else " (and older ones)")
+        # No command shows older changes in chat: say how many were left out here, and that there are
+        # more still when the core already cut the history (`hidden` is 1 then, as a flag, not a count).
+        dropped = n - (1 if h.truncated else 0)
         if zh:
-            return f"  …还有 {n - (1 if h.truncated else 0)} 条{earlier}变更未显示{older},以下为最近的变更"
-        return f"  … {n - (1 if h.truncated else 0)} {earlier}changes not shown{older}; the newest follow"
+            count = f"{dropped} 条" if dropped else ""
+            older = "(以及更早的)" if h.truncated and dropped else ""
+            return f"  …{count}更早的变更未显示{older},以下为最近的变更"
+        count = f"{dropped} " if dropped else ""
+        older = " (and older ones)" if h.truncated and dropped else ""
+        return f"  … {count}earlier changes not shown{older}; the newest follow"
 
     head = f"{h.account.name} (#{h.account.id}) — {'历史' if zh else 'history'}:"
     return Listing(head, tuple(rows), more, hidden=1 if h.truncated else 0, newest_last=True)
