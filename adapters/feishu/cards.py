@@ -335,7 +335,8 @@ def _more(lang: Lang, n: int, command: str | None) -> str:
 
 
 def _accounts(al: AccountList, p: Pipeline, lang: Lang) -> Listing:
-    flat = [(stage, a) for stage, accounts in al.groups for a in accounts][:MAX_ROWS]
+    everything = [(stage, a) for stage, accounts in al.groups for a in accounts]
+    flat = everything[:MAX_ROWS]
     count = {stage: len(accounts) for stage, accounts in al.groups}
     rows = tuple(
         (
@@ -347,7 +348,9 @@ def _accounts(al: AccountList, p: Pipeline, lang: Lang) -> Listing:
     mine = " --mine" if al.mine else ""
 
     def more(n: int, first: int | None) -> str:
-        stage = flat[first][0] if first is not None else (al.groups[-1][0] if al.groups else None)
+        # The stage of the first account not shown: cut by the fit, by MAX_ROWS, or (unknown) by the core.
+        at = first if first is not None else len(flat)
+        stage = everything[at][0] if at < len(everything) else (al.groups[-1][0] if al.groups else None)
         if al.stage_filter is None and len(al.groups) > 1 and stage:
             return _more(lang, n, f"list {stage}{mine}")  # one stage at a time
         if not al.mine and stage:
