@@ -89,6 +89,16 @@ def test_a_list_too_big_says_how_many_more_and_which_command_shows_them(
     assert body_text(cards.reply(al, P, "zh")).rsplit("\n", 1)[-1].startswith("…还有 ")
 
 
+def test_a_list_cut_at_60_rows_names_the_stage_of_the_61st() -> None:
+    def group(stage: str, first: int) -> tuple[str, tuple[AccountView, ...]]:
+        return stage, tuple(account(n, stage).model_copy(update={"name": f"a{n}"}) for n in range(first, first + 50))
+
+    groups = (group("SQL", 0), group("P0", 100), group("P1", 200))
+    text = body_text(cards.reply(AccountList(groups=groups, total=150), P, "en"))
+    assert text.count("\n  #") == 60
+    assert text.endswith("… and 90 more: `list P0` shows them")  # not P1, the last group's stage
+
+
 def test_a_long_history_keeps_the_newest_changes() -> None:
     lines = tuple(
         HistoryLine(
