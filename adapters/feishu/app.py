@@ -553,8 +553,9 @@ def _card_summary(card: cards.Card) -> Text:
     texts = [e["text"] for e in card["body"]["elements"] if e.get("tag") == "div"]
     if not texts:
         return Text("", "")
-    t = texts[0]["i18n_content"]
-    return Text(t["en_us"], t["zh_cn"])
+    t = texts[0]
+    i18n = t.get("i18n_content")  # body texts are sent in the bot's language only (cards.py)
+    return Text(i18n["en_us"], i18n["zh_cn"]) if i18n else Text(t["content"], t["content"])
 
 
 def fetch_bot_open_id(client: lark.Client) -> str | None:

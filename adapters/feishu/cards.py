@@ -1,16 +1,23 @@
-"""Feishu rendering: card JSON 2.0 (zh_cn and en_us in every card) for replies, notifications and decisions.
+"""Feishu rendering: card JSON 2.0 for replies, notifications and decisions, fitted to Feishu's limits.
 
 Pure functions returning plain dicts (lark-oapi wants plain dicts in card-callback responses).
-Every text comes from adapters/common/text.py in both languages; the reader's Feishu client
-picks `zh_cn` or `en_us`. Customer text goes into `plain_text` elements only, so an account named
-`<at id=all></at>` or `**x**` is shown as typed and can neither mention anyone nor format.
+Short strings (title, summary, button labels, confirmations, notes) carry `content` plus
+`i18n_content` in zh_cn and en_us, so the reader's Feishu client picks the language; the body
+texts (lists, history, notifications: where customer text and hundreds of rows live) are sent
+once, in the bot's language. Customer text goes into `plain_text` elements only, so an account
+named `<at id=all></at>` or `**x**` is shown as typed and can neither mention anyone nor format.
 Buttons carry the shared button schema (adapters/common/actions.py) as JSON *objects*.
+
+Every card is built by `card()`, whose `_fit` step is the one place Feishu's limits are kept: it
+measures the request body as lark-oapi sends it and drops list rows (saying how many more there
+are and which command shows them) or clips texts by UTF-8 bytes until the body fits.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from adapters.common import text as tx
@@ -19,28 +26,51 @@ from adapters.common.grammar import help_text
 from lifecycle import events as ev
 from lifecycle.i18n import Lang, Text
 from lifecycle.pipeline import Pipeline
-from lifecycle.views import AccountCard, AccountList, ApprovalList, HandoffList, History, Outcome, Report, TaskList
+from lifecycle.views import (
+    AccountCard,
+    AccountList,
+    ApprovalList,
+    HandoffList,
+    History,
+    Outcome,
+    Report,
+    TaskList,
+)
 
 Card = dict[str, Any]
 
-# Feishu limits (research/feishu.md §3.3): 30 KB per card body, 200 elements. Each text is
-# clipped so that both languages together stay far below: zh is 3 bytes per character.
-TEXT_LIMIT = 3000
-TITLE_LIMIT = 100
-LOCALES = {"en": "en_us", "zh": "zh_cn"}
+# Feishu's limits (research/platform-limits.md): a card message's request body is at most 30 KB
+# (30,720 bytes, error 230025) and a card holds at most 200 elements (230099). The body is the
+# card's JSON as a string inside {"receive_id", "msg_type", "content", "uuid", ...}: `ENVELOPE`
+# bytes are kept for the fields around `content` (ids are under 100 bytes, the uuid 50).
+BODY_LIMIT = 30 * 1024
+ENVELOPE = 512
+MAX_ELEMENTS = 200
+TEXT_BYTES = 12_000  # one body text at most, before fitting (a tenth of a screenful of emoji is 4 KB)
+MIN_TEXT_BYTES = 200  # what fitting leaves of a text at least
+TITLE_LIMIT = 100  # characters of a title or summary
+LABEL_LIMIT = 40  # characters of a button label
+CONFIRM_LIMIT = 300  # characters of a confirmation
+MAX_ROWS = tx.MAX_LINES  # rows of a list, as on every platform
 
 
 def clip(s: str, limit: int) -> str:
+    """At most `limit` characters."""
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def _i18n(en: str, zh: str, limit: int, lang: Lang) -> dict[str, Any]:
-    en, zh = clip(en, limit), clip(zh, limit)
-    return {"content": zh if lang == "zh" else en, "i18n_content": {"en_us": en, "zh_cn": zh}}
+def clip_bytes(s: str, limit: int) -> str:
+    """At most `limit` bytes in UTF-8, cut at a character boundary (Feishu counts the body in bytes)."""
+    raw = s.encode("utf-8", "replace")  # a lone surrogate counts as one byte here; content() replaces it
+    if len(raw) <= limit:
+        return s
+    return raw[: max(0, limit - 3)].decode("utf-8", "ignore") + "…"
 
 
-def plain(t: Text, lang: Lang = "en", limit: int = TEXT_LIMIT) -> dict[str, Any]:
-    return {"tag": "plain_text", **_i18n(t.en, t.zh, limit, lang)}
+def plain(t: Text, lang: Lang = "en", limit: int = TITLE_LIMIT) -> dict[str, Any]:
+    """A short text in both languages: `content` in the bot's language, `i18n_content` for the reader's client."""
+    en, zh = clip(t.en, limit), clip(t.zh, limit)
+    return {"tag": "plain_text", "content": zh if lang == "zh" else en, "i18n_content": {"en_us": en, "zh_cn": zh}}
 
 
 def both(render: Callable[[Lang], str]) -> Text:
@@ -48,20 +78,16 @@ def both(render: Callable[[Lang], str]) -> Text:
     return Text(render("en"), render("zh"))
 
 
-def _div(t: Text, lang: Lang) -> dict[str, Any]:
-    return {"tag": "div", "text": plain(t, lang)}
-
-
 def button(b: Button, lang: Lang = "en") -> dict[str, Any]:
     out: dict[str, Any] = {
         "tag": "button",
-        "text": plain(b.label, lang, 40),
+        "text": plain(b.label, lang, LABEL_LIMIT),
         "type": b.style,
         # The value must be an object: lark-oapi cannot read a string value (research §0.8).
         "behaviors": [{"type": "callback", "value": dict(b.value)}],
     }
     if b.confirm is not None:
-        out["confirm"] = {"title": plain(b.label, lang, 40), "text": plain(b.confirm, lang, 300)}
+        out["confirm"] = {"title": plain(b.label, lang, LABEL_LIMIT), "text": plain(b.confirm, lang, CONFIRM_LIMIT)}
     return out
 
 
@@ -72,35 +98,148 @@ def _buttons(buttons: Sequence[Button], lang: Lang) -> list[dict[str, Any]]:
     return [{"tag": "column_set", "flex_mode": "none", "columns": columns}]
 
 
+@dataclass(frozen=True)
+class Listing:
+    """A list body that `_fit` may shorten: `head`, then the rows (each under its group's line, if any).
+
+    `more(n)` is the line for `n` rows not shown, naming the command that shows them; `hidden` rows
+    were already left out by the core. With `newest_last`, the first rows are the ones dropped.
+    """
+
+    head: str
+    rows: tuple[tuple[str, str], ...]  # (group line or "", row)
+    more: Callable[[int, int | None], str]  # (rows not shown, index of the first of them, if listed) -> the line
+    hidden: int = 0
+    newest_last: bool = False
+
+    def render(self, keep: int, limit: int) -> str:
+        n = len(self.rows)
+        keep = min(keep, n)
+        kept = list(enumerate(self.rows))
+        kept = kept[n - keep :] if self.newest_last else kept[:keep]
+        lines = [self.head] if self.head else []
+        missing = self.hidden + n - keep
+        if missing and self.newest_last:
+            lines.append(self.more(missing, None))
+        group = None
+        for _, (g, row) in kept:
+            if g and g != group:
+                lines.append(g)
+            group = g
+            lines.append(row)
+        if missing and not self.newest_last:
+            lines.append(self.more(missing, keep if keep < n else None))
+        # Each row is clipped on its own so one long name cannot push the others out.
+        return "\n".join(clip_bytes(line, limit) for line in lines)
+
+
+Body = Text | Listing
+
+
+def _div(s: str) -> dict[str, Any]:
+    return {"tag": "div", "text": {"tag": "plain_text", "content": s}}
+
+
 def card(
     title: Text,
-    body: Sequence[Text],
+    body: Sequence[Body],
     *,
     lang: Lang = "en",
     template: str = "blue",
     buttons: Sequence[Button] = (),
     note: Text | None = None,
+    image: dict[str, Any] | None = None,
+    row_buttons: bool = False,
 ) -> Card:
-    """A card 2.0: header, text sections, buttons in a row, an optional grey note."""
-    elements: list[dict[str, Any]] = [_div(t, lang) for t in body if t.en or t.zh]
-    elements += _buttons(buttons, lang)
-    if note is not None:
-        elements.append({"tag": "div", "text": {**plain(note, lang), "text_size": "notation", "text_color": "grey"}})
-    return {
-        "schema": "2.0",
-        "config": {
-            "update_multi": True,  # one card for everyone in the chat, updated in place for everyone
-            "locales": ["zh_cn", "en_us"],
-            "summary": plain(title, lang, TITLE_LIMIT),
-        },
-        "header": {"title": plain(title, lang, TITLE_LIMIT), "template": template},
-        "body": {"elements": elements},
-    }
+    """A card 2.0: header, an optional image, text sections, buttons in a row, an optional grey note.
+
+    `Text` sections are shown in `lang`; a `Listing` is shortened to what fits. With `row_buttons`,
+    button n belongs to the listing's row n and goes when its row does.
+    """
+    sections = [b for b in body if isinstance(b, Listing) or b.en or b.zh]
+
+    def build(keep: int, text_bytes: int, n_buttons: int) -> Card:
+        elements: list[dict[str, Any]] = [image] if image else []
+        for b in sections:
+            s = b.render(keep, text_bytes) if isinstance(b, Listing) else clip_bytes(b(lang), text_bytes)
+            elements.append(_div(s))
+        elements += _buttons(buttons[: min(n_buttons, keep) if row_buttons else n_buttons], lang)
+        if note is not None:
+            grey = {"text_size": "notation", "text_color": "grey"}
+            elements.append({"tag": "div", "text": {**plain(note, lang, CONFIRM_LIMIT), **grey}})
+        return {
+            "schema": "2.0",
+            "config": {
+                "update_multi": True,  # one card for everyone in the chat, updated in place for everyone
+                "locales": ["zh_cn", "en_us"],
+                "summary": _summary(plain(title, lang, TITLE_LIMIT)),
+            },
+            "header": {"title": plain(title, lang, TITLE_LIMIT), "template": template},
+            "body": {"elements": elements},
+        }
+
+    rows = max((len(b.rows) for b in sections if isinstance(b, Listing)), default=0)
+    return _fit(build, rows, len(buttons))
+
+
+def _summary(title: dict[str, Any]) -> dict[str, Any]:
+    # card-json-v2-structure: config.summary has `content` and `i18n_content` only (no `tag`).
+    return {"content": title["content"], "i18n_content": title["i18n_content"]}
+
+
+def _fit(build: Callable[[int, int, int], Card], rows: int, n_buttons: int) -> Card:
+    """The one place Feishu's limits are kept: the fullest card whose request body and element count fit.
+
+    First as many list rows as fit (binary search on the measured body), then, if even no rows fit,
+    every body text clipped to half its bytes until the card fits.
+    """
+    while n_buttons and element_count(build(0, MIN_TEXT_BYTES, n_buttons)) > MAX_ELEMENTS:
+        n_buttons -= 1
+    text_bytes = TEXT_BYTES
+    while True:
+        c = build(rows, text_bytes, n_buttons)
+        if fits(c):
+            return c
+        if fits(build(0, text_bytes, n_buttons)):
+            lo, hi = 0, rows  # build(lo) fits, build(hi) does not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if fits(build(mid, text_bytes, n_buttons)):
+                    lo = mid
+                else:
+                    hi = mid
+            return build(lo, text_bytes, n_buttons)
+        if text_bytes <= MIN_TEXT_BYTES:
+            return build(0, MIN_TEXT_BYTES, n_buttons)  # unreachable with our texts: titles and labels are short
+        text_bytes = max(MIN_TEXT_BYTES, text_bytes // 2)
+
+
+def request_bytes(c: Card) -> int:
+    """The card's share of a message request body, in bytes: `content` as the JSON string lark-oapi sends."""
+    return len(json.dumps({"content": content(c)}, ensure_ascii=False).encode("utf-8")) + ENVELOPE
+
+
+def fits(c: Card) -> bool:
+    return request_bytes(c) <= BODY_LIMIT and element_count(c) <= MAX_ELEMENTS
+
+
+def element_count(c: Card) -> int:
+    """Components of the card, nested ones included (what Feishu counts against its 200)."""
+
+    def walk(elements: list[Any]) -> Iterator[Any]:
+        for el in elements:
+            yield el
+            for key in ("elements", "columns"):
+                yield from walk(el.get(key) or [])
+
+    return sum(1 for _ in walk(c["body"]["elements"]))
 
 
 def content(c: Card) -> str:
     """The `content` string of an interactive message."""
-    return json.dumps(c, ensure_ascii=False, separators=(",", ":"))
+    raw = json.dumps(c, ensure_ascii=False, separators=(",", ":"))
+    # JSON may carry a lone surrogate ("\\ud800") into a name; UTF-8 cannot, so it is sent as U+FFFD.
+    return raw.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------- replies to a command
@@ -127,13 +266,16 @@ def reply(ans: object, pipeline: Pipeline, lang: Lang = "en") -> Card:
         )
     if isinstance(ans, History):
         name = ans.account.name
-        return card(Text(f"History: {name}", f"历史:{name}"), [both(lambda lg: tx.history(ans, p, lg))], lang=lang)
+        return card(Text(f"History: {name}", f"历史:{name}"), [_history(ans, p, lang)], lang=lang)
     if isinstance(ans, AccountList):
-        return card(Text("Accounts", "客户列表"), [both(lambda lg: tx.account_list(ans, p, lg))], lang=lang)
+        body: Body = _accounts(ans, p, lang) if ans.total else Text(*(tx.account_list(ans, p, lg) for lg in LANGS))
+        return card(Text("Accounts", "客户列表"), [body], lang=lang)
     if isinstance(ans, ApprovalList):
-        return card(Text("Approvals", "审批"), [both(lambda lg: tx.approval_list(ans, p, lg))], lang=lang)
+        body = _approvals(ans, p, lang) if ans.approvals else Text(*(tx.approval_list(ans, p, lg) for lg in LANGS))
+        return card(Text("Approvals", "审批"), [body], lang=lang)
     if isinstance(ans, HandoffList):
-        return card(Text("Handoffs", "交接"), [both(lambda lg: tx.handoff_list(ans, p, lg))], lang=lang)
+        body = _handoffs(ans, p, lang) if ans.handoffs else Text(*(tx.handoff_list(ans, p, lg) for lg in LANGS))
+        return card(Text("Handoffs", "交接"), [body], lang=lang)
     if isinstance(ans, Report):
         return report_card(ans, p, lang)
     if isinstance(ans, TaskList):
@@ -141,7 +283,8 @@ def reply(ans: object, pipeline: Pipeline, lang: Lang = "en") -> Card:
             Button(Text(f"Done #{t.id}", f"完成 #{t.id}"), {"v": 1, "op": "done", "task": t.id}, "primary")
             for t in ans.tasks[:10]
         ]
-        return card(Text("Tasks", "待办任务"), [both(lambda lg: tx.task_list(ans, p, lg))], lang=lang, buttons=buttons)
+        body = _tasks(ans, lang) if ans.tasks else Text(*(tx.task_list(ans, p, lg) for lg in LANGS))
+        return card(Text("Tasks", "待办任务"), [body], lang=lang, buttons=buttons, row_buttons=True)
     raise TypeError(f"no card for {type(ans).__name__}")
 
 
@@ -153,13 +296,12 @@ def report_card(r: Report, pipeline: Pipeline, lang: Lang = "en", *, image_key: 
     """
     title = Text(f"Report · team {r.team}", f"报表 · {r.team} 团队") if r.team else Text("Report", "报表")
     note = None if image_key else Text("The chart could not be attached this time.", "本次未能附上图表。")
-    c = card(title, [both(lambda lg: tx.report(r, pipeline, lg))], lang=lang, template="indigo", note=note)
+    image = None
     if image_key:
         alt = plain(Text("Funnel and time in stage", "漏斗与阶段停留时间"), lang, TITLE_LIMIT)
-        c["body"]["elements"].insert(
-            0, {"tag": "img", "img_key": image_key, "alt": alt, "scale_type": "fit_horizontal", "preview": True}
-        )
-    return c
+        image = {"tag": "img", "img_key": image_key, "alt": alt, "scale_type": "fit_horizontal", "preview": True}
+    body = [both(lambda lg: tx.report(r, pipeline, lg))]
+    return card(title, body, lang=lang, template="indigo", note=note, image=image)
 
 
 def help_card(topic: str | None = None, lang: Lang = "en", *, extra: Text | None = None) -> Card:
@@ -176,6 +318,136 @@ def help_card(topic: str | None = None, lang: Lang = "en", *, extra: Text | None
 
 def error_card(message: Text, lang: Lang = "en") -> Card:
     return card(Text("Not done", "未执行"), [message], lang=lang, template="red")
+
+
+# ---------------------------------------------------------------- lists Feishu may shorten
+
+LANGS: tuple[Lang, Lang] = ("en", "zh")
+
+
+def _more(lang: Lang, n: int, command: str | None) -> str:
+    """The line under a shortened list: how many more, and the command that shows them."""
+    if command:
+        return (
+            f"…还有 {n} 条未显示,发送 `{command}` 查看" if lang == "zh" else f"… and {n} more: `{command}` shows them"
+        )
+    return f"…还有 {n} 条未显示" if lang == "zh" else f"… and {n} more not shown"
+
+
+def _accounts(al: AccountList, p: Pipeline, lang: Lang) -> Listing:
+    everything = [(stage, a) for stage, accounts in al.groups for a in accounts]
+    flat = everything[:MAX_ROWS]
+    count = {stage: len(accounts) for stage, accounts in al.groups}
+    rows = tuple(
+        (
+            f"{tx.stage_title(p, stage, lang)} — {count[stage]}",
+            f"  #{a.id} {a.name}  {tx.person(a.owner)}  {tx.amount(a.amount)}",
+        )
+        for stage, a in flat
+    )
+    mine = " --mine" if al.mine else ""
+
+    def more(n: int, first: int | None) -> str:
+        # The stage of the first account not shown: cut by the fit, by MAX_ROWS, or (unknown) by the core.
+        at = first if first is not None else len(flat)
+        stage = everything[at][0] if at < len(everything) else (al.groups[-1][0] if al.groups else None)
+        if al.stage_filter is None and len(al.groups) > 1 and stage:
+            return _more(lang, n, f"list {stage}{mine}")  # one stage at a time
+        if not al.mine and stage:
+            return _more(lang, n, f"list {stage} --mine")  # one stage already: only one's own
+        return _more(lang, n, None)
+
+    return Listing("", rows, more, hidden=al.total - len(flat))
+
+
+def _history(h: History, p: Pipeline, lang: Lang) -> Listing:
+    zh = lang == "zh"
+    rows = []
+    for ln in h.lines:
+        if ln.from_stage is None:
+            move = f"{'新建于' if zh else 'created in'} {tx.stage_title(p, ln.to_stage, lang)}"
+        else:
+            move = f"{tx.stage_title(p, ln.from_stage, lang)} → {tx.stage_title(p, ln.to_stage, lang)}"
+        why = f" — {ln.reason}" if ln.reason else ""
+        rows.append(("", f"  {tx.when(ln.at)}  {tx.person(ln.actor)} via {ln.via}: {move}{why}"))
+
+    def more(n: int, first: int | None) -> str:
+        # No command shows older changes in chat: say how many were left out here, and that there are
+        # more still when the core already cut the history (`hidden` is 1 then, as a flag, not a count).
+        dropped = n - (1 if h.truncated else 0)
+        if zh:
+            count = f"{dropped} 条" if dropped else ""
+            older = "(以及更早的)" if h.truncated and dropped else ""
+            return f"  …{count}更早的变更未显示{older},以下为最近的变更"
+        count = f"{dropped} " if dropped else ""
+        older = " (and older ones)" if h.truncated and dropped else ""
+        return f"  … {count}earlier changes not shown{older}; the newest follow"
+
+    head = f"{h.account.name} (#{h.account.id}) — {'历史' if zh else 'history'}:"
+    return Listing(head, tuple(rows), more, hidden=1 if h.truncated else 0, newest_last=True)
+
+
+def _approvals(al: ApprovalList, p: Pipeline, lang: Lang) -> Listing:
+    zh = lang == "zh"
+    shown = al.approvals[:MAX_ROWS]
+    rows = tuple(
+        (
+            "",
+            f"  #{ap.id} {ap.account}: {ap.from_stage} → {ap.to_stage}  {tx.person(ap.requested_by)} "
+            f"{tx.when(ap.requested_at)}  "
+            f"({'批准' if zh else 'approve'} {ap.id} / {'驳回' if zh else 'reject'} {ap.id})",
+        )
+        for ap in shown
+    )
+
+    def more(n: int, first: int | None) -> str:
+        return _more(lang, n, f"show #{shown[first].account_id}" if first is not None else None)
+
+    head = "待处理审批:" if zh else "Waiting approvals:"
+    return Listing(head, rows, more, hidden=len(al.approvals) - len(shown))
+
+
+def _handoffs(hl: HandoffList, p: Pipeline, lang: Lang) -> Listing:
+    zh = lang == "zh"
+    shown = hl.handoffs[:MAX_ROWS]
+    rows = []
+    for a, h in shown:
+        team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
+        rows.append(
+            (
+                "",
+                f"  #{a.id} {a.name} → {team}, {tx.stage_title(p, h.stage, lang)}, {tx.when(h.opened_at)}"
+                f"  (claim #{a.id})",
+            )
+        )
+
+    def more(n: int, first: int | None) -> str:
+        # The handoffs not shown are accounts waiting in their stage: listing the stage shows them.
+        return _more(lang, n, f"list {shown[first][1].stage}" if first is not None else None)
+
+    head = "等待接手的交接:" if zh else "Handoffs waiting to be taken:"
+    return Listing(head, tuple(rows), more, hidden=len(hl.handoffs) - len(shown))
+
+
+def _tasks(tl: TaskList, lang: Lang) -> Listing:
+    zh = lang == "zh"
+    shown = tl.tasks[:MAX_ROWS]
+    rows = []
+    for t in shown:
+        who_does = f" → {tx.person(t.assignee)}" if t.assignee else ""
+        title = t.title_zh if zh else t.title_en
+        rows.append(("", f"  #{t.id} {t.account}: {title}{who_does}  (done {t.id})"))
+
+    def more(n: int, first: int | None) -> str:
+        if tl.account is None and first is not None:
+            return _more(lang, n, f"tasks #{shown[first].account_id}")  # one account's tasks at a time
+        return _more(lang, n, None)
+
+    if tl.account:
+        head = f"{tl.account} 的待办任务:" if zh else f"Open tasks of {tl.account}:"
+    else:
+        head = "待办任务:" if zh else "Open tasks:"
+    return Listing(head, tuple(rows), more, hidden=len(tl.tasks) - len(shown))
 
 
 # ---------------------------------------------------------------- notifications and decisions

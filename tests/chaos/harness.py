@@ -638,7 +638,8 @@ def classify(cmd: Cmd, text: str) -> tuple[str, dict[str, Any]]:
 
 
 def en_texts(content: Any) -> str:
-    """Every English text of a Feishu card (the `en_us` of each i18n text), in document order."""
+    """Every English text of a Feishu card (the `en_us` of each i18n text, or the `content` of a text sent in the
+    bot's language only, which is English here), in document order."""
     out: list[str] = []
 
     def walk(node: Any) -> None:
@@ -646,6 +647,9 @@ def en_texts(content: Any) -> str:
             i18n = node.get("i18n_content")
             if isinstance(i18n, dict) and isinstance(i18n.get("en_us"), str):
                 out.append(i18n["en_us"])
+                return
+            if node.get("tag") == "plain_text" and isinstance(node.get("content"), str):
+                out.append(node["content"])
                 return
             for value in node.values():
                 walk(value)

@@ -27,6 +27,10 @@ Open API routes served (everything else is recorded and answered 404):
 
 Every ``/open-apis/im/`` and ``/open-apis/bot/`` route needs ``Authorization: Bearer <token>`` with a token this
 fake issued and has not revoked; otherwise HTTP 400 ``{"code": 99991663, ...}`` as Feishu answers.
+
+Creates, replies and patches are judged by `tests.fakes.feishu_card_rules.check_message` (content a JSON string,
+30 KB card / rich-text body, 150 KB text body, card JSON 2.0 properties, 200 elements, uuid ≤ 50 chars) and
+refused with Feishu's own status and ``{"code", "msg"}`` (230001, 230025, 230099, 99992402).
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+from tests.fakes.feishu_card_rules import check_message
 
 __all__ = [
     "BAD_GATEWAY",
@@ -519,7 +525,7 @@ class FakeFeishu:
             return ws._endpoint(body)
         if kind == "patch":
             assert message_id is not None
-            return self._patch(message_id, body)
+            return self._patch(message_id, call, body)
         return self._send(kind, call, message_id, body)
 
     def _token(self, body: dict[str, Any]) -> _Answer:
@@ -571,11 +577,10 @@ class FakeFeishu:
                 )
         if not isinstance(msg_type, str) or not msg_type:
             return _Answer(400, {"code": 99992402, "msg": "field validation failed: msg_type"})
-        if uuid is not None and (not isinstance(uuid, str) or len(uuid) > 50):
-            return _Answer(400, {"code": 99992402, "msg": "field validation failed: uuid (at most 50 characters)"})
-        content = _decode_content(raw_content)
-        if content is _INVALID:
-            return _Answer(400, {"code": 230001, "msg": "invalid message content: content must be a JSON string"})
+        refusal = check_message(msg_type, raw_content, len(call.raw), uuid)
+        if refusal is not None:
+            return _Answer(refusal.status, refusal.body())
+        content = json.loads(raw_content)
         if msg_type == "image":
             image_key = content.get("image_key") if isinstance(content, dict) else None
             with self._lock:
@@ -608,28 +613,17 @@ class FakeFeishu:
                 self._by_uuid[uuid] = message
         return _Answer(200, {"code": 0, "msg": "success", "data": _message_data(message)})
 
-    def _patch(self, message_id: str, body: dict[str, Any]) -> _Answer:
-        content = _decode_content(body.get("content"))
-        if content is _INVALID:
-            return _Answer(400, {"code": 230001, "msg": "invalid message content: content must be a JSON string"})
+    def _patch(self, message_id: str, call: Call, body: dict[str, Any]) -> _Answer:
+        refusal = check_message(None, body.get("content"), len(call.raw), patch=True)
+        if refusal is not None:
+            return _Answer(refusal.status, refusal.body())
+        content = json.loads(body["content"])
         with self._lock:
             if message_id not in self._by_id:
                 return _Answer(400, {"code": 230001, "msg": "message not found"})
             self._patches.append((message_id, content))
             self._contents[message_id] = content
         return _Answer(200, {"code": 0, "msg": "success", "data": {}})
-
-
-_INVALID = object()
-
-
-def _decode_content(raw: Any) -> Any:
-    if not isinstance(raw, str):
-        return _INVALID
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return _INVALID
 
 
 def _parse_multipart(content_type: str, raw: bytes) -> dict[str, bytes]:

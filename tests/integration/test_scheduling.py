@@ -238,7 +238,9 @@ def test_escalations_mention_the_approvers_in_slack_and_render_in_feishu(
     assert '"op":"show"' in dumped.replace(" ", "").replace("\\", "")
     card = cards.notification(second, rules.pipeline)
     texts = json.dumps(card, ensure_ascii=False)
-    assert "Escalated" in texts and "超出 SLA" in texts and "查看客户" in texts
+    # The body is in the bot's language (en by default); button labels carry both languages.
+    assert "Escalated" in texts and "past its" in texts and "查看客户" in texts
+    assert "超出 SLA" in json.dumps(cards.notification(second, rules.pipeline, "zh"), ensure_ascii=False)
 
 
 # ---------------------------------------------------------------- product signals and churn risk

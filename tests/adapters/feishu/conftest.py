@@ -141,11 +141,18 @@ class FeishuDriver:
 
 
 def card_texts(content: Any, locale: str = "en_us") -> str:
-    """Every text of a card (title and body) in one locale, joined by newlines."""
-    out = [content["header"]["title"]["i18n_content"][locale]]
+    """Every text of a card (title and body) as a reader with `locale` sees it, joined by newlines.
+
+    Short texts carry `i18n_content`; body texts are sent once, in the bot's language (`content`).
+    """
+
+    def shown(text: dict[str, Any]) -> str:
+        return str(text["i18n_content"][locale] if "i18n_content" in text else text["content"])
+
+    out = [shown(content["header"]["title"])]
     for el in content["body"]["elements"]:
         if el.get("tag") == "div":
-            out.append(el["text"]["i18n_content"][locale])
+            out.append(shown(el["text"]))
     return "\n".join(out)
 
 
