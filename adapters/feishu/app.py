@@ -388,7 +388,7 @@ class FeishuBot:
                 out["card"] = {"type": "raw", "data": card}
             return out
         shown = cards.reply(result, self.core.pipeline, self.lang)
-        return {"toast": cards.toast("info", _card_summary(shown), self.lang)}
+        return {"toast": cards.toast("info", cards.card_summary(shown), self.lang)}
 
     def on_bot_added(self, data: Any) -> None:
         """Added to a group: say which chat id to put in the config, so its team's notifications come here."""
@@ -504,7 +504,7 @@ class FeishuBot:
             return True
         log.warning("Feishu refused the card of a %s (%s): sending it as text", what, refused)
         # Its own uuid: Feishu sends one message per uuid, and the refused card may have used this one.
-        text = cards.text_message(_card_text(card))
+        text = cards.text_message(cards.card_text(card))
         resp, again = self._attempt(lambda: send("text", text, uuid[:49] + "t"))
         if resp is not None:
             return True
@@ -539,23 +539,6 @@ class FeishuBot:
 def _uuid(kind: str, ident: str) -> str:
     """A deterministic message uuid (≤50 chars): Feishu sends one message per uuid per hour."""
     return f"{kind}-" + hashlib.sha256(ident.encode()).hexdigest()[:40]
-
-
-def _card_text(card: cards.Card) -> Text:
-    """Everything a card says, as text: its title, then each text section."""
-    parts = [card["header"]["title"]] + [e["text"] for e in card["body"]["elements"] if e.get("tag") == "div"]
-    en = [p["i18n_content"]["en_us"] for p in parts if p.get("i18n_content")]
-    zh = [p["i18n_content"]["zh_cn"] for p in parts if p.get("i18n_content")]
-    return Text("\n".join(en), "\n".join(zh))
-
-
-def _card_summary(card: cards.Card) -> Text:
-    texts = [e["text"] for e in card["body"]["elements"] if e.get("tag") == "div"]
-    if not texts:
-        return Text("", "")
-    t = texts[0]
-    i18n = t.get("i18n_content")  # body texts are sent in the bot's language only (cards.py)
-    return Text(i18n["en_us"], i18n["zh_cn"]) if i18n else Text(t["content"], t["content"])
 
 
 def fetch_bot_open_id(client: lark.Client) -> str | None:

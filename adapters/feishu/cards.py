@@ -545,6 +545,26 @@ def toast(kind: str, message: Text, lang: Lang = "en") -> dict[str, Any]:
     return {"type": kind, "content": zh if lang == "zh" else en, "i18n": {"en_us": en, "zh_cn": zh}}
 
 
+def _as_text(t: dict[str, Any]) -> Text:
+    """A card's text object in both languages (body texts carry one, in the bot's language)."""
+    i18n = t.get("i18n_content")
+    return Text(i18n["en_us"], i18n["zh_cn"]) if i18n else Text(t["content"], t["content"])
+
+
+def card_text(c: Card) -> Text:
+    """Everything a card says, as text: its title, then each text section (the plain-text form
+    sent where Feishu refuses the card)."""
+    parts = [_as_text(c["header"]["title"])]
+    parts += [_as_text(e["text"]) for e in c["body"]["elements"] if e.get("tag") == "div"]
+    return Text("\n".join(t.en for t in parts), "\n".join(t.zh for t in parts))
+
+
+def card_summary(c: Card) -> Text:
+    """The card's first text section (what a log line or a test says the card said)."""
+    texts = [e["text"] for e in c["body"]["elements"] if e.get("tag") == "div"]
+    return _as_text(texts[0]) if texts else Text("", "")
+
+
 def text_message(t: Text) -> str:
     """The `content` of a plain-text fallback message (used when Feishu refuses a card)."""
     return json.dumps({"text": clip(t.zh + "\n\n" + t.en, 4000)}, ensure_ascii=False)

@@ -2,8 +2,9 @@
 
 Called by the outbox dispatcher. Per channel it keeps to Slack's pace (about one message per
 second) by deferring, not sleeping, so one busy channel never holds up the others. A 429 is
-retried after its Retry-After; errors that retrying cannot fix (`channel_not_found`,
-`not_in_channel`, `invalid_auth`, ...) fail the delivery for good, and stay visible to admins.
+retried after its Retry-After; blocks Slack refuses are sent again as plain text; errors that
+retrying cannot fix (`channel_not_found`, `not_in_channel`, `invalid_auth`, ...) fail the
+delivery for good, and stay visible to admins.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.web import SlackResponse
 
 from adapters.common.pacing import Pacer, Pacing
 from adapters.slack import blocks
@@ -45,6 +47,8 @@ PERMANENT = frozenset(
         "restricted_action",
     }
 )
+# Slack refused the blocks, not the message: the plain text still goes (see SlackNotifier._post).
+REFUSED_BLOCKS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 SILENT = (ev.ChecklistTicked,)  # too small to post; visible on the account card
 
 
@@ -85,7 +89,7 @@ class SlackNotifier:
                 continue  # no channel configured for this team, or posted before a retry
             self.pacer.take(channel, posted)
             try:
-                resp = self.client.chat_postMessage(channel=channel, text=msg.text, blocks=msg.blocks)
+                resp = self._post(channel, msg)
             except SlackApiError as exc:
                 raise self._error(exc, channel, posted) from None
             except OSError as exc:  # connection refused, reset, timed out
@@ -94,6 +98,18 @@ class SlackNotifier:
                 ) from None
             posted.append(Posted(channel=str(resp.get("channel") or channel), message_id=str(resp.get("ts", ""))))
         return posted
+
+    def _post(self, channel: str, msg: blocks.SlackMessage) -> SlackResponse:
+        """Post with blocks; if Slack refuses the blocks themselves, post the plain text instead, so
+        the channel still hears of the change (without its buttons), and say so at ERROR."""
+        try:
+            return self.client.chat_postMessage(channel=channel, text=msg.text, blocks=msg.blocks)
+        except SlackApiError as exc:
+            code = str(exc.response.get("error", ""))
+            if code not in REFUSED_BLOCKS:
+                raise
+            log.error("Slack refused the blocks of a message to %s (%s); sending it as plain text", channel, code)
+            return self.client.chat_postMessage(channel=channel, text=msg.text)
 
     def _update_card(self, delivery: Delivery) -> Iterable[Posted]:
         e = delivery.event

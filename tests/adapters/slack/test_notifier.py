@@ -86,3 +86,30 @@ def test_the_renamed_snooze_buttons_still_reach_the_snooze_command(slack: SlackD
     (answer,) = fake.wait_for("response_url")
     assert answer.answered == 200, answer.response
     assert "No SLA reminders for Snoozy Co until" in answer.body["text"]
+
+
+def test_a_message_whose_blocks_slack_refuses_goes_as_plain_text_and_is_logged(
+    strict_slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = strict_slack
+    event = every_event("Plain Co")["SlaReminder"].model_copy(update={"audience": ("sales",)})
+    fake.fail("chat.postMessage", status=200, error="invalid_blocks", retry_after=None)
+    before = len(fake.calls)
+    with caplog.at_level("ERROR", logger="stagebot.slack.notifier"):
+        deliver(fake, event, "en")
+    refused, plain = fake.calls[before:]
+    assert refused.response["error"] == "invalid_blocks" and "blocks" in refused.body
+    assert plain.response["ok"] and "blocks" not in plain.body and "Plain Co" in plain.body["text"]
+    assert "invalid_blocks" in caplog.text and "C0SALES" in caplog.text
+
+
+def test_a_refused_plain_text_fails_the_delivery_as_before(strict_slack: FakeSlack) -> None:
+    from lifecycle.outbox import DeliveryError
+
+    fake = strict_slack
+    event = every_event("Plain Co")["SlaReminder"].model_copy(update={"audience": ("sales",)})
+    fake.fail("chat.postMessage", status=200, error="invalid_blocks", retry_after=None)
+    fake.fail("chat.postMessage", status=200, error="channel_not_found", retry_after=None)
+    with pytest.raises(DeliveryError) as err:
+        deliver(fake, event, "en")
+    assert err.value.permanent and err.value.code == "channel_not_found"
