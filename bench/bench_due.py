@@ -6,7 +6,7 @@
 For each engine (SQLite in a temp file; PostgreSQL in a throwaway schema when a server answers) and
 each dataset it seeds a fresh database and measures, in the same run and on the same Engine:
 
-* `lifecycle.scheduling.run_due(db, rules, schedule, now)` with the default pipeline, an empty
+* `lifecycle.usecases.scheduling.run_due(db, rules, schedule, now)` with the default pipeline, an empty
   roster, outbox target "console" and a Schedule that is never quiet (every weekday, hours 0-24):
   the first run at `now` (emits every due item: a key in `emissions`, an event in `outbox`, 500 per
   transaction) and a second run at the same instant (finds every key already emitted, emits
@@ -19,7 +19,7 @@ each dataset it seeds a fresh database and measures, in the same run and on the 
   exactly as many items per kind as the first run emitted (asserted), so the comparison is like for
   like.
 * run_due's select phase on its own, for the breakdown: a reader transaction running every private
-  `_<kind>_due` generator of lifecycle/scheduling.py (SLA, handoffs, renewals, and whatever else
+  `_<kind>_due` generator of lifecycle/usecases/scheduling.py (SLA, handoffs, renewals, and whatever else
   it has today, e.g. churn risk and "after N days" automations), as run_due runs them: the SELECTs
   and the items built from them, no writes. The rest of a first run is the writing: 500 items per
   transaction, emissions INSERT .. ON CONFLICT DO NOTHING RETURNING and the outbox rows.
@@ -89,16 +89,16 @@ from sqlalchemy import Engine, TextClause, bindparam, insert, text  # noqa: E402
 from sqlalchemy.types import Date  # noqa: E402
 
 from bench.bench_moves import DEFAULT_PG_URL, PG_ENV, counting, fmt_counts, pg_target, sqlite3_version  # noqa: E402
-from lifecycle import scheduling  # noqa: E402
-from lifecycle.access import Roster  # noqa: E402
 from lifecycle.db.engine import make_engine  # noqa: E402
 from lifecycle.db.migrate import upgrade  # noqa: E402
 from lifecycle.db.models import UTCDateTime  # noqa: E402
+from lifecycle.db.tables import ACC, HANDOFFS  # noqa: E402
 from lifecycle.db.uow import Database  # noqa: E402
-from lifecycle.pipeline import Pipeline, load_preset  # noqa: E402
-from lifecycle.scheduling import DueReport, Schedule, run_due  # noqa: E402
-from lifecycle.services import Rules  # noqa: E402
-from lifecycle.services.base import ACC, HANDOFFS  # noqa: E402
+from lifecycle.domain.access import Roster  # noqa: E402
+from lifecycle.domain.pipeline import Pipeline, load_preset  # noqa: E402
+from lifecycle.domain.rules import Rules  # noqa: E402
+from lifecycle.usecases import scheduling  # noqa: E402
+from lifecycle.usecases.scheduling import DueReport, Schedule, run_due  # noqa: E402
 
 TARGET_RATIO = 2.0  # first run / floor, at most
 TARGET_SECONDS = 2.0  # first run, at most (SQLite)

@@ -225,7 +225,7 @@ def make_plan(n: int, accounts: int, mix: list[tuple[str, float]], seed: int = 7
 
 @functools.cache
 def stage_label(key: str) -> str:
-    from lifecycle.pipeline import load_preset
+    from lifecycle.domain.pipeline import load_preset
 
     return load_preset("default").stage_by_key[key].en
 

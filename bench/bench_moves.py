@@ -45,15 +45,15 @@ from sqlalchemy import Engine, event, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
-from lifecycle.access import Actor, Roster  # noqa: E402
-from lifecycle.clock import SystemClock  # noqa: E402
-from lifecycle.commands import AddAccount, MoveStage  # noqa: E402
 from lifecycle.core import Lifecycle  # noqa: E402
 from lifecycle.db.engine import make_engine  # noqa: E402
 from lifecycle.db.migrate import upgrade  # noqa: E402
 from lifecycle.db.uow import Database  # noqa: E402
-from lifecycle.pipeline import load_preset  # noqa: E402
-from lifecycle.services import Rules  # noqa: E402
+from lifecycle.domain.access import Actor, Roster  # noqa: E402
+from lifecycle.domain.clock import SystemClock  # noqa: E402
+from lifecycle.domain.commands import AddAccount, MoveStage  # noqa: E402
+from lifecycle.domain.pipeline import load_preset  # noqa: E402
+from lifecycle.domain.rules import Rules  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_ENV = "STAGEBOT_BENCH_DATABASE_URL"

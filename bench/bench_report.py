@@ -1,4 +1,4 @@
-"""The managers' report (`lifecycle.reports.report`) over a large book, against one hand-written query per figure.
+"""The managers' report (`lifecycle.read.reports.report`) over a large book, against one hand-written query per figure.
 
     python bench/bench_report.py [--accounts 100000] [--history-per-account 10] [--repeats 5]
                                  [--profile] [--explain] [--sqlite-only] [--pg-url URL] [--sqlite-dir DIR]
@@ -65,17 +65,17 @@ from sqlalchemy.types import Date  # noqa: E402
 
 from bench.bench_due import NOW, pg_detail, pg_engine, sqlite_engine, timed  # noqa: E402
 from bench.bench_moves import DEFAULT_PG_URL, PG_ENV, pg_target, sqlite3_version  # noqa: E402
-from lifecycle import commands as c  # noqa: E402
-from lifecycle.access import Actor, Roster  # noqa: E402
-from lifecycle.clock import FixedClock  # noqa: E402
 from lifecycle.db.migrate import upgrade  # noqa: E402
 from lifecycle.db.models import UTCDateTime  # noqa: E402
+from lifecycle.db.tables import ACC, HIST  # noqa: E402
 from lifecycle.db.uow import Database  # noqa: E402
-from lifecycle.pipeline import Pipeline, load_preset  # noqa: E402
-from lifecycle.reports import _quarter_after, report  # noqa: E402
-from lifecycle.services import Rules  # noqa: E402
-from lifecycle.services.base import ACC, HIST  # noqa: E402
-from lifecycle.views import Report  # noqa: E402
+from lifecycle.domain import commands as c  # noqa: E402
+from lifecycle.domain.access import Actor, Roster  # noqa: E402
+from lifecycle.domain.clock import FixedClock  # noqa: E402
+from lifecycle.domain.pipeline import Pipeline, load_preset  # noqa: E402
+from lifecycle.domain.rules import Rules  # noqa: E402
+from lifecycle.domain.views import Report  # noqa: E402
+from lifecycle.read.reports import _quarter_after, report  # noqa: E402
 
 TARGET_RATIO = 1.5  # report / floor, at most
 TARGET_SECONDS = 2.0  # report, at most
@@ -459,7 +459,7 @@ def show(results: list[Measured], details: list[str], skipped: list[str], args: 
     print("## The managers' report vs. one hand-written query per figure")
     print()
     print(
-        f"`lifecycle.reports.report` at {NOW.isoformat()}, default pipeline, no filters; {args.repeats} repeats "
+        f"`lifecycle.read.reports.report` at {NOW.isoformat()}, default pipeline, no filters; {args.repeats} repeats "
         f"after a warm-up round, order alternating, medians. "
         f"Python {platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, {os.cpu_count()} CPUs."
     )

@@ -104,7 +104,7 @@ def plan(client: int, start: int, count: int, clients: int, accounts: int) -> li
 
 @functools.cache
 def stage_label(key: str) -> str:
-    from lifecycle.pipeline import load_preset
+    from lifecycle.domain.pipeline import load_preset
 
     return load_preset("default").stage_by_key[key].en
 
@@ -404,8 +404,8 @@ def stagebot_settings(tmp: Path, db_url: str, env_db_url: str | None, api: str) 
 def seed_accounts(settings: Any, accounts: int) -> None:
     """Accounts in P1 before the server starts, with no notification targets (no outbox backlog)."""
     from bot.bootstrap import build
-    from lifecycle.access import Actor
-    from lifecycle.commands import AddAccount
+    from lifecycle.domain.access import Actor
+    from lifecycle.domain.commands import AddAccount
 
     app = build(settings, notifiers={})
     try:

@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.config import Settings
-from lifecycle.clock import Clock, SystemClock
 from lifecycle.core import Lifecycle
 from lifecycle.db.engine import make_engine
 from lifecycle.db.migrate import upgrade
 from lifecycle.db.uow import Database
-from lifecycle.outbox import Dispatcher, Notifier
-from lifecycle.services import Rules
+from lifecycle.delivery.outbox import Dispatcher, Notifier
+from lifecycle.domain.clock import Clock, SystemClock
+from lifecycle.domain.rules import Rules
 
 
 @dataclass

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.config import ConfigError, Settings, load_settings
-from lifecycle.pipeline import Pipeline
+from lifecycle.domain.pipeline import Pipeline
 
 if TYPE_CHECKING:
     from lifecycle.db.uow import Database
-    from lifecycle.outbox import Dispatcher, DispatchReport
+    from lifecycle.delivery.outbox import Dispatcher, DispatchReport
 
 CONSOLE_USER = "console:local"
 # How long a one-shot process keeps delivering at the platforms' pace (about one message per second
@@ -159,8 +159,8 @@ def _jobs_run(settings: Settings, now_text: str | None, wait: float, out: TextIO
     from adapters.console.console import ConsoleNotifier
     from bot.bootstrap import build
     from bot.serve import chat_notifiers
-    from lifecycle.clock import FixedClock
-    from lifecycle.scheduling import run_due
+    from lifecycle.domain.clock import FixedClock
+    from lifecycle.usecases.scheduling import run_due
 
     now = datetime.now(UTC)
     if now_text:
@@ -245,11 +245,11 @@ def _report(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     from adapters.common.errors import user_text
     from adapters.common.grammar import parse
     from adapters.common.text import report, report_csv
-    from lifecycle import commands as c
-    from lifecycle.access import Actor
-    from lifecycle.clock import SystemClock
-    from lifecycle.reports import report as compute
-    from lifecycle.services import Rules
+    from lifecycle.domain import commands as c
+    from lifecycle.domain.access import Actor
+    from lifecycle.domain.clock import SystemClock
+    from lifecycle.domain.rules import Rules
+    from lifecycle.read.reports import report as compute
 
     if args.format == "png" and not args.out:
         print("stagebot report: --format png needs --out FILE.png", file=sys.stderr)
@@ -316,11 +316,11 @@ def _database(settings: Settings) -> Database:
 
 def _import(settings: Settings, path: str, out: TextIO) -> int:
     """Validate the whole file, then apply it all or not at all; every bad row is reported."""
-    from lifecycle.access import Actor
-    from lifecycle.clock import SystemClock
-    from lifecycle.errors import LifecycleError
-    from lifecycle.services import Rules
-    from lifecycle.transfer import ImportRefused, RowProblem, import_accounts, read_rows
+    from lifecycle.domain.access import Actor
+    from lifecycle.domain.clock import SystemClock
+    from lifecycle.domain.errors import LifecycleError
+    from lifecycle.domain.rules import Rules
+    from lifecycle.usecases.transfer import ImportRefused, RowProblem, import_accounts, read_rows
 
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
@@ -368,7 +368,7 @@ def _import(settings: Settings, path: str, out: TextIO) -> int:
 
 
 def _export(settings: Settings, path: str, out: TextIO) -> int:
-    from lifecycle.transfer import export_accounts
+    from lifecycle.usecases.transfer import export_accounts
 
     db = _database(settings)
     try:
@@ -411,7 +411,7 @@ class _ProgressBar:
 def _console(settings: Settings, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     from adapters.console.console import Console, ConsoleNotifier
     from bot.bootstrap import build
-    from lifecycle.access import Actor
+    from lifecycle.domain.access import Actor
 
     lang = args.lang or settings.config.bot.language
     actor_ref = args.as_user or CONSOLE_USER
@@ -468,7 +468,7 @@ def _check_config(settings: Settings, out: TextIO) -> int:
         engine.dispose()
     try:
         from lifecycle.db.uow import Database
-        from lifecycle.outbox import delivery_problems
+        from lifecycle.delivery.outbox import delivery_problems
 
         engine = make_engine(settings.database_url)
         for dp in delivery_problems(Database(engine), since=recent()) if current is not None else []:
@@ -491,7 +491,7 @@ def _check_config(settings: Settings, out: TextIO) -> int:
 def _outbox_retry(settings: Settings, target: str | None, out: TextIO) -> int:
     from lifecycle.db.engine import make_engine
     from lifecycle.db.uow import Database
-    from lifecycle.outbox import requeue_dead
+    from lifecycle.delivery.outbox import requeue_dead
 
     engine = make_engine(settings.database_url)
     try:

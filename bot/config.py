@@ -20,10 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from lifecycle.access import Roster
-from lifecycle.errors import PipelineError
-from lifecycle.pipeline import Pipeline, load
-from lifecycle.scheduling import Schedule
+from lifecycle.domain.access import Roster
+from lifecycle.domain.errors import PipelineError
+from lifecycle.domain.pipeline import Pipeline, load
+from lifecycle.usecases.scheduling import Schedule
 
 USER_REF = re.compile(r"^(slack|feishu|console):[A-Za-z0-9_.\-]+$")
 SLACK_SECRETS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")

@@ -21,11 +21,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from adapters.common import telemetry
-from lifecycle.db.models import OutboxRow, table
+from lifecycle.db.tables import OUTBOX
 from lifecycle.db.uow import Database
 
 log = logging.getLogger("stagebot.metrics")
-OUTBOX = table(OutboxRow)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lifecycle.pipeline import Pipeline
+from lifecycle.domain.pipeline import Pipeline
 
 
 def table(p: Pipeline) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from lifecycle.outbox import Dispatcher
+from lifecycle.delivery.outbox import Dispatcher
 
 log = logging.getLogger("stagebot.runtime")
 

@@ -16,7 +16,7 @@ from bot.config import Settings
 from bot.runtime import DispatcherThread
 from bot.server import WsgiApp, health_handler
 from lifecycle.db.uow import Database
-from lifecycle.outbox import Notifier, PostedCard, posted_card
+from lifecycle.delivery.outbox import Notifier, PostedCard, posted_card
 
 log = logging.getLogger("stagebot.serve")
 
@@ -79,7 +79,7 @@ def chat_notifiers(settings: Settings, db: Callable[[], Database]) -> dict[str, 
     """The notifiers of the chat platforms the config enables. `db()` is the database once it
     exists: posted cards are looked up there, and channels are paced there, so every replica and
     the console share one pace per channel."""
-    from lifecycle.pacing import SharedPacer
+    from lifecycle.delivery.pacing import SharedPacer
 
     def lookup(target: str, subject: str) -> PostedCard | None:
         return posted_card(db(), target, subject)
@@ -135,7 +135,7 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
     cfg = settings.config
     if cfg.slack.enabled:
         from adapters.slack.app import build_app, http_handler
-        from lifecycle.correlation import CarryingPool
+        from lifecycle.domain.correlation import CarryingPool
 
         followups = CarryingPool(max_workers=4, thread_name_prefix="slack-followup")
         running.closers.append(lambda: followups.shutdown(wait=True, cancel_futures=False))
@@ -164,10 +164,10 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
 
 
 def start_scheduler(settings: Settings, running: Running) -> None:
-    """APScheduler only triggers: each tick asks the core what is due as of now (lifecycle/scheduling.py)."""
+    """APScheduler only triggers: each tick asks the core what is due as of now (lifecycle/usecases/scheduling.py)."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from lifecycle.scheduling import run_due
+    from lifecycle.usecases.scheduling import run_due
 
     app, schedule = running.app, settings.schedule()
     every = float(settings.config.scheduler.tick_seconds)
@@ -205,7 +205,7 @@ def start_scheduler(settings: Settings, running: Running) -> None:
 def start_feishu(settings: Settings, running: Running) -> None:
     """The Feishu bot: the webhook route, or the long connection, feeding one dispatcher."""
     from adapters.feishu.app import FeishuBot
-    from lifecycle.correlation import CarryingPool
+    from lifecycle.domain.correlation import CarryingPool
 
     cfg = settings.config
     replies = CarryingPool(max_workers=4, thread_name_prefix="feishu-reply")

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from lifecycle import correlation
 from lifecycle.db.uow import Database
+from lifecycle.domain import correlation
 
 log = logging.getLogger("stagebot.http")
 MAX_BODY = 1_000_000  # Slack payloads are a few kB; a megabyte is plenty

@@ -20,10 +20,10 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.server import Handler
-from lifecycle import commands as c
-from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
-from lifecycle.errors import InvalidInput, LifecycleError, NotFound
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
+from lifecycle.domain.errors import InvalidInput, LifecycleError, NotFound
 
 log = logging.getLogger("stagebot.signals")
 API = Actor("system", "api")

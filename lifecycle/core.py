@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from lifecycle import commands as c
-from lifecycle.clock import Clock, SystemClock
+from datetime import datetime
+
 from lifecycle.db.uow import Database, retry_disconnects
-from lifecycle.pipeline import Pipeline
-from lifecycle.queries import QUERIES
-from lifecycle.services import HANDLERS, Rules
-from lifecycle.views import Outcome, ReadModel
+from lifecycle.delivery.outbox import DeliveryProblem, delivery_problems
+from lifecycle.domain import commands as c
+from lifecycle.domain.clock import Clock, SystemClock
+from lifecycle.domain.pipeline import Pipeline
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import Outcome, ReadModel
+from lifecycle.read.queries import QUERIES
+from lifecycle.usecases import HANDLERS
+from lifecycle.usecases.inbound import first_delivery
 
 
 class Lifecycle:
@@ -30,6 +35,14 @@ class Lifecycle:
         return retry_disconnects(
             lambda: handler(cmd, uow=self.db.uow(), clock=self.clock, rules=self.rules), what=type(cmd).__name__
         )
+
+    def first_delivery(self, key: str) -> bool:
+        """Whether this platform delivery (event id, message id) is new; it is recorded as seen."""
+        return first_delivery(self.db, key, self.clock.now())
+
+    def delivery_problems(self, target: str, *, since: datetime | None = None) -> list[DeliveryProblem]:
+        """Notifications `target` refused for good, by error, most recent first (for admins)."""
+        return [p for p in delivery_problems(self.db, since=since) if p.target == target]
 
     def ask(self, query: c.Query) -> ReadModel:
         handler = QUERIES[type(query)]

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from lifecycle.access import Actor, Roster
-from lifecycle.clock import FixedClock
 from lifecycle.core import Lifecycle
 from lifecycle.db.engine import make_engine
 from lifecycle.db.migrate import upgrade
 from lifecycle.db.uow import Database
-from lifecycle.pipeline import Pipeline, load_preset
-from lifecycle.services import Rules
+from lifecycle.domain.access import Actor, Roster
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.pipeline import Pipeline, load_preset
+from lifecycle.domain.rules import Rules
 
 PG_URL = os.environ.get("STAGEBOT_TEST_DATABASE_URL", "")
 PG_SKIP = "PostgreSQL tests need STAGEBOT_TEST_DATABASE_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from adapters.common.grammar import UsageError
-from lifecycle import commands as c
-from lifecycle.access import Actor
-from lifecycle.events import (
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
+from lifecycle.domain.events import (
     ApprovalRequested,
     ChurnRisk,
     Event,
@@ -29,7 +29,7 @@ from lifecycle.events import (
     SlaReminder,
     TaskOpened,
 )
-from lifecycle.i18n import Text
+from lifecycle.domain.i18n import Text
 
 VERSION = 1
 MAX_VALUE = 2000  # Slack's limit for a button value

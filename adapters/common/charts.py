@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.common.text import amount
-from lifecycle.i18n import Lang
-from lifecycle.pipeline import Pipeline
-from lifecycle.views import Report
+from lifecycle.domain.i18n import Lang
+from lifecycle.domain.pipeline import Pipeline
+from lifecycle.domain.views import Report
 
 CJK_FONT_FILE = "NotoSansCJKsc-Regular.otf"
 CJK_FAMILY = "Noto Sans CJK SC"

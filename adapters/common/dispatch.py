@@ -13,12 +13,12 @@ from adapters.common import telemetry
 from adapters.common import text as render
 from adapters.common.errors import user_text
 from adapters.common.grammar import Help, help_text, parse
-from lifecycle import commands as c
-from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
-from lifecycle.errors import LifecycleError, UnknownStage
-from lifecycle.i18n import Lang, Text
-from lifecycle.views import (
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
+from lifecycle.domain.errors import LifecycleError, UnknownStage
+from lifecycle.domain.i18n import Lang, Text
+from lifecycle.domain.views import (
     AccountCard,
     AccountList,
     ApprovalList,

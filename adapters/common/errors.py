@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import uuid
 
-from lifecycle.errors import LifecycleError
-from lifecycle.i18n import Lang, Text
+from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.i18n import Lang, Text
 
 log = logging.getLogger("stagebot.errors")
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation, Overflow
 
-from lifecycle import commands as c
-from lifecycle.access import Actor
-from lifecycle.errors import InvalidInput
-from lifecycle.i18n import Text
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
+from lifecycle.domain.errors import InvalidInput
+from lifecycle.domain.i18n import Text
 
 MAX_TEXT = 2000
 # Control characters (NUL above all: PostgreSQL cannot store it) read as spaces, as a person meant them.

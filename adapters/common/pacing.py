@@ -4,7 +4,7 @@ A notifier asks `take(channel)` before each post: inside the channel's minimum i
 a rate limit holds the channel, or the whole app) it raises `DeliveryDeferred` with the wait, and
 the outbox dispatcher tries that delivery again when it is due, without counting an attempt.
 This one keeps its state in the process: for tests and single-process tools. `stagebot serve`
-uses lifecycle.pacing.SharedPacer, the same interface kept in the database, so several replicas
+uses lifecycle.delivery.pacing.SharedPacer, the same interface kept in the database, so several replicas
 share one pace per channel and honour each other's rate-limit holds.
 """
 
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from lifecycle.outbox import DeliveryDeferred, Posted
+from lifecycle.delivery.outbox import DeliveryDeferred, Posted
 
 APP = "*"  # the scope of a hold on everything (an app-wide rate limit)
 

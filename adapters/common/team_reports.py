@@ -12,10 +12,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from lifecycle import commands as c
-from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
-from lifecycle.views import Report
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
+from lifecycle.domain.views import Report
 
 MAX_TEAMS = 3
 DEFAULT_TTL = 120.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from adapters.common.grammar import Help
-from lifecycle.views import Outcome
+from lifecycle.domain.views import Outcome
 
 # (platform, kind, result): kind is "command" (typed) or "button"; result is one of RESULTS.
 Observer = Callable[[str, str, str], None]

@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from lifecycle import events as ev
-from lifecycle.i18n import Lang
-from lifecycle.pipeline import Pipeline
-from lifecycle.views import (
+from lifecycle.domain import events as ev
+from lifecycle.domain.i18n import Lang
+from lifecycle.domain.pipeline import Pipeline
+from lifecycle.domain.views import (
     AccountCard,
     AccountList,
     ApprovalList,

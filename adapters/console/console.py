@@ -13,11 +13,11 @@ from typing import TextIO
 from adapters.common import text as render
 from adapters.common.actions import buttons_for
 from adapters.common.dispatch import handle_text
-from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
-from lifecycle.i18n import Lang
-from lifecycle.outbox import Delivery, Dispatcher, Posted
-from lifecycle.pipeline import Pipeline
+from lifecycle.delivery.outbox import Delivery, Dispatcher, Posted
+from lifecycle.domain.access import Actor
+from lifecycle.domain.i18n import Lang
+from lifecycle.domain.pipeline import Pipeline
 
 TARGET = "console"
 

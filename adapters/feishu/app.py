@@ -49,15 +49,13 @@ from adapters.common.grammar import Help
 from adapters.common.team_reports import TeamReports
 from adapters.feishu import cards
 from adapters.feishu.notifier import TOKEN_REJECTED, forget_token
-from lifecycle import correlation
-from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
-from lifecycle.correlation import CarryingPool
-from lifecycle.deliveries import first_delivery
-from lifecycle.errors import LifecycleError
-from lifecycle.i18n import Lang, Text
-from lifecycle.outbox import delivery_problems
-from lifecycle.views import Outcome, Report
+from lifecycle.domain import correlation
+from lifecycle.domain.access import Actor
+from lifecycle.domain.correlation import CarryingPool
+from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.i18n import Lang, Text
+from lifecycle.domain.views import Outcome, Report
 
 log = logging.getLogger("stagebot.feishu")
 PLATFORM = "feishu"
@@ -302,11 +300,10 @@ class FeishuBot:
         if m is None or sender is None or sender.sender_type not in (None, "user"):
             return
         open_id = (sender.sender_id.open_id if sender.sender_id else None) or ""
-        now = self.core.clock.now()
         # Feishu re-delivers for hours, sometimes with a new event_id for the same message.
-        if not first_delivery(self.core.db, f"feishu:event:{header.event_id}", now):
+        if not self.core.first_delivery(f"feishu:event:{header.event_id}"):
             return
-        if m.message_id and not first_delivery(self.core.db, f"feishu:message:{m.message_id}", now):
+        if m.message_id and not self.core.first_delivery(f"feishu:message:{m.message_id}"):
             return
         group = m.chat_type in ("group", "topic_group")
         line, addressed = command_text(m, self.bot_open_id(), group=group)
@@ -343,7 +340,7 @@ class FeishuBot:
     def _delivery_problems(self) -> Text | None:
         """Admins asking for help also see notifications Feishu refused, and why."""
         since = self.core.clock.now() - timedelta(days=PROBLEM_DAYS)
-        problems = [p for p in delivery_problems(self.core.db, since=since) if p.target == PLATFORM]
+        problems = self.core.delivery_problems(PLATFORM, since=since)
         if not problems:
             return None
         lines = "\n".join(f"• {p.count} × {p.error}" for p in problems)

@@ -23,10 +23,10 @@ from typing import Any
 from adapters.common import text as tx
 from adapters.common.actions import Button, buttons_for
 from adapters.common.grammar import help_text
-from lifecycle import events as ev
-from lifecycle.i18n import Lang, Text
-from lifecycle.pipeline import Pipeline
-from lifecycle.views import (
+from lifecycle.domain import events as ev
+from lifecycle.domain.i18n import Lang, Text
+from lifecycle.domain.pipeline import Pipeline
+from lifecycle.domain.views import (
     AccountCard,
     AccountList,
     ApprovalList,

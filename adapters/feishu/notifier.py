@@ -30,10 +30,10 @@ from lark_oapi.core.token.manager import TokenManager
 from adapters.common import text as tx
 from adapters.common.pacing import APP, Pacer, Pacing
 from adapters.feishu import cards
-from lifecycle import events as ev
-from lifecycle.i18n import Lang, Text
-from lifecycle.outbox import Delivery, DeliveryError, Posted, PostedCard
-from lifecycle.pipeline import Pipeline
+from lifecycle.delivery.outbox import Delivery, DeliveryError, Posted, PostedCard
+from lifecycle.domain import events as ev
+from lifecycle.domain.i18n import Lang, Text
+from lifecycle.domain.pipeline import Pipeline
 
 log = logging.getLogger("stagebot.feishu.notifier")
 TARGET = "feishu"

@@ -35,16 +35,14 @@ from adapters.common.errors import user_message
 from adapters.common.grammar import Help
 from adapters.common.team_reports import TeamReports
 from adapters.slack import blocks
-from lifecycle import commands as c
-from lifecycle import correlation
-from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
-from lifecycle.correlation import CarryingPool
-from lifecycle.deliveries import first_delivery
-from lifecycle.errors import LifecycleError
-from lifecycle.i18n import Lang
-from lifecycle.outbox import delivery_problems
-from lifecycle.views import AccountList, ApprovalList, HandoffList, Outcome, Report
+from lifecycle.domain import commands as c
+from lifecycle.domain import correlation
+from lifecycle.domain.access import Actor
+from lifecycle.domain.correlation import CarryingPool
+from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.i18n import Lang
+from lifecycle.domain.views import AccountList, ApprovalList, HandoffList, Outcome, Report
 
 log = logging.getLogger("stagebot.slack")
 PLATFORM = "slack"
@@ -191,7 +189,7 @@ def build_app(
     def on_home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
         if event.get("tab") not in (None, "home"):
             return
-        if not first_delivery(core.db, f"slack:event:{body.get('event_id', '')}", core.clock.now()):
+        if not core.first_delivery(f"slack:event:{body.get('event_id', '')}"):
             return  # a Slack retry of an event already handled
         user = event.get("user", "")
 
@@ -226,7 +224,7 @@ def render(ans: Answer, core: Lifecycle, lang: Lang, actor: Actor | None = None)
 def with_delivery_problems(msg: blocks.SlackMessage, core: Lifecycle) -> blocks.SlackMessage:
     """Admins asking for help also see notifications that could not be delivered, and why."""
     since = core.clock.now() - timedelta(days=PROBLEM_DAYS)
-    problems = [p for p in delivery_problems(core.db, since=since) if p.target == PLATFORM]
+    problems = core.delivery_problems(PLATFORM, since=since)
     if not problems:
         return msg
     lines = [f"• {p.count} × `{blocks.escape(p.error)}`" for p in problems]

@@ -19,10 +19,10 @@ from slack_sdk.web import SlackResponse
 
 from adapters.common.pacing import Pacer, Pacing
 from adapters.slack import blocks
-from lifecycle import events as ev
-from lifecycle.i18n import Lang
-from lifecycle.outbox import Delivery, DeliveryError, Posted, PostedCard
-from lifecycle.pipeline import Pipeline
+from lifecycle.delivery.outbox import Delivery, DeliveryError, Posted, PostedCard
+from lifecycle.domain import events as ev
+from lifecycle.domain.i18n import Lang
+from lifecycle.domain.pipeline import Pipeline
 
 log = logging.getLogger("stagebot.slack.notifier")
 TARGET = "slack"

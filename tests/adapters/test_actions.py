@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from adapters.common.actions import buttons_for, decode, encode
 from adapters.common.grammar import UsageError
-from lifecycle import commands as c
-from lifecycle.access import Actor
-from lifecycle.events import ApprovalRequested, HandoffOpened, StageChanged
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
+from lifecycle.domain.events import ApprovalRequested, HandoffOpened, StageChanged
 
 ME = Actor("feishu", "ou_boss")
 AT = datetime(2026, 1, 1, tzinfo=UTC)

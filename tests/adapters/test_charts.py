@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from adapters.common.charts import FAMILIES, LATIN_FAMILY, report_png
-from lifecycle.pipeline import Pipeline, load_preset
-from lifecycle.views import Report, StageFigures
+from lifecycle.domain.pipeline import Pipeline, load_preset
+from lifecycle.domain.views import Report, StageFigures
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.common.grammar import SPECS, Help, UsageError, help_text, parse, parse_amount, parse_user
-from lifecycle import commands as c
-from lifecycle.access import Actor
-from lifecycle.errors import LifecycleError
-from lifecycle.pipeline import load_preset
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
+from lifecycle.domain.errors import LifecycleError
+from lifecycle.domain.pipeline import load_preset
 
 ME = Actor("slack", "U0ALICE")
 PIPE = load_preset("default")

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from adapters.common.actions import decode
 from adapters.common.dispatch import Failure, NotAvailable, answer, render_text
 from adapters.common.grammar import SPECS, Help, UsageError
-from lifecycle import errors as lifecycle_errors
-from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
-from lifecycle.views import Outcome, ReadModel
+from lifecycle.domain import errors as lifecycle_errors
+from lifecycle.domain.access import Actor
+from lifecycle.domain.views import Outcome, ReadModel
 from tests.conftest import ADMIN, ALICE, BOB, CAROL, EVE
 
 ACTORS = [ADMIN, ALICE, BOB, CAROL, EVE]

@@ -6,9 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from adapters.common.team_reports import TeamReports
-from lifecycle import commands as c
-from lifecycle.access import Actor
 from lifecycle.core import Lifecycle
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
 from tests.conftest import ADMIN, ALICE, new_key
 
 

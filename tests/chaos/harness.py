@@ -1615,8 +1615,8 @@ class Chaos:
         assert self.db is not None and self.slack is not None and self.feishu is not None and self.wire is not None
         from adapters.feishu import cards
         from adapters.slack import blocks
-        from lifecycle import events as ev
-        from lifecycle.pipeline import load as load_pipeline
+        from lifecycle.domain import events as ev
+        from lifecycle.domain.pipeline import load as load_pipeline
 
         pipeline = load_pipeline("default")
         v = self.violations

@@ -133,9 +133,9 @@ def test_report_as_text_csv_and_png(
 def test_check_config_lists_notifications_that_failed_for_good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.bootstrap import build
     from bot.config import load_settings
-    from lifecycle import commands as c
-    from lifecycle.access import Actor
-    from lifecycle.outbox import Delivery, DeliveryError
+    from lifecycle.delivery.outbox import Delivery, DeliveryError
+    from lifecycle.domain import commands as c
+    from lifecycle.domain.access import Actor
 
     class Refusing:
         target = "console"

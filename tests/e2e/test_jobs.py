@@ -16,14 +16,14 @@ import pytest
 from bot.cli import main
 from bot.config import load_settings
 from bot.serve import start
-from lifecycle import commands as c
-from lifecycle.access import Actor
-from lifecycle.clock import FixedClock
 from lifecycle.core import Lifecycle
 from lifecycle.db.engine import make_engine
 from lifecycle.db.migrate import upgrade
 from lifecycle.db.uow import Database
-from lifecycle.services import Rules
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.rules import Rules
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import SECRET, TEAMS_TOML
 

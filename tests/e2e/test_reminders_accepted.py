@@ -18,14 +18,14 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bot.config import load_settings
-from lifecycle import commands as c
-from lifecycle.access import Actor
-from lifecycle.clock import FixedClock
 from lifecycle.core import Lifecycle
 from lifecycle.db.engine import make_engine
 from lifecycle.db.migrate import upgrade
 from lifecycle.db.uow import Database
-from lifecycle.services import Rules
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.rules import Rules
 from tests.adapters.feishu.conftest import feishu_env
 from tests.e2e.test_serve_slack import Server, port_from_log, stop, wait_healthy
 from tests.fakes.feishu_api import FakeFeishu

@@ -8,18 +8,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from lifecycle import commands as c
-from lifecycle.access import Roster
-from lifecycle.clock import FixedClock
 from lifecycle.core import Lifecycle
 from lifecycle.db.models import OutboxRow
 from lifecycle.db.uow import Database
-from lifecycle.errors import Conflict, NotAuthorized, PipelineError
-from lifecycle.events import load_event
-from lifecycle.pipeline import from_mapping, load_preset
-from lifecycle.scheduling import Schedule, run_due
-from lifecycle.services import Rules
-from lifecycle.views import TaskList
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Roster
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.errors import Conflict, NotAuthorized, PipelineError
+from lifecycle.domain.events import load_event
+from lifecycle.domain.pipeline import from_mapping, load_preset
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import TaskList
+from lifecycle.usecases.scheduling import Schedule, run_due
 from tests.conftest import ADMIN, ALICE, BOB, CAROL, DAVE, T0, new_key
 
 ALWAYS = Schedule(working_days=(1, 2, 3, 4, 5, 6, 7), working_hours=(0, 24))

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, event, select, text
 
-from lifecycle import commands as c
-from lifecycle.clock import FixedClock
 from lifecycle.core import Lifecycle
 from lifecycle.db.models import OutboxRow, StageChange, table
 from lifecycle.db.uow import Database
-from lifecycle.outbox import Delivery, Dispatcher, Posted, RetryPolicy
-from lifecycle.services import Rules
+from lifecycle.delivery.outbox import Delivery, Dispatcher, Posted, RetryPolicy
+from lifecycle.domain import commands as c
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.rules import Rules
 from tests.conftest import ADMIN, PG_URL, ROSTER, T0, new_key
 
 pytestmark = pytest.mark.postgres
@@ -94,7 +94,7 @@ class OnePerRound:
         self.clock, self.sent, self.last = clock, [], None  # type: ignore[var-annotated]
 
     def deliver(self, delivery: Delivery) -> list[Posted]:
-        from lifecycle.outbox import DeliveryDeferred
+        from lifecycle.delivery.outbox import DeliveryDeferred
 
         if self.last == self.clock.now():
             raise DeliveryDeferred(0.5)

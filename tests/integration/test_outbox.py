@@ -20,15 +20,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from lifecycle import commands as c
-from lifecycle.clock import FixedClock
 from lifecycle.core import Lifecycle
 from lifecycle.db.engine import make_engine
 from lifecycle.db.models import OutboxRow, PostedMessage, table
 from lifecycle.db.uow import Database
-from lifecycle.outbox import Delivery, DeliveryError, Dispatcher, Posted, RetryPolicy, posted_message
-from lifecycle.pipeline import Pipeline
-from lifecycle.services import Rules
+from lifecycle.delivery.outbox import Delivery, DeliveryError, Dispatcher, Posted, RetryPolicy, posted_message
+from lifecycle.domain import commands as c
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.pipeline import Pipeline
+from lifecycle.domain.rules import Rules
 from tests.conftest import ADMIN, BOB, ROSTER, new_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -301,10 +301,10 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys
     from datetime import datetime
-    from lifecycle.clock import FixedClock
+    from lifecycle.domain.clock import FixedClock
     from lifecycle.db.engine import make_engine
     from lifecycle.db.uow import Database
-    from lifecycle.outbox import Dispatcher
+    from lifecycle.delivery.outbox import Dispatcher
 
     url, search_path, now, log_path = sys.argv[1:5]
     kwargs = {"connect_args": {"options": f"-csearch_path={search_path}"}} if search_path else {}
@@ -530,7 +530,7 @@ def test_a_row_whose_lease_was_lost_is_not_sent_by_the_old_owner(core: Lifecycle
 
 
 def test_the_correlation_id_of_a_request_travels_with_its_notifications(core: Lifecycle, clock: FixedClock) -> None:
-    from lifecycle import correlation
+    from lifecycle.domain import correlation
 
     with correlation.bound("req-abc123"):
         add(core, "Traced")

@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from lifecycle.db.uow import Database
-from lifecycle.outbox import DeliveryDeferred
-from lifecycle.pacing import APP, SharedPacer
+from lifecycle.delivery.outbox import DeliveryDeferred
+from lifecycle.delivery.pacing import APP, SharedPacer
 
 
 class Clock:

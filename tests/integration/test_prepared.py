@@ -12,8 +12,8 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle.db.prepared import Prepared
+from lifecycle.db.tables import ACC, KEYS
 from lifecycle.db.uow import Database
-from lifecycle.services.base import ACC, KEYS
 
 AT = datetime(2026, 11, 27, 10, 30, 15, 123456, tzinfo=UTC)
 

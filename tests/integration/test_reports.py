@@ -11,12 +11,12 @@ import pytest
 from alembic import command
 from sqlalchemy import select
 
-from lifecycle import commands as c
-from lifecycle.clock import FixedClock
 from lifecycle.core import Lifecycle
 from lifecycle.db.migrate import alembic_config, upgrade
 from lifecycle.db.models import StageChange
-from lifecycle.views import Report
+from lifecycle.domain import commands as c
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.views import Report
 from tests.conftest import ADMIN, T0, new_key
 
 DAY = timedelta(days=1)

@@ -11,15 +11,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from lifecycle import commands as c
-from lifecycle.access import Roster
-from lifecycle.clock import FixedClock
 from lifecycle.core import Lifecycle
 from lifecycle.db.models import OutboxRow
 from lifecycle.db.uow import Database
-from lifecycle.events import load_event
-from lifecycle.scheduling import Schedule, run_due
-from lifecycle.services import Rules
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Roster
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.events import load_event
+from lifecycle.domain.rules import Rules
+from lifecycle.usecases.scheduling import Schedule, run_due
 from tests.conftest import ADMIN, CAROL, T0, new_key
 
 ALWAYS = Schedule(working_days=(1, 2, 3, 4, 5, 6, 7), working_hours=(0, 24))
@@ -270,7 +270,7 @@ def test_a_signal_ticks_its_checklist_items_and_a_complete_p2_goes_live(core: Li
 def test_refused_signals_change_nothing(core: Lifecycle, database: Database) -> None:
     import pytest
 
-    from lifecycle.errors import InvalidInput, NotFound
+    from lifecycle.domain.errors import InvalidInput, NotFound
 
     add(core, "Sig", "P2")
     with pytest.raises(InvalidInput, match="Unknown signal"):

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from lifecycle import commands as c
-from lifecycle.clock import FixedClock
 from lifecycle.core import Lifecycle
 from lifecycle.db.migrate import upgrade
 from lifecycle.db.uow import Database
-from lifecycle.events import load_event
-from lifecycle.pipeline import load_preset
-from lifecycle.services import Rules
+from lifecycle.domain import commands as c
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.events import load_event
+from lifecycle.domain.pipeline import load_preset
+from lifecycle.domain.rules import Rules
 from tests.conftest import ADMIN, PG_SKIP, PG_URL, ROSTER, T0, PgSchema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,12 +32,12 @@ REPLICA = textwrap.dedent(
     """\
     import sys
     from datetime import datetime, timedelta
-    from lifecycle.access import Roster
+    from lifecycle.domain.access import Roster
     from lifecycle.db.engine import make_engine
     from lifecycle.db.uow import Database
-    from lifecycle.pipeline import load_preset
-    from lifecycle.scheduling import Schedule, run_due
-    from lifecycle.services import Rules
+    from lifecycle.domain.pipeline import load_preset
+    from lifecycle.usecases.scheduling import Schedule, run_due
+    from lifecycle.domain.rules import Rules
 
     url, schema, start, ticks = sys.argv[1], sys.argv[2], datetime.fromisoformat(sys.argv[3]), int(sys.argv[4])
     db = Database(make_engine(url, connect_args={"options": f"-csearch_path={schema}"}, pool_size=2))

@@ -16,14 +16,14 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from lifecycle import commands as c
-from lifecycle.access import Actor, Roster
-from lifecycle.clock import FixedClock
 from lifecycle.core import Lifecycle
 from lifecycle.db.engine import make_engine
 from lifecycle.db.models import Approval, ChecklistTick, Handoff, OutboxRow, ProcessedCommand, StageChange
 from lifecycle.db.uow import Database
-from lifecycle.errors import (
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor, Roster
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.errors import (
     AlreadyDecided,
     AlreadyInStage,
     AmbiguousAccount,
@@ -36,11 +36,11 @@ from lifecycle.errors import (
     TransitionRefused,
     UnknownStage,
 )
-from lifecycle.events import load_event
-from lifecycle.machine import allowed_next
-from lifecycle.pipeline import Pipeline, from_mapping, load_preset
-from lifecycle.services import Rules
-from lifecycle.views import AccountCard, AccountView, ApprovalList, History, HistoryLine, Outcome
+from lifecycle.domain.events import load_event
+from lifecycle.domain.machine import allowed_next
+from lifecycle.domain.pipeline import Pipeline, from_mapping, load_preset
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import AccountCard, AccountView, ApprovalList, History, HistoryLine, Outcome
 from tests.conftest import ADMIN, ALICE, BOB, CAROL, DAVE, EVE, MARY, PG_URL, ROSTER, T0, new_key
 
 DEFAULT = load_preset("default")

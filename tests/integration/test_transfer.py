@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from lifecycle.access import Actor
-from lifecycle.clock import FixedClock
 from lifecycle.db.models import Account, OutboxRow, StageChange, table
 from lifecycle.db.uow import Database
-from lifecycle.pipeline import Pipeline
-from lifecycle.services import Rules
-from lifecycle.transfer import (
+from lifecycle.domain.access import Actor
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.pipeline import Pipeline
+from lifecycle.domain.rules import Rules
+from lifecycle.usecases.transfer import (
     AccountRow,
     ImportRefused,
     ImportResult,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 
-from lifecycle import correlation
-from lifecycle.correlation import CarryingPool
+from lifecycle.domain import correlation
+from lifecycle.domain.correlation import CarryingPool
 
 
 def test_pool_tasks_run_under_the_id_of_the_work_that_submitted_them() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from lifecycle.services.base import event_ids
+from lifecycle.usecases.base import event_ids
 
 
 def test_event_ids_are_distinct_version_4_uuids_in_canonical_form() -> None:

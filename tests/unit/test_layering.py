@@ -97,14 +97,14 @@ def scan(package: str, forbidden: Iterable[str]) -> list[str]:
     ],
 )
 def test_walker_detects_forbidden_imports(source: str) -> None:
-    assert violations(source, CORE_FORBIDDEN, package="lifecycle.services"), source
+    assert violations(source, CORE_FORBIDDEN, package="lifecycle.usecases"), source
 
 
 @pytest.mark.parametrize(
     "source",
     [
-        "import lifecycle.pipeline",
-        "from lifecycle.errors import Conflict",
+        "import lifecycle.domain.pipeline",
+        "from lifecycle.domain.errors import Conflict",
         "from sqlalchemy import select",
         "import botocore",  # a different package that merely starts with 'bot'
         "from . import base",
@@ -115,21 +115,21 @@ def test_walker_detects_forbidden_imports(source: str) -> None:
     ],
 )
 def test_walker_allows_innocent_imports(source: str) -> None:
-    assert violations(source, CORE_FORBIDDEN, package="lifecycle.services") == [], source
+    assert violations(source, CORE_FORBIDDEN, package="lifecycle.usecases") == [], source
 
 
 def test_walker_resolves_relative_imports_against_the_package() -> None:
-    mods = [m for _, m in imported_modules("from ..db import models", package="lifecycle.services")]
+    mods = [m for _, m in imported_modules("from ..db import models", package="lifecycle.usecases")]
     assert "lifecycle.db" in mods
-    mods = [m for _, m in imported_modules("from ...bot import cli", package="lifecycle.services")]
+    mods = [m for _, m in imported_modules("from ...bot import cli", package="lifecycle.usecases")]
     assert "bot" in mods
 
 
 def test_there_is_something_to_walk() -> None:
     core = python_files("lifecycle")
     names = {f.relative_to(ROOT).as_posix() for f in core}
-    assert "lifecycle/machine.py" in names
-    assert "lifecycle/services/stages.py" in names
+    assert "lifecycle/domain/machine.py" in names
+    assert "lifecycle/usecases/stages.py" in names
     assert len(core) >= 15
     assert python_files("adapters")
 
@@ -143,3 +143,107 @@ def test_core_imports_no_chat_sdk_scheduler_adapter_or_bot() -> None:
 
 def test_adapters_never_import_bot() -> None:
     assert scan("adapters", ADAPTERS_FORBIDDEN) == []
+
+
+# ---------------------------------------------------------------- the core's own layers
+
+# Each folder of the core and the parts of the core it may import: the dependency direction the
+# folders show. `domain` is pure (no SQL); reads never import writes; delivery knows no use case.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "lifecycle.domain": ("lifecycle.domain",),
+    "lifecycle.db": ("lifecycle.db", "lifecycle.domain"),
+    "lifecycle.read": ("lifecycle.read", "lifecycle.db", "lifecycle.domain"),
+    "lifecycle.delivery": ("lifecycle.delivery", "lifecycle.db", "lifecycle.domain"),
+    "lifecycle.usecases": ("lifecycle.usecases", "lifecycle.read", "lifecycle.db", "lifecycle.domain"),
+}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def core_imports() -> dict[str, set[str]]:
+    """Each core module and the core modules it imports (anywhere in it, lazily or not)."""
+    files = {module_name(f): f for f in python_files("lifecycle")}
+    graph: dict[str, set[str]] = {}
+    for mod, f in files.items():
+        found = {m for _, m in imported_modules(f.read_text(encoding="utf-8"), package=package_of(f))}
+        graph[mod] = {m for m in found if m in files and m != mod and m != "lifecycle"}
+    return graph
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for mod, deps in sorted(graph.items()):
+        layer = next((layer for layer in LAYERS if mod == layer or mod.startswith(layer + ".")), None)
+        if layer is None:
+            continue
+        allowed = LAYERS[layer]
+        bad += [f"{mod} imports {d}" for d in sorted(deps) if not any(d == a or d.startswith(a + ".") for a in allowed)]
+    return bad
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles (strongly connected components of two or more modules), Tarjan's way."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle_hidden_in_a_function() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+    lazy = "def f():\n    from lifecycle.usecases.stages import apply_transition\n"
+    assert "lifecycle.usecases.stages" in {m for _, m in imported_modules(lazy)}
+
+
+def test_the_layer_check_catches_a_read_that_imports_a_write() -> None:
+    assert layer_violations({"lifecycle.read.queries": {"lifecycle.usecases.base"}}) == [
+        "lifecycle.read.queries imports lifecycle.usecases.base"
+    ]
+    assert layer_violations({"lifecycle.domain.machine": {"lifecycle.db.models"}})
+
+
+def test_core_layers_import_only_inward() -> None:
+    assert layer_violations(core_imports()) == []
+
+
+def test_domain_imports_no_sqlalchemy() -> None:
+    assert scan("lifecycle/domain", ("sqlalchemy", "alembic", "psycopg")) == []
+
+
+def test_no_import_cycles_in_the_core() -> None:
+    graph = core_imports()
+    assert len(graph) >= 30 and any(graph.values())
+    assert cycles(graph) == []

@@ -7,7 +7,7 @@ import json
 import logging
 
 from bot import logs
-from lifecycle import correlation
+from lifecycle.domain import correlation
 
 SECRET = 'xoxb-12345-"quoted"\\path'
 

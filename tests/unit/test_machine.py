@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from lifecycle.access import SYSTEM, Actor
-from lifecycle.errors import (
+from lifecycle.domain.access import SYSTEM, Actor
+from lifecycle.domain.errors import (
     AlreadyInStage,
     ChecklistIncomplete,
     Conflict,
@@ -19,8 +19,8 @@ from lifecycle.errors import (
     NotAuthorized,
     TransitionRefused,
 )
-from lifecycle.machine import Decision, allowed_next, decide
-from lifecycle.pipeline import Pipeline, from_mapping, load_preset
+from lifecycle.domain.machine import Decision, allowed_next, decide
+from lifecycle.domain.pipeline import Pipeline, from_mapping, load_preset
 from tests.conftest import ADMIN, ALICE, BOB, CAROL, DAVE, EVE, MARY, ROSTER
 
 DEFAULT = load_preset("default")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from lifecycle.errors import LifecycleError, PipelineError, UnknownStage
-from lifecycle.pipeline import PRESETS, Pipeline, from_mapping, load, load_file, load_preset
+from lifecycle.domain.errors import LifecycleError, PipelineError, UnknownStage
+from lifecycle.domain.pipeline import PRESETS, Pipeline, from_mapping, load, load_file, load_preset
 
 DEFAULT_KEYS = ["MQL", "SQL", "PQL", "P0", "P1", "P2", "P3", "P4", "P5", "CHURNED", "ARCHIVED"]
 
@@ -373,8 +373,8 @@ def test_load_file_on_valid_toml_that_is_not_a_pipeline_lists_problems(tmp_path:
 
 
 def test_shape_and_structure_problems_are_reported_in_one_round() -> None:
-    from lifecycle.errors import PipelineError
-    from lifecycle.pipeline import from_mapping
+    from lifecycle.domain.errors import PipelineError
+    from lifecycle.domain.pipeline import from_mapping
 
     data = {
         "key": "x",

@@ -15,7 +15,7 @@ import pytest
 
 from bot.config import load_settings
 from bot.serve import Running, start
-from lifecycle.outbox import RetryPolicy
+from lifecycle.delivery.outbox import RetryPolicy
 from tests.fakes.feishu_api import FakeFeishu, Message, reset_lark_token_cache
 from tests.fakes.feishu_requests import card_action, envelope, signed, text_message
 from tests.wsgi import call_wsgi

@@ -122,8 +122,8 @@ def test_mentions_of_people_become_people_in_the_command(feishu: FeishuDriver) -
 
 
 def stage_of(feishu: FeishuDriver, account: str) -> str:
-    from lifecycle import commands as c
-    from lifecycle.access import Actor
+    from lifecycle.domain import commands as c
+    from lifecycle.domain.access import Actor
 
     card = feishu.running.app.core.ask(c.ShowAccount(actor=Actor("feishu", "ou_admin"), account=account))
     return str(card.account.stage)  # type: ignore[union-attr]

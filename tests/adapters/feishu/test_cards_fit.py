@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from adapters.feishu import cards
-from lifecycle import commands as c
-from lifecycle.access import Actor
-from lifecycle.i18n import Text
-from lifecycle.pipeline import load_preset
-from lifecycle.views import AccountList, AccountView, History, HistoryLine, TaskList, TaskView
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
+from lifecycle.domain.i18n import Text
+from lifecycle.domain.pipeline import load_preset
+from lifecycle.domain.views import AccountList, AccountView, History, HistoryLine, TaskList, TaskView
 from tests.adapters.feishu.conftest import FeishuDriver, card_buttons, card_texts
 from tests.fakes import feishu_card_rules as rules
 

@@ -21,13 +21,10 @@ from hypothesis import strategies as st
 from lark_oapi.api.im.v1 import CreateMessageRequestBody, PatchMessageRequestBody, ReplyMessageRequestBody
 
 from adapters.feishu import cards
-from lifecycle import events as ev
-from lifecycle.i18n import Text
-from lifecycle.pipeline import load_preset
-from lifecycle.services.base import MAX_NAME, MAX_REASON
-from lifecycle.services.tasks import MAX_TITLE
-from lifecycle.transfer import MAX_LEN
-from lifecycle.views import (
+from lifecycle.domain import events as ev
+from lifecycle.domain.i18n import Text
+from lifecycle.domain.pipeline import load_preset
+from lifecycle.domain.views import (
     AccountCard,
     AccountList,
     AccountView,
@@ -45,6 +42,9 @@ from lifecycle.views import (
     TaskList,
     TaskView,
 )
+from lifecycle.usecases.base import MAX_NAME, MAX_REASON
+from lifecycle.usecases.tasks import MAX_TITLE
+from lifecycle.usecases.transfer import MAX_LEN
 from tests.fakes import feishu_card_rules as rules
 
 PIPELINE = load_preset("default")

@@ -7,8 +7,8 @@ import time
 from datetime import UTC, datetime
 
 from adapters.feishu.notifier import FeishuNotifier
-from lifecycle import events as ev
-from lifecycle.outbox import Delivery
+from lifecycle.delivery.outbox import Delivery
+from lifecycle.domain import events as ev
 from tests.adapters.feishu.conftest import FeishuDriver, card_texts
 from tests.adapters.feishu.test_app import answer
 from tests.fakes.feishu_api import (

@@ -13,7 +13,7 @@ import pytest
 
 from bot.config import load_settings
 from bot.serve import Running, start
-from lifecycle.outbox import RetryPolicy
+from lifecycle.delivery.outbox import RetryPolicy
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import (
     FORM,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from lifecycle import events as ev
+from lifecycle.domain import events as ev
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

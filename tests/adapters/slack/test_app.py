@@ -303,8 +303,8 @@ def test_the_console_posts_to_slack_too_when_slack_is_enabled(
 
 
 def test_slack_html_escaping_in_command_text_is_undone(slack: SlackDriver) -> None:
-    from lifecycle import commands as c
-    from lifecycle.access import Actor
+    from lifecycle.domain import commands as c
+    from lifecycle.domain.access import Actor
 
     # Slack sends what people type as &amp; &lt; &gt;, while real mentions stay <@U…>.
     reply = ephemeral_text(slack.command("add AT&amp;T &lt;EMEA&gt; --owner <@U0ALICE|alice>"))

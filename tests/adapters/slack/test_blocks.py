@@ -27,11 +27,11 @@ from adapters.slack.blocks import (
     notification,
     reply,
 )
-from lifecycle import commands as c
-from lifecycle import events as ev
-from lifecycle.access import Actor
-from lifecycle.pipeline import Pipeline, load_preset
-from lifecycle.views import (
+from lifecycle.domain import commands as c
+from lifecycle.domain import events as ev
+from lifecycle.domain.access import Actor
+from lifecycle.domain.pipeline import Pipeline, load_preset
+from lifecycle.domain.views import (
     AccountCard,
     AccountList,
     AccountView,

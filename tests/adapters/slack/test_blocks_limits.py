@@ -26,12 +26,9 @@ from hypothesis.control import currently_in_test_context
 
 from adapters.common.grammar import SPECS
 from adapters.slack import blocks as sb
-from lifecycle import events as ev
-from lifecycle.pipeline import load_preset
-from lifecycle.services.base import MAX_NAME, MAX_REASON
-from lifecycle.services.tasks import MAX_TITLE
-from lifecycle.transfer import MAX_LEN
-from lifecycle.views import (
+from lifecycle.domain import events as ev
+from lifecycle.domain.pipeline import load_preset
+from lifecycle.domain.views import (
     AccountCard,
     AccountList,
     AccountView,
@@ -49,6 +46,9 @@ from lifecycle.views import (
     TaskList,
     TaskView,
 )
+from lifecycle.usecases.base import MAX_NAME, MAX_REASON
+from lifecycle.usecases.tasks import MAX_TITLE
+from lifecycle.usecases.transfer import MAX_LEN
 from tests.adapters.slack.samples import T0, every_event
 from tests.fakes import block_kit as bk
 

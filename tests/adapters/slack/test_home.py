@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from lifecycle import commands as c
-from lifecycle.access import Actor
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
 from tests.adapters.slack.conftest import SlackDriver
 from tests.fakes.slack_api import FakeSlack, SlackCall
 from tests.fakes.slack_requests import FORM, home_block_action, signed_headers

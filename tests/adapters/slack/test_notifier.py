@@ -10,9 +10,9 @@ from slack_sdk import WebClient
 
 from adapters.slack.blocks import notification
 from adapters.slack.notifier import SILENT, SlackNotifier
-from lifecycle import events as ev
-from lifecycle.outbox import Delivery, PostedCard
-from lifecycle.pipeline import load_preset
+from lifecycle.delivery.outbox import Delivery, PostedCard
+from lifecycle.domain import events as ev
+from lifecycle.domain.pipeline import load_preset
 from tests.adapters.slack.conftest import SlackDriver
 from tests.adapters.slack.samples import every_event
 from tests.fakes.slack_api import FakeSlack
@@ -104,7 +104,7 @@ def test_a_message_whose_blocks_slack_refuses_goes_as_plain_text_and_is_logged(
 
 
 def test_a_refused_plain_text_fails_the_delivery_as_before(strict_slack: FakeSlack) -> None:
-    from lifecycle.outbox import DeliveryError
+    from lifecycle.delivery.outbox import DeliveryError
 
     fake = strict_slack
     event = every_event("Plain Co")["SlaReminder"].model_copy(update={"audience": ("sales",)})

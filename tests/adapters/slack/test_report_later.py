@@ -16,12 +16,12 @@ import pytest
 from slack_sdk import WebClient
 
 from adapters.slack.app import build_app, http_handler
-from lifecycle import commands as c
-from lifecycle import correlation
 from lifecycle.core import Lifecycle
-from lifecycle.i18n import Lang
-from lifecycle.pipeline import load_preset
-from lifecycle.services import Rules
+from lifecycle.domain import commands as c
+from lifecycle.domain import correlation
+from lifecycle.domain.i18n import Lang
+from lifecycle.domain.pipeline import load_preset
+from lifecycle.domain.rules import Rules
 from tests.conftest import ADMIN, ALICE, ROSTER, new_key, sqlite_database
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import FORM, SECRET, signed_headers, slash_command

@@ -22,7 +22,7 @@ from adapters.slack.socket_mode import SocketMode
 from bot.config import load_settings
 from bot.serve import Running, connect_socket_mode, start
 from lifecycle.db.models import Account, StageChange, table
-from lifecycle.outbox import RetryPolicy
+from lifecycle.delivery.outbox import RetryPolicy
 from tests.adapters.slack.conftest import CONFIG
 from tests.adapters.slack.test_app import wait_posts
 from tests.fakes.slack_api import FakeSlack

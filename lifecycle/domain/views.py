@@ -179,7 +179,7 @@ class ForecastLine(_View):
 
 
 class Report(_View):
-    """The managers' report (lifecycle/reports.py says how each figure is defined)."""
+    """The managers' report (lifecycle/read/reports.py says how each figure is defined)."""
 
     since: datetime | None
     until: datetime | None

@@ -8,43 +8,37 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
-from lifecycle import commands as c
-from lifecycle.clock import Clock
+from lifecycle.db.tables import ACC, HANDOFFS, RENEWALS, TICKS
 from lifecycle.db.uow import UnitOfWork
-from lifecycle.errors import (
+from lifecycle.domain import commands as c
+from lifecycle.domain.clock import Clock
+from lifecycle.domain.errors import (
     Conflict,
     InvalidInput,
     NotAuthorized,
     NotFound,
     TransitionRefused,
 )
-from lifecycle.events import (
+from lifecycle.domain.events import (
     ChecklistTicked,
     HandoffClaimed,
     OwnerAssigned,
     RenewalRecorded,
 )
-from lifecycle.i18n import Text
-from lifecycle.pipeline import ChecklistItem, Stage
-from lifecycle.services.base import (
-    ACC,
-    HANDOFFS,
-    RENEWALS,
-    TICKS,
-    AccountRecord,
-    Rules,
-    account_view,
+from lifecycle.domain.i18n import Text
+from lifecycle.domain.pipeline import ChecklistItem, Stage
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import Outcome
+from lifecycle.read.accounts import AccountRecord, account_view, find_account, valid_id
+from lifecycle.usecases.base import (
     apply_command,
     bump,
     clean_reason,
     emit,
-    find_account,
     insert_ignoring_duplicates,
     require_owner_team,
     ticked_items,
-    valid_id,
 )
-from lifecycle.views import Outcome
 
 
 def tick_checklist(cmd: c.TickChecklist, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:

@@ -16,11 +16,10 @@ from collections.abc import Callable
 from sqlalchemy import case, select
 
 from lifecycle.db.engine import upsert
-from lifecycle.db.models import Pace, table
+from lifecycle.db.tables import PACE
 from lifecycle.db.uow import Database
-from lifecycle.outbox import DeliveryDeferred, Posted
+from lifecycle.delivery.outbox import DeliveryDeferred, Posted
 
-PACE = table(Pace)
 APP = "*"  # the scope of a hold on everything (an app-wide rate limit)
 
 

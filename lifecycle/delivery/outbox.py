@@ -22,15 +22,13 @@ from typing import Protocol
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
-from lifecycle import correlation
-from lifecycle.clock import Clock
-from lifecycle.db.models import OutboxRow, PostedMessage, table
+from lifecycle.db.tables import OUTBOX, POSTED
 from lifecycle.db.uow import Database, retry_disconnects
-from lifecycle.events import Event, load_event
+from lifecycle.domain import correlation
+from lifecycle.domain.clock import Clock
+from lifecycle.domain.events import Event, load_event
 
 log = logging.getLogger(__name__)
-OUTBOX = table(OutboxRow)
-POSTED = table(PostedMessage)
 
 
 @dataclass(frozen=True)

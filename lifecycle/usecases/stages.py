@@ -10,50 +10,44 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
-from lifecycle import commands as c
-from lifecycle.access import Actor
-from lifecycle.clock import Clock
 from lifecycle.db.prepared import Prepared
+from lifecycle.db.tables import ACC, APPROVALS, HANDOFFS, HIST
 from lifecycle.db.uow import UnitOfWork
-from lifecycle.errors import (
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
+from lifecycle.domain.clock import Clock
+from lifecycle.domain.errors import (
     Conflict,
     InvalidInput,
     TransitionRefused,
 )
-from lifecycle.events import (
+from lifecycle.domain.events import (
     AccountAdded,
     ApprovalRequested,
     Event,
     HandoffOpened,
     StageChanged,
 )
-from lifecycle.i18n import Text
-from lifecycle.machine import decide
-from lifecycle.pipeline import Stage, TransitionKind
-from lifecycle.services.base import (
-    ACC,
-    APPROVALS,
-    HANDOFFS,
-    HIST,
+from lifecycle.domain.i18n import Text
+from lifecycle.domain.machine import decide
+from lifecycle.domain.pipeline import Automation, Stage, TransitionKind
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import Outcome
+from lifecycle.read.accounts import AccountRecord, account_view, changed, find_account, name_key
+from lifecycle.usecases.automations import AUTOMATION, on_entry, perform
+from lifecycle.usecases.base import (
     INSERT_HISTORY,
     MAX_NAME,
-    AccountRecord,
     Body,
-    Rules,
-    account_view,
     apply_command,
     bump,
-    changed,
     clean_reason,
     emit,
     emit_many,
-    find_account,
-    name_key,
     require_known,
     require_owner_team,
     ticked_items,
 )
-from lifecycle.views import Outcome
 
 _WITHDRAW_APPROVAL = Prepared(
     update(APPROVALS)
@@ -184,10 +178,33 @@ def apply_transition(
     emit_many(s, rules, events, now)
     moved: AccountRecord = changed(acc, stage=target.key, stage_entered_at=now, version=version, updated_at=now)
     if p.automations_for(target.key, "entry"):
-        from lifecycle.automations import on_entry  # it runs moves through this module
-
         moved = on_entry(s, rules, moved, now)
     return moved, tuple(handoffs)
+
+
+def carry_out(s: Connection, rules: Rules, auto: Automation, acc: AccountRecord, now: datetime) -> AccountRecord:
+    """Carry out one automation fired by time or a signal, in the caller's transaction: a "move"
+    through the pipeline's transition (never one that needs approval), the others by
+    `automations.perform`. The account as it left it."""
+    if auto.action != "move":
+        return perform(s, rules, auto, acc, now)
+    p = rules.pipeline
+    edge = p.transition(acc.stage, auto.to) if auto.to is not None and acc.stage == auto.stage else None
+    if edge is None or edge.approval is not None:
+        return acc  # moved on before its turn, or refused at load (a hand-edited pipeline may still disagree)
+    moved, _ = apply_transition(
+        s,
+        rules,
+        acc,
+        p.stage(acc.stage),
+        p.stage(edge.target),
+        edge.kind,
+        actor=AUTOMATION,
+        via="automation",
+        reason=auto.key,
+        now=now,
+    )
+    return moved
 
 
 def add_account(cmd: c.AddAccount, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:
@@ -281,8 +298,6 @@ def _add_account(cmd: c.AddAccount, s: Connection, now: datetime, rules: Rules) 
     )
     added: AccountRecord = SimpleNamespace(id=account_id, sla_snoozed_until=None, **values)
     if p.automations_for(stage.key, "entry"):
-        from lifecycle.automations import on_entry  # it runs moves through this module
-
         added = on_entry(s, rules, added, now)
     return Outcome(kind="added", account=account_view(added), to_stage=stage.key)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from lifecycle.access import Actor
+from lifecycle.domain.access import Actor
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,32 +7,25 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Row, select, update
 
-from lifecycle import commands as c
-from lifecycle.clock import Clock
+from lifecycle.db.tables import ACC, APPROVALS
 from lifecycle.db.uow import UnitOfWork
-from lifecycle.errors import (
+from lifecycle.domain import commands as c
+from lifecycle.domain.clock import Clock
+from lifecycle.domain.errors import (
     AlreadyDecided,
     Conflict,
     NotAuthorized,
     NotFound,
 )
-from lifecycle.events import (
+from lifecycle.domain.events import (
     ApprovalDecided,
 )
-from lifecycle.i18n import Text
-from lifecycle.services.base import (
-    ACC,
-    APPROVALS,
-    AccountRecord,
-    Rules,
-    account_view,
-    apply_command,
-    clean_reason,
-    emit,
-    valid_id,
-)
-from lifecycle.services.stages import apply_transition
-from lifecycle.views import Outcome
+from lifecycle.domain.i18n import Text
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import Outcome
+from lifecycle.read.accounts import AccountRecord, account_view, valid_id
+from lifecycle.usecases.base import apply_command, clean_reason, emit
+from lifecycle.usecases.stages import apply_transition
 
 
 def decide_approval(cmd: c.DecideApproval, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Outcome:

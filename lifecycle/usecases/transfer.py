@@ -16,13 +16,16 @@ from typing import Any, TextIO
 
 from sqlalchemy import Connection, insert, select
 
-from lifecycle.access import Actor
-from lifecycle.clock import Clock
+from lifecycle.db.tables import ACC, HIST
 from lifecycle.db.uow import Database
-from lifecycle.errors import LifecycleError, UnknownStage
-from lifecycle.i18n import Text
-from lifecycle.pipeline import Pipeline
-from lifecycle.services.base import ACC, HIST, MAX_NAME, Rules, bump, name_key
+from lifecycle.domain.access import Actor
+from lifecycle.domain.clock import Clock
+from lifecycle.domain.errors import LifecycleError, UnknownStage
+from lifecycle.domain.i18n import Text
+from lifecycle.domain.pipeline import Pipeline
+from lifecycle.domain.rules import Rules
+from lifecycle.read.accounts import name_key
+from lifecycle.usecases.base import MAX_NAME, bump
 
 COLUMNS = ("name", "stage", "owner", "amount", "segment", "external_id", "contract_end")
 VIA = "import"

@@ -19,15 +19,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Dialect, Select, and_, bindparam, case, func, literal, or_, select
 
-from lifecycle.automations import perform
-from lifecycle.db.models import Emission, SignalRow, table
+from lifecycle.db.tables import ACC, EMISSIONS, HANDOFFS, SIGNALS
 from lifecycle.db.uow import Database
-from lifecycle.events import ChurnRisk, Event, HandoffEscalated, RenewalDue, SlaReminder
-from lifecycle.pipeline import Automation
-from lifecycle.services.base import ACC, HANDOFFS, Rules, emit_many
+from lifecycle.domain.events import ChurnRisk, Event, HandoffEscalated, RenewalDue, SlaReminder
+from lifecycle.domain.pipeline import Automation
+from lifecycle.domain.rules import Rules
+from lifecycle.usecases.base import emit_many
+from lifecycle.usecases.stages import carry_out
 
-EMISSIONS = table(Emission)
-SIGNALS = table(SignalRow)
 BATCH = 500  # due items per transaction (one claim statement, one outbox statement)
 SYSTEM = "system:scheduler"
 
@@ -99,7 +98,7 @@ def run_due(db: Database, rules: Rules, schedule: Schedule, now: datetime) -> Du
             for d in mine:
                 if d.automation is not None and d.account_id is not None:
                     acc = uow.conn.execute(select(ACC).where(ACC.c.id == d.account_id)).one()
-                    perform(uow.conn, rules, d.automation, acc, now)
+                    carry_out(uow.conn, rules, d.automation, acc, now)
             uow.commit()
         for d in mine:
             report.emitted[d.kind] = report.emitted.get(d.kind, 0) + 1

@@ -11,55 +11,35 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import UTC, datetime
-from types import SimpleNamespace
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from lifecycle import commands as c
-from lifecycle import correlation
-from lifecycle.access import Actor, Roster
-from lifecycle.clock import Clock
 from lifecycle.db.engine import upsert
-from lifecycle.db.models import (
-    Account,
-    Approval,
-    ChecklistTick,
-    Handoff,
-    OutboxRow,
-    ProcessedCommand,
-    Renewal,
-    StageChange,
-    table,
-)
 from lifecycle.db.prepared import Prepared
+from lifecycle.db.tables import ACC, HIST, KEYS, OUTBOX, TICKS
 from lifecycle.db.uow import UnitOfWork
-from lifecycle.errors import (
-    AmbiguousAccount,
+from lifecycle.domain import commands as c
+from lifecycle.domain import correlation
+from lifecycle.domain.access import Actor
+from lifecycle.domain.clock import Clock
+from lifecycle.domain.errors import (
     Conflict,
     InvalidInput,
     LifecycleError,
     NotAuthorized,
-    NotFound,
 )
-from lifecycle.events import (
+from lifecycle.domain.events import (
     Event,
 )
-from lifecycle.i18n import Text
-from lifecycle.pipeline import Pipeline, Stage
-from lifecycle.views import AccountView, Outcome
-
-ACC = table(Account)
-HIST = table(StageChange)
-OUTBOX = table(OutboxRow)
-KEYS = table(ProcessedCommand)
-APPROVALS = table(Approval)
-TICKS = table(ChecklistTick)
-HANDOFFS = table(Handoff)
-RENEWALS = table(Renewal)
+from lifecycle.domain.i18n import Text
+from lifecycle.domain.pipeline import Stage
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import Outcome
+from lifecycle.read.accounts import AccountRecord
 
 MAX_NAME = 200
 MAX_REASON = 1000
@@ -69,31 +49,8 @@ MAX_REASON = 1000
 # connection, inside the unit of work's transaction.
 SELECT_KEY = select(KEYS.c.outcome).where(KEYS.c.key == bindparam("key"))
 INSERT_KEY = Prepared(insert(KEYS))
-SELECT_ACCOUNT_BY_ID = select(ACC).where(ACC.c.id == bindparam("id"))
-SELECT_ACCOUNT_BY_NAME = (
-    # One index range scan finds the exact name (sorted first) or every name with this prefix.
-    select(ACC)
-    .where(ACC.c.name_key >= bindparam("key"), ACC.c.name_key < bindparam("upper"))
-    .order_by((ACC.c.name_key == bindparam("key")).desc(), ACC.c.name_key)
-    .limit(6)
-)
 INSERT_OUTBOX = Prepared(insert(OUTBOX))
 INSERT_HISTORY = Prepared(insert(HIST))
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The configuration the use cases obey: the pipeline, who is in which team, where events go."""
-
-    pipeline: Pipeline
-    roster: Roster
-    targets: tuple[str, ...] = ("console",)
-    usage_signals: tuple[str, ...] = ("daily_send_volume",)  # recorded for churn risk; tick nothing
-
-    @property
-    def known_signals(self) -> frozenset[str]:
-        named = {i.signal for st in self.pipeline.stages for i in st.checklist if i.signal}
-        return frozenset(named | set(self.usage_signals))
 
 
 C = TypeVar("C", bound=c.Command)
@@ -153,79 +110,6 @@ def replayed(stored: str) -> Outcome:
 
 
 # ---------------------------------------------------------------- shared steps
-
-# An accounts row as read, or as this transaction has since changed it (see `changed`).
-AccountRecord: TypeAlias = Row[Any] | SimpleNamespace
-
-
-def changed(acc: AccountRecord, **values: Any) -> SimpleNamespace:
-    """The account as this transaction just wrote it, without reading it back: a stage move and the
-    automations it sets off each saw one more SELECT of the row they had just updated."""
-    current = dict(acc._mapping) if isinstance(acc, Row) else vars(acc)
-    return SimpleNamespace(**{**current, **values})
-
-
-def account_view(row: AccountRecord) -> AccountView:
-    return AccountView(
-        id=row.id,
-        name=row.name,
-        stage=row.stage,
-        stage_entered_at=row.stage_entered_at,
-        owner=row.owner,
-        amount=row.amount,
-        segment=row.segment,
-        external_id=row.external_id,
-        contract_end=row.contract_end,
-        version=row.version,
-    )
-
-
-MAX_ID = 2**63 - 1  # ids are BIGINT (INTEGER on SQLite): a larger number can only be "not found"
-
-
-def valid_id(n: int) -> bool:
-    return 0 < n <= MAX_ID
-
-
-def name_key(name: str) -> str:
-    return " ".join(name.split()).casefold()
-
-
-def find_account(s: Connection, ref: str) -> Row[Any]:
-    """An account by `#ID`, exact name, or unique name prefix (case-insensitive)."""
-    ref = ref.strip()
-    if not ref:
-        raise InvalidInput(Text("Which account? Give a name or #ID.", "请指定客户名称或 #编号。"))
-    if "\x00" in ref:  # no name can hold it (and PostgreSQL would refuse the lookup)
-        raise NotFound(
-            Text("No account by that name (it contains a NUL character).", "没有这个客户(名称含 NUL 字符)。")
-        )
-    conn = s
-    if ref.startswith("#") and ref[1:].isascii() and ref[1:].isdigit():
-        n = int(ref[1:]) if len(ref) <= 20 else 0  # beyond 64 bits: no such row, and no driver overflow
-        row = conn.execute(SELECT_ACCOUNT_BY_ID, {"id": n}).first() if 0 < n <= MAX_ID else None
-        if row is None:
-            raise NotFound(Text(f"No account {ref}.", f"没有编号为 {ref} 的客户。"))
-        return row
-    key = name_key(ref)
-    rows = conn.execute(SELECT_ACCOUNT_BY_NAME, {"key": key, "upper": key + "\U0010ffff"}).all()
-    if rows and (rows[0].name_key == key or len(rows) == 1):
-        return rows[0]
-    if len(rows) > 1:
-        names = [r.name for r in rows[:5]] + (["…"] if len(rows) > 5 else [])
-        raise AmbiguousAccount(ref, names)
-    by_ext = s.execute(select(ACC).where(ACC.c.external_id == ref)).first()
-    if by_ext is not None:
-        return by_ext
-    similar = s.execute(select(ACC.c.name).where(ACC.c.name_key.contains(key, autoescape=True)).limit(5)).scalars()
-    hint = ", ".join(similar)
-    raise NotFound(
-        Text(
-            f'No account named "{ref}".' + (f" Did you mean: {hint}?" if hint else ""),
-            f"没有名为“{ref}”的客户。" + (f"你是不是要找:{hint}?" if hint else ""),
-        )
-    )
-
 
 AT_ONCE = datetime(1970, 1, 1, tzinfo=UTC)  # a fresh outbox row's `available_at`: due now on any clock
 

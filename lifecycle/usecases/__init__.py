@@ -7,26 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lifecycle import commands as c
-from lifecycle.services.accounts import assign_owner, claim_handoff, record_renewal, resolve_item, tick_checklist
-from lifecycle.services.approvals import decide_approval
-from lifecycle.services.base import (
-    ACC,
-    APPROVALS,
-    HANDOFFS,
-    HIST,
-    KEYS,
-    OUTBOX,
-    TICKS,
-    Rules,
-    account_view,
-    find_account,
-    name_key,
-)
-from lifecycle.services.signals import ingest_signal
-from lifecycle.services.stages import add_account, archive, churn, move_stage, win_back
-from lifecycle.services.tasks import add_task, complete_task, snooze_sla
-from lifecycle.views import Outcome
+from lifecycle.db.tables import ACC, APPROVALS, HANDOFFS, HIST, KEYS, OUTBOX, TICKS
+from lifecycle.domain import commands as c
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import Outcome
+from lifecycle.read.accounts import account_view, find_account, name_key
+from lifecycle.usecases.accounts import assign_owner, claim_handoff, record_renewal, resolve_item, tick_checklist
+from lifecycle.usecases.approvals import decide_approval
+from lifecycle.usecases.signals import ingest_signal
+from lifecycle.usecases.stages import add_account, archive, churn, move_stage, win_back
+from lifecycle.usecases.tasks import add_task, complete_task, snooze_sla
 
 HANDLERS: dict[type[c.Command], Callable[..., Outcome]] = {
     c.AddAccount: add_account,

@@ -10,27 +10,18 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select, update
 
-from lifecycle import commands as c
-from lifecycle.clock import Clock
-from lifecycle.db.models import Task, table
+from lifecycle.db.tables import ACC, TASKS
 from lifecycle.db.uow import UnitOfWork
-from lifecycle.errors import Conflict, InvalidInput, NotAuthorized, NotFound
-from lifecycle.events import TaskDone, TaskOpened
-from lifecycle.i18n import Text
-from lifecycle.services.base import (
-    ACC,
-    AccountRecord,
-    Rules,
-    account_view,
-    apply_command,
-    emit,
-    find_account,
-    require_known,
-    valid_id,
-)
-from lifecycle.views import Outcome
+from lifecycle.domain import commands as c
+from lifecycle.domain.clock import Clock
+from lifecycle.domain.errors import Conflict, InvalidInput, NotAuthorized, NotFound
+from lifecycle.domain.events import TaskDone, TaskOpened
+from lifecycle.domain.i18n import Text
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import Outcome
+from lifecycle.read.accounts import AccountRecord, account_view, find_account, valid_id
+from lifecycle.usecases.base import apply_command, emit, require_known
 
-TASKS = table(Task)
 MAX_TITLE = 300
 MAX_SNOOZE_DAYS = 90
 _INSERT_TASK = insert(TASKS).returning(TASKS.c.id)

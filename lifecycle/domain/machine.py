@@ -9,16 +9,16 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
-from lifecycle.access import Actor, Roster
-from lifecycle.errors import (
+from lifecycle.domain.access import Actor, Roster
+from lifecycle.domain.errors import (
     AlreadyInStage,
     ChecklistIncomplete,
     LifecycleError,
     NotAuthorized,
     TransitionRefused,
 )
-from lifecycle.i18n import Text
-from lifecycle.pipeline import ApprovalGate, Pipeline, Stage, Transition
+from lifecycle.domain.i18n import Text
+from lifecycle.domain.pipeline import ApprovalGate, Pipeline, Stage, Transition
 
 Verdict = Literal["move", "approval", "refused"]
 

@@ -1,8 +1,8 @@
 """Pipeline automations carried out: assign an owner, open a task, notify a team, move a stage.
 
-The pipeline says what and when (lifecycle/pipeline.py `Automation`); this module does it inside
+The pipeline says what and when (lifecycle/domain/pipeline.py `Automation`); this module does it inside
 the caller's transaction: the stage move that entered the stage, the signal that fired it, or the
-scheduler's run for "after N days in stage" (lifecycle/scheduling.py), so it happens exactly once.
+scheduler's run for "after N days in stage" (lifecycle/usecases/scheduling.py), so it happens exactly once.
 """
 
 from __future__ import annotations
@@ -11,17 +11,18 @@ from datetime import datetime
 
 from sqlalchemy import Connection, update
 
-from lifecycle.access import Actor
 from lifecycle.db.engine import upsert
-from lifecycle.db.models import Rotation, table
-from lifecycle.events import AutomationNotice, OwnerAssigned
-from lifecycle.i18n import Text
-from lifecycle.pipeline import Automation
-from lifecycle.services.base import ACC, AccountRecord, Rules, changed, emit
-from lifecycle.services.tasks import open_task
+from lifecycle.db.tables import ACC, ROTATIONS
+from lifecycle.domain.access import Actor
+from lifecycle.domain.events import AutomationNotice, OwnerAssigned
+from lifecycle.domain.i18n import Text
+from lifecycle.domain.pipeline import Automation
+from lifecycle.domain.rules import Rules
+from lifecycle.read.accounts import AccountRecord, changed
+from lifecycle.usecases.base import emit
+from lifecycle.usecases.tasks import open_task
 
 AUTOMATION = Actor("system", "automation")
-ROTATIONS = table(Rotation)
 
 
 def _rotation(rules: Rules, team: str) -> list[str]:
@@ -44,8 +45,9 @@ def _next_turn(s: Connection, key: str) -> int:
 
 
 def perform(s: Connection, rules: Rules, auto: Automation, acc: AccountRecord, now: datetime) -> AccountRecord:
-    """Carry out one automation for one account, in the caller's transaction; the account as it
-    left it. `acc` must be current in this transaction (read in it, or as it was just written)."""
+    """Carry out one automation that keeps the stage (assign, task, notify) for one account, in the
+    caller's transaction; the account as it left it. `acc` must be current in this transaction (read
+    in it, or as it was just written). A "move" is a stage move: `stages.carry_out` runs those."""
     p = rules.pipeline
     stage = p.stage(acc.stage)
     if acc.stage != auto.stage:
@@ -104,30 +106,12 @@ def perform(s: Connection, rules: Rules, auto: Automation, acc: AccountRecord, n
             ),
             now,
         )
-    elif auto.action == "move" and auto.to is not None:
-        from lifecycle.services.stages import apply_transition  # stages runs entry automations
-
-        edge = p.transition(acc.stage, auto.to)
-        if edge is None or edge.approval is not None:
-            return acc  # validated at load; a hand-edited pipeline may still disagree
-        moved, _ = apply_transition(
-            s,
-            rules,
-            acc,
-            stage,
-            p.stage(auto.to),
-            edge.kind,
-            actor=AUTOMATION,
-            via="automation",
-            reason=auto.key,
-            now=now,
-        )
-        return moved
     return acc
 
 
 def on_entry(s: Connection, rules: Rules, acc: AccountRecord, now: datetime) -> AccountRecord:
-    """Run the on-entry automations of the stage `acc` has just entered; the account as they left it."""
+    """Run the on-entry automations of the stage `acc` has just entered; the account as they left it.
+    The pipeline refuses a "move" on entry when it is loaded, so entering a stage never moves on."""
     for auto in rules.pipeline.automations_for(acc.stage, "entry"):
         acc = perform(s, rules, auto, acc, now)
     return acc

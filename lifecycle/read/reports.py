@@ -38,12 +38,13 @@ from sqlalchemy import (
     union_all,
 )
 
-from lifecycle import commands as c
-from lifecycle.clock import Clock
+from lifecycle.db.tables import ACC, HIST
 from lifecycle.db.uow import UnitOfWork
-from lifecycle.pipeline import Pipeline
-from lifecycle.services.base import ACC, HIST, Rules
-from lifecycle.views import ForecastLine, Report, StageFigures
+from lifecycle.domain import commands as c
+from lifecycle.domain.clock import Clock
+from lifecycle.domain.pipeline import Pipeline
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import ForecastLine, Report, StageFigures
 
 DAY_SECONDS = 86400.0
 

@@ -19,7 +19,7 @@ Anything that is not a LifecycleError is a bug: adapters log it with a reference
 
 from __future__ import annotations
 
-from lifecycle.i18n import Lang, Text
+from lifecycle.domain.i18n import Lang, Text
 
 
 class LifecycleError(Exception):

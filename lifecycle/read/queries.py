@@ -8,22 +8,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, false, func, or_, select
 
-from lifecycle import commands as c
-from lifecycle.clock import Clock
+from lifecycle.db.tables import ACC, APPROVALS, HANDOFFS, HIST, TASKS, TICKS
 from lifecycle.db.uow import UnitOfWork
-from lifecycle.machine import allowed_next
-from lifecycle.reports import report
-from lifecycle.services import (
-    ACC,
-    APPROVALS,
-    HANDOFFS,
-    HIST,
-    TICKS,
-    Rules,
-    account_view,
-    find_account,
-)
-from lifecycle.views import (
+from lifecycle.domain import commands as c
+from lifecycle.domain.clock import Clock
+from lifecycle.domain.machine import allowed_next
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import (
     AccountCard,
     AccountList,
     ApprovalList,
@@ -37,6 +28,8 @@ from lifecycle.views import (
     TaskList,
     TaskView,
 )
+from lifecycle.read.accounts import account_view, find_account
+from lifecycle.read.reports import report
 
 
 def _approval_view(row: Row[Any], account: str) -> ApprovalView:
@@ -209,8 +202,6 @@ def list_handoffs(q: c.ListHandoffs, *, uow: UnitOfWork, clock: Clock, rules: Ru
 
 
 def list_tasks(q: c.ListTasks, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> TaskList:
-    from lifecycle.services.tasks import TASKS
-
     with uow:
         s = uow.conn
         stmt = (

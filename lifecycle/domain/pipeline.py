@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lifecycle.errors import PipelineError, UnknownStage
-from lifecycle.i18n import Lang
+from lifecycle.domain.errors import PipelineError, UnknownStage
+from lifecycle.domain.i18n import Lang
 
 TransitionKind = Literal["advance", "back", "churn", "winback", "archive"]
 _KEY = r"^[A-Za-z][A-Za-z0-9_]*$"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from lifecycle.db.tables import KEYS
 from lifecycle.db.uow import Database, retry_disconnects
-from lifecycle.services.base import KEYS, insert_ignoring_duplicates
+from lifecycle.usecases.base import insert_ignoring_duplicates
 
 
 def first_delivery(db: Database, key: str, now: datetime) -> bool:

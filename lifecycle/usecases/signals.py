@@ -3,7 +3,7 @@ advance the account when the pipeline says a complete checklist moves it on.
 
 One transaction per signal, under the key `signal:<source>:<id>`: a repeat changes nothing and
 answers as the first delivery did; a refusal (unknown account or signal) changes nothing at all.
-Usage signals (daily send volume) are only recorded here; `lifecycle/scheduling.py` raises the
+Usage signals (daily send volume) are only recorded here; `lifecycle/usecases/scheduling.py` raises the
 churn-risk alert when they stay at zero.
 """
 
@@ -13,27 +13,20 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select
 
-from lifecycle import commands as c
-from lifecycle.access import Actor
-from lifecycle.clock import Clock
-from lifecycle.db.models import SignalRow, table
+from lifecycle.db.tables import ACC, SIGNALS
 from lifecycle.db.uow import UnitOfWork
-from lifecycle.errors import InvalidInput, NotFound
-from lifecycle.i18n import Text
-from lifecycle.services.accounts import record_tick
-from lifecycle.services.base import (
-    ACC,
-    AccountRecord,
-    Rules,
-    account_view,
-    apply_command,
-    find_account,
-    ticked_items,
-)
-from lifecycle.services.stages import apply_transition
-from lifecycle.views import Outcome
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor
+from lifecycle.domain.clock import Clock
+from lifecycle.domain.errors import InvalidInput, NotFound
+from lifecycle.domain.i18n import Text
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import Outcome
+from lifecycle.read.accounts import AccountRecord, account_view, find_account
+from lifecycle.usecases.accounts import record_tick
+from lifecycle.usecases.base import apply_command, ticked_items
+from lifecycle.usecases.stages import apply_transition, carry_out
 
-SIGNALS = table(SignalRow)
 SIGNAL_ACTOR = Actor("system", "signals")
 
 
@@ -88,10 +81,8 @@ def _ingest(cmd: c.IngestSignal, s: Connection, now: datetime, rules: Rules) -> 
             ticked.append(item.key)
     signalled = [a for a in p.automations_for(stage.key, "signal") if a.signal == cmd.signal]
     if signalled:
-        from lifecycle.automations import perform  # automations run moves through services.stages
-
         for auto in signalled:
-            acc = perform(s, rules, auto, acc, now)
+            acc = carry_out(s, rules, auto, acc, now)
     complete = bool(stage.checklist) and all(i.key in done for i in stage.checklist)
     # (Unless a "move" automation above has already taken the account out of this stage.)
     if ticked and complete and stage.advance_when_complete and acc.stage == stage.key:
