@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.config import ConfigError, Settings, load_settings
 from lifecycle.domain.pipeline import Pipeline
@@ -158,7 +158,6 @@ def _jobs_run(settings: Settings, now_text: str | None, wait: float, out: TextIO
     """Run what is due as of now (or --now) once, deliver it, and exit: for cron, and any instant."""
     from adapters.console.console import ConsoleNotifier
     from bot.bootstrap import build
-    from bot.serve import chat_notifiers
     from lifecycle.domain.clock import FixedClock
     from lifecycle.usecases.scheduling import run_due
 
@@ -176,12 +175,9 @@ def _jobs_run(settings: Settings, now_text: str | None, wait: float, out: TextIO
             from zoneinfo import ZoneInfo
 
             now = now.replace(tzinfo=ZoneInfo(settings.config.scheduler.timezone))
-    holder: dict[str, Any] = {}
     console = ConsoleNotifier(out, settings.pipeline, lang=settings.config.bot.language)
-    chats = chat_notifiers(settings, lambda: holder["app"].db)
     # The instant decides what is due; delivery runs on the wall clock (build's default).
-    app = build(settings, notifiers={console.target: console, **chats}, clock=FixedClock(now))
-    holder["app"] = app
+    app = build(settings, notifiers={console.target: console}, chats=True, clock=FixedClock(now))
     try:
         report = run_due(app.db, app.core.rules, settings.schedule(), now)
         if report.quiet:
@@ -420,18 +416,15 @@ def _console(settings: Settings, args: argparse.Namespace, stdin: TextIO, out: T
     except ValueError as exc:
         print(f"stagebot console: --as {exc}", file=sys.stderr)
         return 2
-    from bot.serve import chat_notifiers
-
-    holder: dict[str, Any] = {}
     notifier = ConsoleNotifier(out, settings.pipeline, lang=lang)
     # With chat platforms enabled, what the console does is posted there too; on exit it keeps
     # delivering at the platforms' pace for up to --wait seconds and says what it leaves to `serve`.
     app = build(
         settings,
-        notifiers={notifier.target: notifier, **chat_notifiers(settings, lambda: holder["app"].db)},
+        notifiers={notifier.target: notifier},
+        chats=True,
         extra_admins=(CONSOLE_USER,) if args.as_user is None else (),
     )
-    holder["app"] = app
     try:
         if args.as_user is not None and not app.core.rules.roster.known(actor):
             print(f"stagebot console: {actor_ref} is not a member of any team in {settings.source}", file=sys.stderr)

@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.bootstrap import App, build
+from bot.bootstrap import App, build, feishu_client, slack_client
 from bot.config import Settings
 from bot.runtime import DispatcherThread
 from bot.server import WsgiApp, health_handler
-from lifecycle.db.uow import Database
-from lifecycle.delivery.outbox import Notifier, PostedCard, posted_card
 
 log = logging.getLogger("stagebot.serve")
 
@@ -44,12 +42,6 @@ class Running:
         self.app.close()
 
 
-def slack_client(settings: Settings) -> Any:
-    from slack_sdk import WebClient
-
-    return WebClient(token=settings.secret("SLACK_BOT_TOKEN"), base_url=settings.config.slack.api_url, timeout=10)
-
-
 def connect_socket_mode(bolt: Any, app_token: str, *, api_url: str, workers: int) -> Callable[[], None]:
     """Opens Slack's Socket Mode link into the bolt App (apps.connections.open at `api_url`); returns its closer.
     slack_sdk's asyncio client, not bolt's SocketModeHandler: see adapters/slack/socket_mode.py."""
@@ -60,62 +52,9 @@ def connect_socket_mode(bolt: Any, app_token: str, *, api_url: str, workers: int
     return link.close
 
 
-def feishu_client(settings: Settings) -> Any:
-    """lark-oapi's client. Imported here, only when Feishu is enabled: the import costs seconds and 100+ MB."""
-    import lark_oapi as lark
-
-    return (
-        lark.Client.builder()
-        .app_id(settings.secret("FEISHU_APP_ID") or "")
-        .app_secret(settings.secret("FEISHU_APP_SECRET") or "")
-        .domain(settings.config.feishu.domain)
-        .timeout(10)
-        .log_level(lark.LogLevel.WARNING)
-        .build()
-    )
-
-
-def chat_notifiers(settings: Settings, db: Callable[[], Database]) -> dict[str, Notifier]:
-    """The notifiers of the chat platforms the config enables. `db()` is the database once it
-    exists: posted cards are looked up there, and channels are paced there, so every replica and
-    the console share one pace per channel."""
-    from lifecycle.delivery.pacing import SharedPacer
-
-    def lookup(target: str, subject: str) -> PostedCard | None:
-        return posted_card(db(), target, subject)
-
-    notifiers: dict[str, Notifier] = {}
-    if settings.config.slack.enabled:
-        from adapters.slack.notifier import SLACK_INTERVAL, SlackNotifier
-
-        notifiers["slack"] = SlackNotifier(
-            slack_client(settings),
-            settings.pipeline,
-            settings.channels("slack"),
-            lookup=lookup,
-            lang=settings.config.bot.language,
-            pacer=SharedPacer(db, "slack", SLACK_INTERVAL),
-        )
-    if settings.config.feishu.enabled:
-        from adapters.feishu.notifier import FEISHU_INTERVAL, FeishuNotifier
-
-        notifiers["feishu"] = FeishuNotifier(
-            feishu_client(settings),
-            settings.pipeline,
-            settings.channels("feishu"),
-            app_id=settings.secret("FEISHU_APP_ID") or "",
-            lookup=lookup,
-            lang=settings.config.bot.language,
-            pacer=SharedPacer(db, "feishu", FEISHU_INTERVAL),
-        )
-    return notifiers
-
-
 def start(settings: Settings, *, workers: int = 16) -> Running:
     """Build and start everything except the HTTP listener (tests drive the WSGI app directly)."""
-    holder: dict[str, Any] = {}
-    app = build(settings, notifiers=chat_notifiers(settings, lambda: holder["app"].db))
-    holder["app"] = app
+    app = build(settings, chats=True)
     from bot.metrics import Metrics
 
     metrics = Metrics(app.db)

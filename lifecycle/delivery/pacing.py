@@ -26,11 +26,8 @@ APP = "*"  # the scope of a hold on everything (an app-wide rate limit)
 class SharedPacer:
     """The same interface as the in-process `adapters.common.pacing.Pacer`, kept in the database."""
 
-    def __init__(
-        self, db: Callable[[], Database], target: str, min_interval: float, clock: Callable[[], float] = time.time
-    ) -> None:
-        """`db()`: the database (a callable, since notifiers are built before the database is)."""
-        self._db = db
+    def __init__(self, db: Database, target: str, min_interval: float, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
         self.target = target
         self.min_interval = min_interval
         self.clock = clock
@@ -39,10 +36,6 @@ class SharedPacer:
         # wait longer than needed, never post early: once it expires, the database decides.
         self._busy: dict[str, float] = {}
         self._lock = threading.Lock()
-
-    @property
-    def db(self) -> Database:
-        return self._db()
 
     def _scope(self, channel: str) -> str:
         return f"{self.target}:{channel}"

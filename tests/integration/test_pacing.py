@@ -22,8 +22,8 @@ class Clock:
 
 def replicas(database: Database, clock: Clock, target: str = "slack") -> tuple[SharedPacer, SharedPacer]:
     return (
-        SharedPacer(lambda: database, target, 1.0, clock),
-        SharedPacer(lambda: database, target, 1.0, clock),
+        SharedPacer(database, target, 1.0, clock),
+        SharedPacer(database, target, 1.0, clock),
     )
 
 
@@ -55,7 +55,7 @@ def test_a_hold_seen_by_one_replica_holds_the_other(database: Database) -> None:
     b.hold(APP, 3.0)  # an app-wide limit: every channel of this platform waits
     with pytest.raises(DeliveryDeferred):
         a.take("C3", [])
-    feishu = SharedPacer(lambda: database, "feishu", 0.25, clock)
+    feishu = SharedPacer(database, "feishu", 0.25, clock)
     feishu.take("C3", [])  # but not the other platform
     clock.at += 5.0
     a.take("C1", [])
@@ -64,7 +64,7 @@ def test_a_hold_seen_by_one_replica_holds_the_other(database: Database) -> None:
 @pytest.mark.postgres
 def test_racing_replicas_get_exactly_one_slot(pg_database: Database) -> None:
     clock = Clock()
-    pacers = [SharedPacer(lambda: pg_database, "slack", 1.0, clock) for _ in range(8)]
+    pacers = [SharedPacer(pg_database, "slack", 1.0, clock) for _ in range(8)]
     won: list[int] = []
     start = threading.Barrier(len(pacers))
 
