@@ -9,7 +9,7 @@ the typed models' tables: a stage move is a handful of single-row statements.
 
 from __future__ import annotations
 
-import os
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -19,7 +19,6 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle.db.engine import upsert
-from lifecycle.db.prepared import Prepared
 from lifecycle.db.tables import ACC, HIST, KEYS, OUTBOX, TICKS
 from lifecycle.db.uow import UnitOfWork
 from lifecycle.domain import commands as c
@@ -48,9 +47,9 @@ MAX_REASON = 1000
 # recomputing their cache keys) was a third of a stage move's time. They run on the session's
 # connection, inside the unit of work's transaction.
 SELECT_KEY = select(KEYS.c.outcome).where(KEYS.c.key == bindparam("key"))
-INSERT_KEY = Prepared(insert(KEYS))
-INSERT_OUTBOX = Prepared(insert(OUTBOX))
-INSERT_HISTORY = Prepared(insert(HIST))
+INSERT_KEY = insert(KEYS)
+INSERT_OUTBOX = insert(OUTBOX)
+INSERT_HISTORY = insert(HIST)
 
 
 C = TypeVar("C", bound=c.Command)
@@ -69,8 +68,8 @@ def apply_command(cmd: C, body: Body[C], *, uow: UnitOfWork, clock: Clock, rules
             outcome = body(cmd, s, now, rules)
             # The key is written in the same transaction as the change, so a repeated delivery
             # can never apply twice: its key insert fails and everything it did rolls back.
-            INSERT_KEY(
-                s,
+            s.execute(
+                INSERT_KEY,
                 {
                     "key": cmd.key,
                     "command": type(cmd).__name__,
@@ -118,7 +117,7 @@ def _outbox_rows(rules: Rules, events: Sequence[Event], now: datetime) -> list[d
     """One row per (event, delivery target), in the events' order."""
     correlation_id = correlation.current.get()
     rows = []
-    for event, event_id in zip(events, event_ids(len(events)), strict=True):
+    for event, event_id in ((e, str(uuid.uuid4())) for e in events):
         payload = event.model_dump_json()
         for target in rules.targets:
             rows.append(
@@ -141,18 +140,6 @@ def _outbox_rows(rules: Rules, events: Sequence[Event], now: datetime) -> list[d
     return rows
 
 
-def event_ids(n: int) -> list[str]:
-    """`n` random (version 4) UUIDs from one read of the OS's random source. `uuid.uuid4()` reads it
-    once per id and costs more than the event's JSON when the scheduler emits a thousand events."""
-    hex_ = os.urandom(16 * n).hex()
-    return [_uuid4_text(hex_[i : i + 32]) for i in range(0, 32 * n, 32)]
-
-
-def _uuid4_text(h: str) -> str:
-    # RFC 9562 version 4: the version nibble is 4 and the variant's top two bits are 10.
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
-
-
 def emit(s: Connection, rules: Rules, event: Event, now: datetime) -> None:
     """Write one outbox row per delivery target, in the caller's transaction."""
     emit_many(s, rules, [event], now)
@@ -161,10 +148,8 @@ def emit(s: Connection, rules: Rules, event: Event, now: datetime) -> None:
 def emit_many(s: Connection, rules: Rules, events: Sequence[Event], now: datetime) -> None:
     """`emit` for many events in one statement (scheduled work emits hundreds at a time)."""
     rows = _outbox_rows(rules, events, now) if rules.targets and events else []
-    if len(rows) == 1:
-        INSERT_OUTBOX(s, rows[0])
-    else:
-        INSERT_OUTBOX.many(s, rows)
+    if rows:
+        s.execute(INSERT_OUTBOX, rows)
 
 
 def insert_ignoring_duplicates(s: Connection, table: Table, row: dict[str, Any], unique: list[str]) -> bool:
@@ -178,28 +163,14 @@ def insert_ignoring_duplicates(s: Connection, table: Table, row: dict[str, Any],
     return s.execute(stmt).first() is not None
 
 
-_BUMPS: dict[tuple[str, ...], Prepared] = {}
-
-
 def bump(s: Connection, acc: AccountRecord, now: datetime, **values: Any) -> int:
     """Update an account if nobody changed it since it was read; the new version, else Conflict."""
-    cols = tuple(sorted(values))
-    stmt = _BUMPS.get(cols)
-    if stmt is None:  # one prepared statement per set of changed columns
-        stmt = Prepared(
-            update(ACC)
-            .where(ACC.c.id == bindparam("b_id"), ACC.c.version == bindparam("b_version"))
-            .values(
-                version=bindparam("b_new_version"),
-                updated_at=bindparam("b_now"),
-                **{col: bindparam(f"b_{col}") for col in cols},
-            )
-        )
-        _BUMPS[cols] = stmt
     new_version = int(acc.version) + 1
-    params = {"b_id": acc.id, "b_version": acc.version, "b_new_version": new_version, "b_now": now}
-    params.update({f"b_{col}": v for col, v in values.items()})
-    res = stmt(s, params)
+    res = s.execute(
+        update(ACC)
+        .where(ACC.c.id == acc.id, ACC.c.version == acc.version)
+        .values(version=new_version, updated_at=now, **values)
+    )
     if res.rowcount != 1:
         current = s.execute(select(ACC.c.stage).where(ACC.c.id == acc.id)).scalar_one_or_none()
         raise Conflict(
