@@ -250,7 +250,7 @@ def _validate_sections(data: dict[str, Any], problems: list[str]) -> Config:
     good: dict[str, Any] = {}
     for name, value in data.items():
         f = Config.model_fields.get(name)
-        if f is None:
+        if f is None or f.annotation is None:
             problems.append(f"[{name}] unknown section")
             continue
         try:
@@ -319,9 +319,11 @@ def load_settings(explicit: str | None = None, env: Mapping[str, str] | None = N
             if config.feishu.enabled and not team.feishu_chat:
                 warnings.append(f"[teams.{key}] has no feishu_chat: its Feishu notifications have nowhere to go")
         gated = {t.approval.team for t in pipeline.transitions if t.approval is not None}
-        for team in sorted(gated):
-            if not config.teams.get(team, TeamSection()).approvers and not config.access.admins and config.teams:
-                warnings.append(f"[teams.{team}] has no approvers: its approval gates can only be decided by admins")
+        for gate_team in sorted(gated):
+            if not config.teams.get(gate_team, TeamSection()).approvers and not config.access.admins and config.teams:
+                warnings.append(
+                    f"[teams.{gate_team}] has no approvers: its approval gates can only be decided by admins"
+                )
     if config.slack.enabled:
         # Socket Mode (SLACK_APP_TOKEN set) receives over a WebSocket: no request signatures to check.
         needed = ("SLACK_BOT_TOKEN",) if env.get("SLACK_APP_TOKEN") else SLACK_SECRETS

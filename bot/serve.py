@@ -191,12 +191,12 @@ def serve(settings: Settings) -> int:
     def graceful() -> None:
         # Stop accepting, let the requests already accepted finish (their threads still need the
         # server's trigger to hand the answer back), and only then close the sockets.
-        server.accepting = False  # type: ignore[attr-defined]
-        server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)  # type: ignore[attr-defined]
+        server.accepting = False
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
         server.close()
         from waitress import wasyncore
 
-        wasyncore.close_all(server._map)  # type: ignore[attr-defined]  # idle keep-alive connections
+        wasyncore.close_all(server._map)  # idle keep-alive connections
 
     def on_signal(signum: int, _frame: Any) -> None:
         if not stopping.is_set():
@@ -209,7 +209,7 @@ def serve(settings: Settings) -> int:
     log.warning(
         "stagebot serving on http://%s:%s (slack: %s, feishu: %s)",
         cfg.server.host,
-        server.effective_port,  # type: ignore[attr-defined]
+        server.effective_port,
         ("socket mode" if settings.secret("SLACK_APP_TOKEN") else "http") if cfg.slack.enabled else "off",
         cfg.feishu.mode if cfg.feishu.enabled else "off",
     )
@@ -220,6 +220,6 @@ def serve(settings: Settings) -> int:
             raise
     finally:
         # Requests already accepted finish before the database and the dispatcher go away.
-        server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)  # type: ignore[attr-defined]
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
         running.stop()
     return 0

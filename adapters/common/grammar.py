@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation, Overflow
+from typing import TypedDict
 
 from lifecycle.domain import commands as c
 from lifecycle.domain.access import Actor
@@ -311,6 +312,14 @@ def _opt(options: dict[str, str | bool], name: str) -> str | None:
     return v if isinstance(v, str) else None
 
 
+class _Who(TypedDict):
+    """What every command carries: who asked, its idempotency key, and the platform."""
+
+    actor: Actor
+    key: str
+    via: str
+
+
 def parse(
     text: str,
     *,
@@ -346,7 +355,7 @@ def parse(
             )
         )
     pos, opts = _split(spec, rest)
-    common = {"actor": actor, "key": key, "via": via}
+    common: _Who = {"actor": actor, "key": key, "via": via}
     name = spec.name
 
     def need(n: int, what_en: str, what_zh: str) -> None:

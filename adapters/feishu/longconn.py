@@ -25,7 +25,7 @@ log = logging.getLogger("stagebot.feishu.longconn")
 DISCOVERY_TIMEOUT = 15.0
 
 
-class _WatchedClient(ws_client.Client):
+class _WatchedClient(ws_client.Client):  # type: ignore[misc]  # lark-oapi has no type information
     """The SDK client, telling us when a frame arrives and giving endpoint discovery a deadline."""
 
     def __init__(self, *args: Any, owner: LongConnection, **kwargs: Any) -> None:

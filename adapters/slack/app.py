@@ -376,7 +376,7 @@ def bolt_request(raw_body: str, headers: dict[str, str], query: str = "") -> Bol
     bolt treats any form body containing the substring "payload" as an interactivity payload and
     drops it when there is no payload= field, so `/stage move Acme P2 payload sent` would 404.
     """
-    req = BoltRequest(body=raw_body, query=query, headers=headers)
+    req = BoltRequest(body=raw_body, query=query, headers=dict(headers))
     if req.body == {} and raw_body and not raw_body.startswith(("payload=", "{")):
         req.body = dict(parse_qsl(raw_body, keep_blank_values=True))
         req.context = build_context(req.context, req.body)
@@ -403,7 +403,7 @@ def http_handler(app: App) -> Callable[[bytes, dict[str, str], str], HttpAnswer]
         except Exception as exc:  # malformed JSON or form, or a shape bolt's own code trips on
             log.warning("malformed Slack request (%s: %s)", type(exc).__name__, str(exc)[:200])
             return 400, {"Content-Type": "application/json"}, b'{"error": "malformed request"}'
-        out = {k: (v[0] if isinstance(v, list) else v) for k, v in resp.headers.items()}
+        out = {k: (v if isinstance(v, str) else next(iter(v), "")) for k, v in resp.headers.items()}
         return resp.status, out, (resp.body or "").encode()
 
     return slack_events
