@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
 import logging
 import threading
@@ -28,14 +27,6 @@ from datetime import timedelta
 from typing import Any
 
 import lark_oapi as lark
-from lark_oapi.api.im.v1 import (
-    CreateImageRequest,
-    CreateImageRequestBody,
-    CreateMessageRequest,
-    CreateMessageRequestBody,
-    ReplyMessageRequest,
-    ReplyMessageRequestBody,
-)
 from lark_oapi.core.utils.decryptor import AESCipher
 from lark_oapi.event.callback.model.p2_card_action_trigger import P2CardActionTriggerResponse
 
@@ -47,8 +38,9 @@ from adapters.common.errors import user_text
 from adapters.common.grammar import Help
 from adapters.common.team_reports import TeamReports
 from adapters.feishu import cards
-from adapters.feishu.notifier import TOKEN_REJECTED, forget_token
+from adapters.feishu.identity import BotIdentity
 from adapters.feishu.parsing import command_text
+from adapters.feishu.sender import Sender
 from lifecycle.core import Lifecycle
 from lifecycle.domain import correlation
 from lifecycle.domain.access import Actor
@@ -142,12 +134,10 @@ class FeishuBot:
         self.verification_token = verification_token
         self.encrypt_key = encrypt_key
         self.lang = lang
-        self._bot_open_id = bot_open_id
-        self._bot_id_asked = -1e9
-        self._bot_id_settled = threading.Event()  # no fetch of the bot's identity is in flight
-        self._bot_id_settled.set()
         self.on_change = on_change
         self.replies = replies or CarryingPool(max_workers=4, thread_name_prefix="feishu-reply")
+        self.identity = BotIdentity(client, self.replies, bot_open_id)
+        self.sender = Sender(client, app_id=app_id)
         self.team_reports = TeamReports(core)
         self.wall_clock = wall_clock
         self._nonces = _Nonces(2 * TIMESTAMP_WINDOW)
@@ -172,30 +162,12 @@ class FeishuBot:
         )
 
     def bot_open_id(self) -> str | None:
-        """The bot's own open_id (to tell a mention of the bot from a mention of anyone else).
-
-        Never fetched on the request thread (Feishu's 3 s budget): a message arriving while the
-        start-up fetch is in flight waits for it at most a second; while the id is unknown a new
-        fetch is started in the background at most once a minute, and the caller goes on without it.
-        """
-        if self._bot_open_id is None:
-            self._bot_id_settled.wait(1.0)
-            if self._bot_open_id is None and time.monotonic() - self._bot_id_asked >= 60:
-                self.prefetch()
-        return self._bot_open_id
+        """The bot's own open_id, or None while it is unknown (never fetched on the request thread)."""
+        return self.identity.open_id()
 
     def prefetch(self) -> None:
         """Ask Feishu for the bot's identity, off the request path."""
-        self._bot_id_asked = time.monotonic()
-        self._bot_id_settled.clear()
-
-        def fetch() -> None:
-            try:
-                self._bot_open_id = self._bot_open_id or fetch_bot_open_id(self.client)
-            finally:
-                self._bot_id_settled.set()
-
-        self.replies.submit(fetch)
+        self.identity.prefetch()
 
     # ------------------------------------------------------------ webhook
 
@@ -327,7 +299,7 @@ class FeishuBot:
             reply = self.render(ans, actor)
             if isinstance(ans, Outcome) and not ans.replayed:
                 self.on_change()
-        self.replies.submit(self._reply, m.message_id, reply, group)
+        self.replies.submit(self.sender.reply, m.message_id, reply, group)
 
     def render(self, ans: Answer, actor: Actor | None = None) -> cards.Card:
         if isinstance(ans, Failure | NotAvailable):
@@ -399,7 +371,7 @@ class FeishuBot:
             f'请在 stagebot.toml 中该团队下设置 feishu_chat = "{chat_id}"。@stagebot 帮助 查看全部命令。',
         )
         card = cards.card(Text("stagebot", "stagebot"), [say], lang=self.lang, template="grey")
-        self.replies.submit(self._send, "chat_id", chat_id, card, f"joined-{data.header.event_id}")
+        self.replies.submit(self.sender.send, "chat_id", chat_id, card, f"joined-{data.header.event_id}")
 
     def on_menu(self, data: Any) -> None:
         """A bot-menu click (no chat id in it): run the mapped command and answer the clicker directly."""
@@ -424,7 +396,9 @@ class FeishuBot:
         ans = answer(
             self.core, line, actor=actor, key=f"feishu:menu:{data.header.event_id}", via=PLATFORM, lang=self.lang
         )
-        self.replies.submit(self._send, "open_id", open_id, self.render(ans, actor), f"menu-{data.header.event_id}")
+        self.replies.submit(
+            self.sender.send, "open_id", open_id, self.render(ans, actor), f"menu-{data.header.event_id}"
+        )
 
     # ------------------------------------------------------------ talking back
 
@@ -432,11 +406,11 @@ class FeishuBot:
         """The report asked for by a message, as one card (or what was wrong with the request)."""
         ans = answer(self.core, line, actor=actor, key=f"feishu:cmd:{message_id}", via=PLATFORM, lang=self.lang)
         card = self._report_card(ans) if isinstance(ans, Report) else self.render(ans, actor)
-        self._reply(message_id, card, in_thread)
+        self.sender.reply(message_id, card, in_thread)
 
     def _send_team_reports(self, actor: Actor, ident: str) -> None:
         for n, r in enumerate(self.team_reports.for_person(actor)):
-            self._send("open_id", actor.user_id, self._report_card(r), f"{ident}-{n}")
+            self.sender.send("open_id", actor.user_id, self._report_card(r), f"{ident}-{n}")
 
     def _report_card(self, r: Report) -> cards.Card:
         return cards.report_card(r, self.core.pipeline, self.lang, image_key=self._upload_chart(r))
@@ -453,108 +427,4 @@ class FeishuBot:
         except Exception:
             log.exception("could not draw a report chart")
             return None
-
-        def upload() -> Any:
-            image = io.BytesIO(png)  # a fresh stream per try: a retry must send the bytes again
-            image.name = "stagebot-report.png"  # requests names the multipart part after it; Feishu wants one
-            body = CreateImageRequestBody.builder().image_type("message").image(image).build()
-            return self.client.im.v1.image.create(CreateImageRequest.builder().request_body(body).build())
-
-        resp = self._call(upload, "image upload")
-        return str(resp.data.image_key) if resp is not None and resp.data and resp.data.image_key else None
-
-    def _reply(self, message_id: str, card: cards.Card, in_thread: bool) -> None:
-        def send(msg_type: str, content: str, uuid: str) -> Any:
-            body = (
-                ReplyMessageRequestBody.builder()
-                .msg_type(msg_type)
-                .content(content)
-                .reply_in_thread(in_thread)
-                .uuid(uuid)
-                .build()
-            )
-            req = ReplyMessageRequest.builder().message_id(message_id).request_body(body).build()
-            return self.client.im.v1.message.reply(req)
-
-        self._deliver(send, card, _uuid("reply", message_id), f"reply to {message_id}")
-
-    def _send(self, id_type: str, receive_id: str, card: cards.Card, ident: str) -> None:
-        def send(msg_type: str, content: str, uuid: str) -> Any:
-            body = (
-                CreateMessageRequestBody.builder()
-                .receive_id(receive_id)
-                .msg_type(msg_type)
-                .content(content)
-                .uuid(uuid)
-                .build()
-            )
-            req = CreateMessageRequest.builder().receive_id_type(id_type).request_body(body).build()
-            return self.client.im.v1.message.create(req)
-
-        self._deliver(send, card, _uuid("send", ident), f"message to {receive_id}")
-
-    def _deliver(self, send: Callable[[str, str, str], Any], card: cards.Card, uuid: str, what: str) -> bool:
-        """The card; where Feishu refuses it (230025 too large, 230099 cannot be built, ...), the same
-        answer as plain text; where that is refused too, an ERROR with Feishu's codes. Whether it arrived."""
-        resp, refused = self._attempt(lambda: send("interactive", cards.content(card), uuid))
-        if resp is not None:
-            return True
-        log.warning("Feishu refused the card of a %s (%s): sending it as text", what, refused)
-        # Its own uuid: Feishu sends one message per uuid, and the refused card may have used this one.
-        text = cards.text_message(cards.card_text(card))
-        resp, again = self._attempt(lambda: send("text", text, uuid[:49] + "t"))
-        if resp is not None:
-            return True
-        log.error("Feishu refused a %s, as a card (%s) and as text (%s)", what, refused, again)
-        return False
-
-    def _call(self, send: Callable[[], Any], what: str) -> Any:
-        """Send once (again with a fresh tenant token if Feishu rejected ours); the successful
-        response, or None (logged) when it failed."""
-        resp, refused = self._attempt(send)
-        if resp is None:
-            log.warning("Feishu %s failed: %s", what, refused)
-        return resp
-
-    def _attempt(self, send: Callable[[], Any]) -> tuple[Any, str]:
-        """(the successful response, "") or (None, why not: Feishu's code, message and log id, or
-        the exception's type), trying again once with a fresh tenant token if Feishu rejected ours."""
-        for attempt in (1, 2):
-            try:
-                resp = send()
-            except Exception as exc:
-                return None, type(exc).__name__
-            if resp.success():
-                return resp, ""
-            if resp.code in TOKEN_REJECTED and attempt == 1:
-                forget_token(self.app_id)  # lark-oapi never drops a rejected token by itself
-                continue
-            return None, f"code {resp.code} {resp.msg} (log id {resp.get_log_id()})"
-        return None, "the tenant token was rejected twice"
-
-
-def _uuid(kind: str, ident: str) -> str:
-    """A deterministic message uuid (≤50 chars): Feishu sends one message per uuid per hour."""
-    return f"{kind}-" + hashlib.sha256(ident.encode()).hexdigest()[:40]
-
-
-def fetch_bot_open_id(client: lark.Client) -> str | None:
-    """GET /open-apis/bot/v3/info (not wrapped by the SDK); None when it cannot be read now."""
-    req = (
-        lark.BaseRequest.builder()
-        .http_method(lark.HttpMethod.GET)
-        .uri("/open-apis/bot/v3/info")
-        .token_types({lark.AccessTokenType.TENANT})
-        .build()
-    )
-    try:
-        resp = client.request(req)
-        if resp.code != 0 and resp.code is not None:
-            log.warning("Feishu bot info refused: code %s %s", resp.code, resp.msg)
-            return None
-        data = json.loads(resp.raw.content or b"{}")
-    except Exception as exc:
-        log.warning("could not read the Feishu bot's identity: %s", type(exc).__name__)
-        return None
-    bot = data.get("bot") if isinstance(data, dict) else None
-    return bot.get("open_id") if isinstance(bot, dict) else None
+        return self.sender.upload_image(png)
