@@ -1,69 +1,31 @@
-"""The Feishu bot's inbound side: lark-oapi's event dispatcher with our handlers, and the webhook route.
+"""The Feishu adapter's wiring: lark-oapi's event dispatcher with our listeners, and the webhook route.
 
 Commands arrive as `im.message.receive_v1` (a direct chat, or @bot in a group, text or rich text);
 approvals and handoffs arrive as `card.action.trigger` button presses, answered within the
-callback from local state (a toast and the updated card). The same dispatcher serves the webhook
-(`POST /feishu/events`) and the long connection (adapters/feishu/longconn.py).
-
-lark-oapi leaves several holes this module closes before a request reaches it (research/feishu.md
-§0): header names are canonicalised, the timestamp must be fresh and the nonce new, signature and
-verification token are compared in constant time, and an event type without a handler is
-acknowledged and ignored instead of answered with a 500 (which Feishu would re-deliver for hours).
-Replies to people go back to Feishu on a small pool of our own, never on the request thread.
+callback from local state. The same dispatcher serves the webhook (`POST /feishu/events`,
+webhook.py) and the long connection (longconn.py). The jobs live beside this module: webhook.py
+(request checks), listeners.py (what each event does), parsing.py (the command in a message),
+sender.py (answers going out), identity.py (the bot's own open_id).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import io
-import json
-import logging
-import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from datetime import timedelta
-from typing import Any
 
 import lark_oapi as lark
-from lark_oapi.api.im.v1 import (
-    CreateImageRequest,
-    CreateImageRequestBody,
-    CreateMessageRequest,
-    CreateMessageRequestBody,
-    ReplyMessageRequest,
-    ReplyMessageRequestBody,
-)
-from lark_oapi.core.utils.decryptor import AESCipher
-from lark_oapi.event.callback.model.p2_card_action_trigger import P2CardActionTriggerResponse
 
-from adapters.common import telemetry
-from adapters.common import text as tx
-from adapters.common.actions import decode
-from adapters.common.dispatch import Answer, Failure, NotAvailable, answer, asks_for_report, run_command
-from adapters.common.errors import user_text
-from adapters.common.grammar import Help
-from adapters.common.team_reports import TeamReports
-from adapters.feishu import cards
-from adapters.feishu.notifier import TOKEN_REJECTED, forget_token
+from adapters.feishu.identity import BotIdentity
+from adapters.feishu.listeners import Listeners
+from adapters.feishu.sender import Sender
+from adapters.feishu.webhook import HttpAnswer, Webhook
 from lifecycle.core import Lifecycle
-from lifecycle.domain import correlation
-from lifecycle.domain.access import Actor
 from lifecycle.domain.correlation import CarryingPool
-from lifecycle.domain.errors import LifecycleError
-from lifecycle.domain.i18n import Lang, Text
-from lifecycle.domain.views import Outcome, Report
+from lifecycle.domain.i18n import Lang
 
-log = logging.getLogger("stagebot.feishu")
-PLATFORM = "feishu"
-PROBLEM_DAYS = 7
-TIMESTAMP_WINDOW = 300  # seconds either side of now, as Slack's replay window
-MAX_TEXT = 2000  # a command longer than this is not a command
-
-# Every event type stagebot subscribes to has a handler: lark-oapi answers any other with a 500.
+# Every event type stagebot subscribes to has a listener (see `dispatcher`): lark-oapi answers any
+# other with a 500, so the webhook acknowledges and ignores the rest.
 HANDLED = frozenset(
     {
         "im.message.receive_v1",
@@ -76,51 +38,11 @@ HANDLED = frozenset(
         "application.bot.menu_v6",
     }
 )
-# Bot menu items (机器人自定义菜单) whose event_key is one of these run the command shown.
-MENU = {"help": "help", "mine": "list --mine", "approvals": "approvals", "handoffs": "handoffs", "list": "list"}
-TEAM_REPORT_MENU = "report"  # the clicker's teams' figures, one report card (chart + table) per team
-
-HttpAnswer = tuple[int, dict[str, str], bytes]
-_JSON = {"Content-Type": "application/json; charset=utf-8"}
-
-NOT_TEXT = Text(
-    "I read text commands only. Type `help` to see them.",
-    "我只能识别文字命令。输入 `帮助` 查看全部命令。",
-)
-ONLY_MENTION = Text(
-    "Yes? Type a command after mentioning me, e.g. `@stagebot list --mine`; `help` lists them all.",
-    "请在 @我 之后输入命令,例如 `@stagebot 列表 --mine`;输入 `帮助` 查看全部命令。",
-)
-TOO_LONG = Text(
-    f"That message is too long to be a command (over {MAX_TEXT} characters). Type `help` to see the commands.",
-    f"消息过长(超过 {MAX_TEXT} 个字符),不是有效命令。输入 `帮助` 查看全部命令。",
-)
-
-
-def _http(status: int, body: dict[str, Any]) -> HttpAnswer:
-    return status, dict(_JSON), json.dumps(body, ensure_ascii=False).encode()
-
-
-class _Nonces:
-    """Nonces seen within the timestamp window: a replayed request is recognised, not run twice."""
-
-    def __init__(self, ttl: float, cap: int = 100_000) -> None:
-        self.ttl, self.cap = ttl, cap
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def first(self, nonce: str, now: float) -> bool:
-        with self._lock:
-            while self._seen and (next(iter(self._seen.values())) < now - self.ttl or len(self._seen) > self.cap):
-                self._seen.popitem(last=False)
-            if nonce in self._seen:
-                return False
-            self._seen[nonce] = now
-            return True
 
 
 class FeishuBot:
-    """Handlers for every subscribed event, and the webhook route that feeds them."""
+    """The pieces of the Feishu adapter, built and joined: the dispatcher the webhook and the long
+    connection feed, the listeners it calls, and the sender and identity they use."""
 
     def __init__(
         self,
@@ -139,517 +61,54 @@ class FeishuBot:
         self.core = core
         self.client = client
         self.app_id = app_id
-        self.verification_token = verification_token
-        self.encrypt_key = encrypt_key
         self.lang = lang
-        self._bot_open_id = bot_open_id
-        self._bot_id_asked = -1e9
-        self._bot_id_settled = threading.Event()  # no fetch of the bot's identity is in flight
-        self._bot_id_settled.set()
-        self.on_change = on_change
+        # Replies to people go back to Feishu on a small pool of our own, never on the request thread.
         self.replies = replies or CarryingPool(max_workers=4, thread_name_prefix="feishu-reply")
-        self.team_reports = TeamReports(core)
-        self.wall_clock = wall_clock
-        self._nonces = _Nonces(2 * TIMESTAMP_WINDOW)
-        self._cipher = AESCipher(encrypt_key) if encrypt_key else None
-        self.dispatcher = self._dispatcher()
-
-    # ------------------------------------------------------------ wiring
-
-    def _dispatcher(self) -> lark.EventDispatcherHandler:
-        quiet = self._ignore
-        return (
-            lark.EventDispatcherHandler.builder(self.encrypt_key, self.verification_token, lark.LogLevel.WARNING)
-            .register_p2_im_message_receive_v1(self.on_message)
-            .register_p2_card_action_trigger(self.on_card_action)
-            .register_p2_im_chat_member_bot_added_v1(self.on_bot_added)
-            .register_p2_application_bot_menu_v6(self.on_menu)
-            .register_p2_im_chat_member_bot_deleted_v1(quiet)
-            .register_p2_im_message_message_read_v1(quiet)
-            .register_p2_im_message_recalled_v1(quiet)
-            .register_p2_im_chat_access_event_bot_p2p_chat_entered_v1(quiet)
-            .build()
+        self.identity = BotIdentity(client, self.replies, bot_open_id)
+        self.sender = Sender(client, app_id=app_id)
+        self.listeners = Listeners(
+            core,
+            sender=self.sender,
+            bot_open_id=self.identity.open_id,
+            replies=self.replies,
+            lang=lang,
+            on_change=on_change,
         )
-
-    def bot_open_id(self) -> str | None:
-        """The bot's own open_id (to tell a mention of the bot from a mention of anyone else).
-
-        Never fetched on the request thread (Feishu's 3 s budget): a message arriving while the
-        start-up fetch is in flight waits for it at most a second; while the id is unknown a new
-        fetch is started in the background at most once a minute, and the caller goes on without it.
-        """
-        if self._bot_open_id is None:
-            self._bot_id_settled.wait(1.0)
-            if self._bot_open_id is None and time.monotonic() - self._bot_id_asked >= 60:
-                self.prefetch()
-        return self._bot_open_id
-
-    def prefetch(self) -> None:
-        """Ask Feishu for the bot's identity, off the request path."""
-        self._bot_id_asked = time.monotonic()
-        self._bot_id_settled.clear()
-
-        def fetch() -> None:
-            try:
-                self._bot_open_id = self._bot_open_id or fetch_bot_open_id(self.client)
-            finally:
-                self._bot_id_settled.set()
-
-        self.replies.submit(fetch)
-
-    # ------------------------------------------------------------ webhook
+        self.dispatcher = dispatcher(self.listeners, verification_token=verification_token, encrypt_key=encrypt_key)
+        self._webhook = Webhook(
+            self.dispatcher,
+            handled=HANDLED,
+            verification_token=verification_token,
+            encrypt_key=encrypt_key,
+            lang=lang,
+            wall_clock=wall_clock,
+        )
 
     def webhook(self, raw: bytes, headers: Mapping[str, str], query: str = "") -> HttpAnswer:
         """POST /feishu/events: checks, then lark-oapi's own decrypt, verify and dispatch."""
-        h = {k.lower(): v for k, v in headers.items()}
-        try:
-            outer = json.loads(raw)
-        except (ValueError, RecursionError):
-            return _http(400, {"error": "body is not JSON"})
-        if not isinstance(outer, dict):
-            return _http(400, {"error": "body is not a JSON object"})
-        if self._cipher is not None:
-            if not isinstance(outer.get("encrypt"), str):
-                return _http(400, {"error": "expected an encrypted body (an Encrypt Key is configured)"})
-            try:
-                payload = json.loads(self._cipher.decrypt_str(outer["encrypt"]))
-            except (ValueError, UnicodeDecodeError, RecursionError):
-                return _http(400, {"error": "cannot decrypt the body: check the Encrypt Key"})
-        else:
-            payload = outer
-        if not isinstance(payload, dict):
-            return _http(400, {"error": "event is not a JSON object"})
-        header = payload.get("header") if isinstance(payload.get("header"), dict) else {}
-        token = header.get("token") if payload.get("schema") == "2.0" else payload.get("token")
-        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.verification_token.encode()):
-            return _http(401, {"error": "wrong verification token"})
-        if payload.get("type") == "url_verification":
-            challenge = payload.get("challenge")
-            if not isinstance(challenge, str):
-                return _http(400, {"error": "url_verification without a challenge"})
-            return self._sdk(raw, h)  # unsigned by design (research §2.3); the SDK answers the challenge
-        refusal = self._check_signature(raw, h)
-        if refusal is not None:
-            return refusal
-        event_type = header.get("event_type")
-        if payload.get("schema") != "2.0" or event_type not in HANDLED:
-            log.info("Feishu event %r ignored: stagebot does not subscribe to it", event_type)
-            return _http(200, {"msg": f"ignored: stagebot does not handle {event_type or 'v1 events'}"})
-        if event_type == "card.action.trigger":
-            action = (payload.get("event") or {}).get("action") if isinstance(payload.get("event"), dict) else None
-            if not isinstance(action, dict) or not isinstance(action.get("value"), dict):
-                # lark-oapi cannot read a string value (it would answer 500): the button is not ours.
-                stale = Text("This button is not from stagebot, or is damaged.", "这个按钮不是 stagebot 的,或已损坏。")
-                return _http(200, {"toast": cards.toast("error", stale, self.lang)})
-        return self._sdk(raw, h)
+        return self._webhook.handle(raw, headers, query)
 
-    def _check_signature(self, raw: bytes, h: Mapping[str, str]) -> HttpAnswer | None:
-        names = ("x-lark-request-timestamp", "x-lark-request-nonce", "x-lark-signature")
-        ts, nonce, sig = (h.get(k, "") for k in names)
-        if not (ts and nonce and sig):
-            return _http(401, {"error": "missing X-Lark-Request-Timestamp, -Nonce or X-Lark-Signature"})
-        try:
-            age = abs(self.wall_clock() - int(ts))
-        except ValueError:
-            return _http(401, {"error": "bad X-Lark-Request-Timestamp"})
-        if age > TIMESTAMP_WINDOW:
-            return _http(401, {"error": "stale request: the timestamp is more than 5 minutes away"})
-        expected = hashlib.sha256((ts + nonce + self.encrypt_key).encode() + raw).hexdigest()
-        if not hmac.compare_digest(expected.encode(), sig.encode()):
-            return _http(401, {"error": "bad signature"})
-        if not self._nonces.first(f"{ts}:{nonce}", self.wall_clock()):
-            return _http(200, {"msg": "duplicate request ignored"})
-        return None
+    def bot_open_id(self) -> str | None:
+        """The bot's own open_id, or None while it is unknown (never fetched on the request thread)."""
+        return self.identity.open_id()
 
-    def _sdk(self, raw: bytes, h: Mapping[str, str]) -> HttpAnswer:
-        req = lark.RawRequest()
-        req.uri = "/feishu/events"
-        req.body = raw
-        # lark-oapi reads these by exact case (research §0.5).
-        req.headers = {
-            "X-Lark-Request-Timestamp": h.get("x-lark-request-timestamp", ""),
-            "X-Lark-Request-Nonce": h.get("x-lark-request-nonce", ""),
-            "X-Lark-Signature": h.get("x-lark-signature", ""),
-            "Content-Type": h.get("content-type", "application/json"),
-        }
-        resp = self.dispatcher.do(req)
-        if resp.status_code >= 500:
-            # Our handlers answer their own errors, so this is a request the SDK could not read.
-            log.warning("Feishu request refused by lark-oapi: %s", (resp.content or b"")[:200])
-            return _http(400, {"error": "malformed request"})
-        out = {k: v for k, v in (resp.headers or {}).items() if k.lower() == "content-type"} or dict(_JSON)
-        return resp.status_code, out, resp.content or b""
-
-    # ------------------------------------------------------------ handlers
-
-    def _ignore(self, data: Any) -> None:
-        header = getattr(data, "header", None)
-        log.debug("Feishu event %s acknowledged", getattr(header, "event_type", "?"))
-
-    def on_message(self, data: Any) -> None:
-        """A command typed to the bot: dedupe, parse, run, reply to the person off-thread."""
-        try:
-            with correlation.ensured():  # the webhook's id, or a fresh one over the long connection
-                self._on_message(data)
-        except Exception:  # never a 500: Feishu would re-deliver it for hours
-            log.exception("could not handle a Feishu message")
-
-    def _on_message(self, data: Any) -> None:
-        event, header = data.event, data.header
-        m, sender = event.message, event.sender
-        if m is None or sender is None or sender.sender_type not in (None, "user"):
-            return
-        open_id = (sender.sender_id.open_id if sender.sender_id else None) or ""
-        # Feishu re-delivers for hours, sometimes with a new event_id for the same message.
-        if not self.core.first_delivery(f"feishu:event:{header.event_id}"):
-            return
-        if m.message_id and not self.core.first_delivery(f"feishu:message:{m.message_id}"):
-            return
-        group = m.chat_type in ("group", "topic_group")
-        line, addressed = command_text(m, self.bot_open_id(), group=group)
-        if not addressed:
-            return  # a group message that mentions someone else, not the bot
-        actor = Actor(PLATFORM, open_id)
-        reply: cards.Card
-        if line is None:
-            reply = cards.error_card(NOT_TEXT, self.lang)
-        elif not line:
-            reply = cards.help_card(None, self.lang, extra=ONLY_MENTION)
-        elif len(line) > MAX_TEXT:
-            reply = cards.error_card(TOO_LONG, self.lang)
-        elif asks_for_report(self.core, line, actor):
-            # It reads the whole history (most of a second over a million rows), and Feishu wants
-            # the event answered within 3 seconds: made, drawn and sent off the request thread.
-            self.replies.submit(self._answer_report, line, actor, m.message_id, group)
-            return
-        else:
-            ans = answer(self.core, line, actor=actor, key=f"feishu:cmd:{m.message_id}", via=PLATFORM, lang=self.lang)
-            reply = self.render(ans, actor)
-            if isinstance(ans, Outcome) and not ans.replayed:
-                self.on_change()
-        self.replies.submit(self._reply, m.message_id, reply, group)
-
-    def render(self, ans: Answer, actor: Actor | None = None) -> cards.Card:
-        if isinstance(ans, Failure | NotAvailable):
-            return cards.error_card(ans.text or Text(ans.message, ans.message), self.lang)
-        if isinstance(ans, Help):
-            extra = self._delivery_problems() if actor and self.core.rules.roster.is_admin(actor) else None
-            return cards.help_card(ans.topic, self.lang, extra=extra)
-        return cards.reply(ans, self.core.pipeline, self.lang)
-
-    def _delivery_problems(self) -> Text | None:
-        """Admins asking for help also see notifications Feishu refused, and why."""
-        since = self.core.clock.now() - timedelta(days=PROBLEM_DAYS)
-        problems = self.core.delivery_problems(PLATFORM, since=since)
-        if not problems:
-            return None
-        lines = "\n".join(f"• {p.count} × {p.error}" for p in problems)
-        return Text(
-            f"⚠ Notifications Feishu refused in the last {PROBLEM_DAYS} days (fix the chat or the app in the config):\n"
-            + lines,
-            f"⚠ 最近 {PROBLEM_DAYS} 天飞书拒收的通知(请检查配置中的群聊或应用权限):\n" + lines,
-        )
-
-    def on_card_action(self, data: Any) -> P2CardActionTriggerResponse:
-        """A button press, answered from local state: a toast, and the updated card when something changed."""
-        try:
-            with correlation.ensured():
-                body = self._on_card_action(data)
-        except Exception as exc:
-            body = {"toast": cards.toast("error", user_text(exc, context="Feishu card action"), self.lang)}
-        # Plain dicts only: lark-oapi cannot marshal its own model objects inside this dict (research §0.8).
-        return P2CardActionTriggerResponse(body)
-
-    def _on_card_action(self, data: Any) -> dict[str, Any]:
-        event, header = data.event, data.header
-        open_id = (event.operator.open_id if event.operator else None) or ""
-        actor = Actor(PLATFORM, open_id)
-        value = event.action.value if event.action else None
-        # Each press has its own event_id: a double press is two presses (the second is told the
-        # approval was already decided); a re-delivered press replays the first answer.
-        key = f"feishu:card:{header.event_id}"
-        try:
-            result = run_command(decode(value or "", actor=actor, key=key, via=PLATFORM), self.core)
-        except Exception as exc:
-            telemetry.answered(PLATFORM, "button", None, failed=True, bug=not isinstance(exc, LifecycleError))
-            return {"toast": cards.toast("error", user_text(exc, context=f"button from {actor.ref}"), self.lang)}
-        telemetry.answered(PLATFORM, "button", result)
-        if isinstance(result, Outcome):
-            said = cards.both(lambda lg: tx.outcome(result, self.core.pipeline, lg))
-            if result.replayed:
-                return {"toast": cards.toast("info", said, self.lang)}
-            self.on_change()
-            out: dict[str, Any] = {"toast": cards.toast("success", said, self.lang)}
-            if result.kind in ("approved", "rejected", "claimed"):
-                card = cards.decision_from_outcome(result, self.core.pipeline, self.lang, by=actor.ref)
-                out["card"] = {"type": "raw", "data": card}
-            return out
-        shown = cards.reply(result, self.core.pipeline, self.lang)
-        return {"toast": cards.toast("info", cards.card_summary(shown), self.lang)}
-
-    def on_bot_added(self, data: Any) -> None:
-        """Added to a group: say which chat id to put in the config, so its team's notifications come here."""
-        chat_id = getattr(data.event, "chat_id", None)
-        if not chat_id:
-            return
-        say = Text(
-            f'stagebot is here. To send a team\'s notifications to this chat, set feishu_chat = "{chat_id}" '
-            "under that team in stagebot.toml. Type @stagebot help for the commands.",
-            "stagebot 已加入。若要把某个团队的通知发到本群,"
-            f'请在 stagebot.toml 中该团队下设置 feishu_chat = "{chat_id}"。@stagebot 帮助 查看全部命令。',
-        )
-        card = cards.card(Text("stagebot", "stagebot"), [say], lang=self.lang, template="grey")
-        self.replies.submit(self._send, "chat_id", chat_id, card, f"joined-{data.header.event_id}")
-
-    def on_menu(self, data: Any) -> None:
-        """A bot-menu click (no chat id in it): run the mapped command and answer the clicker directly."""
-        try:
-            with correlation.ensured():
-                self._on_menu(data)
-        except Exception:
-            log.exception("could not handle a Feishu bot-menu click")
-
-    def _on_menu(self, data: Any) -> None:
-        event = data.event
-        op = event.operator.operator_id if event.operator else None
-        open_id = getattr(op, "open_id", None)
-        key = str(event.event_key or "")
-        line = MENU.get(key)
-        if not open_id or (line is None and key != TEAM_REPORT_MENU):
-            return
-        actor = Actor(PLATFORM, open_id)
-        if line is None:
-            self.replies.submit(self._send_team_reports, actor, f"menu-{data.header.event_id}")
-            return
-        ans = answer(
-            self.core, line, actor=actor, key=f"feishu:menu:{data.header.event_id}", via=PLATFORM, lang=self.lang
-        )
-        self.replies.submit(self._send, "open_id", open_id, self.render(ans, actor), f"menu-{data.header.event_id}")
-
-    # ------------------------------------------------------------ talking back
-
-    def _answer_report(self, line: str, actor: Actor, message_id: str, in_thread: bool) -> None:
-        """The report asked for by a message, as one card (or what was wrong with the request)."""
-        ans = answer(self.core, line, actor=actor, key=f"feishu:cmd:{message_id}", via=PLATFORM, lang=self.lang)
-        card = self._report_card(ans) if isinstance(ans, Report) else self.render(ans, actor)
-        self._reply(message_id, card, in_thread)
-
-    def _send_team_reports(self, actor: Actor, ident: str) -> None:
-        for n, r in enumerate(self.team_reports.for_person(actor)):
-            self._send("open_id", actor.user_id, self._report_card(r), f"{ident}-{n}")
-
-    def _report_card(self, r: Report) -> cards.Card:
-        return cards.report_card(r, self.core.pipeline, self.lang, image_key=self._upload_chart(r))
-
-    def _upload_chart(self, r: Report) -> str | None:
-        """Draw the chart and upload it as a message image; its image_key, or None if that failed."""
-        from adapters.common.charts import ChartsUnavailable, report_png
-
-        try:
-            png = report_png(r, self.core.pipeline, self.lang)
-        except ChartsUnavailable as exc:
-            log.warning("charts are not available: %s", exc)
-            return None
-        except Exception:
-            log.exception("could not draw a report chart")
-            return None
-
-        def upload() -> Any:
-            image = io.BytesIO(png)  # a fresh stream per try: a retry must send the bytes again
-            image.name = "stagebot-report.png"  # requests names the multipart part after it; Feishu wants one
-            body = CreateImageRequestBody.builder().image_type("message").image(image).build()
-            return self.client.im.v1.image.create(CreateImageRequest.builder().request_body(body).build())
-
-        resp = self._call(upload, "image upload")
-        return str(resp.data.image_key) if resp is not None and resp.data and resp.data.image_key else None
-
-    def _reply(self, message_id: str, card: cards.Card, in_thread: bool) -> None:
-        def send(msg_type: str, content: str, uuid: str) -> Any:
-            body = (
-                ReplyMessageRequestBody.builder()
-                .msg_type(msg_type)
-                .content(content)
-                .reply_in_thread(in_thread)
-                .uuid(uuid)
-                .build()
-            )
-            req = ReplyMessageRequest.builder().message_id(message_id).request_body(body).build()
-            return self.client.im.v1.message.reply(req)
-
-        self._deliver(send, card, _uuid("reply", message_id), f"reply to {message_id}")
-
-    def _send(self, id_type: str, receive_id: str, card: cards.Card, ident: str) -> None:
-        def send(msg_type: str, content: str, uuid: str) -> Any:
-            body = (
-                CreateMessageRequestBody.builder()
-                .receive_id(receive_id)
-                .msg_type(msg_type)
-                .content(content)
-                .uuid(uuid)
-                .build()
-            )
-            req = CreateMessageRequest.builder().receive_id_type(id_type).request_body(body).build()
-            return self.client.im.v1.message.create(req)
-
-        self._deliver(send, card, _uuid("send", ident), f"message to {receive_id}")
-
-    def _deliver(self, send: Callable[[str, str, str], Any], card: cards.Card, uuid: str, what: str) -> bool:
-        """The card; where Feishu refuses it (230025 too large, 230099 cannot be built, ...), the same
-        answer as plain text; where that is refused too, an ERROR with Feishu's codes. Whether it arrived."""
-        resp, refused = self._attempt(lambda: send("interactive", cards.content(card), uuid))
-        if resp is not None:
-            return True
-        log.warning("Feishu refused the card of a %s (%s): sending it as text", what, refused)
-        # Its own uuid: Feishu sends one message per uuid, and the refused card may have used this one.
-        text = cards.text_message(cards.card_text(card))
-        resp, again = self._attempt(lambda: send("text", text, uuid[:49] + "t"))
-        if resp is not None:
-            return True
-        log.error("Feishu refused a %s, as a card (%s) and as text (%s)", what, refused, again)
-        return False
-
-    def _call(self, send: Callable[[], Any], what: str) -> Any:
-        """Send once (again with a fresh tenant token if Feishu rejected ours); the successful
-        response, or None (logged) when it failed."""
-        resp, refused = self._attempt(send)
-        if resp is None:
-            log.warning("Feishu %s failed: %s", what, refused)
-        return resp
-
-    def _attempt(self, send: Callable[[], Any]) -> tuple[Any, str]:
-        """(the successful response, "") or (None, why not: Feishu's code, message and log id, or
-        the exception's type), trying again once with a fresh tenant token if Feishu rejected ours."""
-        for attempt in (1, 2):
-            try:
-                resp = send()
-            except Exception as exc:
-                return None, type(exc).__name__
-            if resp.success():
-                return resp, ""
-            if resp.code in TOKEN_REJECTED and attempt == 1:
-                forget_token(self.app_id)  # lark-oapi never drops a rejected token by itself
-                continue
-            return None, f"code {resp.code} {resp.msg} (log id {resp.get_log_id()})"
-        return None, "the tenant token was rejected twice"
+    def prefetch(self) -> None:
+        """Ask Feishu for the bot's identity, off the request path."""
+        self.identity.prefetch()
 
 
-def _uuid(kind: str, ident: str) -> str:
-    """A deterministic message uuid (≤50 chars): Feishu sends one message per uuid per hour."""
-    return f"{kind}-" + hashlib.sha256(ident.encode()).hexdigest()[:40]
-
-
-def fetch_bot_open_id(client: lark.Client) -> str | None:
-    """GET /open-apis/bot/v3/info (not wrapped by the SDK); None when it cannot be read now."""
-    req = (
-        lark.BaseRequest.builder()
-        .http_method(lark.HttpMethod.GET)
-        .uri("/open-apis/bot/v3/info")
-        .token_types({lark.AccessTokenType.TENANT})
+def dispatcher(listeners: Listeners, *, verification_token: str, encrypt_key: str) -> lark.EventDispatcherHandler:
+    """lark-oapi's dispatcher with a listener for every type in HANDLED."""
+    quiet = listeners.ignore
+    return (
+        lark.EventDispatcherHandler.builder(encrypt_key, verification_token, lark.LogLevel.WARNING)
+        .register_p2_im_message_receive_v1(listeners.on_message)
+        .register_p2_card_action_trigger(listeners.on_card_action)
+        .register_p2_im_chat_member_bot_added_v1(listeners.on_bot_added)
+        .register_p2_application_bot_menu_v6(listeners.on_menu)
+        .register_p2_im_chat_member_bot_deleted_v1(quiet)
+        .register_p2_im_message_message_read_v1(quiet)
+        .register_p2_im_message_recalled_v1(quiet)
+        .register_p2_im_chat_access_event_bot_p2p_chat_entered_v1(quiet)
         .build()
     )
-    try:
-        resp = client.request(req)
-        if resp.code != 0 and resp.code is not None:
-            log.warning("Feishu bot info refused: code %s %s", resp.code, resp.msg)
-            return None
-        data = json.loads(resp.raw.content or b"{}")
-    except Exception as exc:
-        log.warning("could not read the Feishu bot's identity: %s", type(exc).__name__)
-        return None
-    bot = data.get("bot") if isinstance(data, dict) else None
-    return bot.get("open_id") if isinstance(bot, dict) else None
-
-
-# ---------------------------------------------------------------- the command in a message
-
-
-def _post_text(content: dict[str, Any]) -> str:
-    """The text of a rich-text (post) message; mention tags become their @_user_N placeholders."""
-    body = content
-    if "content" not in body:  # wrapped per locale: {"zh_cn": {...}}
-        body = next((v for v in content.values() if isinstance(v, dict) and "content" in v), {})
-    lines = []
-    for para in body.get("content") or []:
-        if not isinstance(para, list):
-            continue
-        parts = []
-        for node in para:
-            if not isinstance(node, dict):
-                continue
-            tag = node.get("tag")
-            if tag in ("text", "a", "code_block") and isinstance(node.get("text"), str):
-                parts.append(node["text"])
-            elif tag == "at":
-                parts.append(f" {node.get('user_id', '')} ")
-        lines.append("".join(parts))
-    return " ".join(lines)
-
-
-def command_text(message: Any, bot_open_id: str | None, *, group: bool) -> tuple[str | None, bool]:
-    """(the command line, whether it is meant for the bot). None as the line: not a text message.
-
-    The command is what follows the bot's first mention, wherever it stands ("FYI @Dora, @stagebot
-    move Acme SQL"); a message that does not mention the bot (a direct chat) is a command as a whole.
-    Later mentions of the bot are dropped; mentions of other people become `feishu:ou_…`, which the
-    grammar reads as a person (`assign Acme @bob`), except as the command word, where the person's
-    name stands instead (an unknown command must not echo a raw id). In a group only a message that
-    mentions the bot is meant for it.
-    """
-    try:
-        raw = message.content if isinstance(message.content, str | bytes) else "{}"
-        content = json.loads(raw or "{}")
-    except (ValueError, RecursionError):
-        content = None
-    if not isinstance(content, dict):
-        return None, not group
-    if message.message_type == "text" and isinstance(content.get("text"), str):
-        text = content["text"]
-    elif message.message_type == "post":
-        text = _post_text(content)
-    else:
-        return None, not group
-    # Feishu always sends string keys and ids; anything else is not a mention we can read.
-    mentions = {m.key: m for m in (message.mentions or []) if isinstance(getattr(m, "key", None), str) and m.key}
-    bots = _bot_keys(mentions, bot_open_id, group=group)
-    pieces = [text]
-    if mentions:  # longest key first: @_user_1 must not match the start of @_user_10
-        keys = sorted(mentions, key=len, reverse=True)
-        pieces = re.split("(" + "|".join(re.escape(k) for k in keys) + ")", text)  # keys at odd indices
-    first_bot = next((i for i in range(1, len(pieces), 2) if pieces[i] in bots), None)
-    if first_bot is not None:
-        pieces = pieces[first_bot + 1 :]  # text first again: keys stay at odd indices
-    out: list[str] = []
-    for i, piece in enumerate(pieces):
-        if i % 2 == 0:
-            out.append(piece)
-            continue
-        oid = _open_id(mentions[piece])
-        if piece in bots or oid is None:
-            out.append(" ")
-        elif not "".join(out).replace("@_all", " ").strip():  # the command word: a name, never an id
-            name = "".join(str(mentions[piece].name or "").split())
-            out.append(f" @{name or 'someone'} ")
-        else:
-            out.append(f" feishu:{oid} ")
-    line = "".join(out).replace("@_all", " ").strip()
-    for prefix in ("/stage ", "/stage"):
-        if line.startswith(prefix):
-            line = line[len(prefix) :].strip()
-            break
-    return line, bool(bots) or not group
-
-
-def _open_id(mention: Any) -> str | None:
-    oid = getattr(mention.id, "open_id", None) if mention.id else None
-    return oid if isinstance(oid, str) and oid else None
-
-
-def _bot_keys(mentions: Mapping[str, Any], bot_open_id: str | None, *, group: bool) -> set[str]:
-    """The placeholders that mention the bot. While its identity is unknown a group message reaches
-    us only when it mentions the bot: the mentions Feishu marks as a bot's, else the first one."""
-    if bot_open_id is not None:
-        return {k for k, m in mentions.items() if _open_id(m) == bot_open_id}
-    if not group or not mentions:
-        return set()
-    marked = {k for k, m in mentions.items() if getattr(m, "mentioned_type", None) == "bot"}
-    return marked or {next(iter(mentions))}

@@ -6,6 +6,8 @@ Build an event, wrap it in an envelope, then encrypt and sign it the way Feishu 
                            encrypt_key=EK)
     req = raw_request(body, headers)  # a lark.RawRequest for EventDispatcherHandler.do()
 
+Recorded bodies, shaped as Feishu's docs show them, are in ``payloads/feishu/`` beside this module.
+
 Encryption: AES-256-CBC, key = SHA256(encrypt_key), random 16-byte IV prepended, PKCS7, base64, sent as
 ``{"encrypt": "..."}``. Signature: ``sha256_hex((timestamp + nonce + encrypt_key).encode() + raw_body)``.
 """
