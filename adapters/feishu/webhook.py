@@ -91,7 +91,9 @@ class Webhook:
             payload = outer
         if not isinstance(payload, dict):
             return _http(400, {"error": "event is not a JSON object"})
-        header = payload.get("header") if isinstance(payload.get("header"), dict) else {}
+        header = payload.get("header")
+        if not isinstance(header, dict):
+            header = {}
         token = header.get("token") if payload.get("schema") == "2.0" else payload.get("token")
         if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.verification_token.encode()):
             return _http(401, {"error": "wrong verification token"})
