@@ -59,8 +59,9 @@ class PgSchema:
             raise
         options = f"-csearch_path={self.name}"
         self.url = make_url(base_url).update_query_dict({"options": options}).render_as_string(hide_password=False)
-        engine_kw.setdefault("pool_size", 12)
+        engine_kw.setdefault("pool_size", 12)  # None: make_engine's own pool size, as stagebot runs
         engine_kw.setdefault("max_overflow", 4)
+        engine_kw = {k: v for k, v in engine_kw.items() if v is not None}
         self.engine: Engine = make_engine(base_url, connect_args={"options": options}, **engine_kw)
 
     def drop(self) -> None:
