@@ -1,6 +1,6 @@
 """The scheduler's `run_due` over a large book of accounts, against one hand-written query selecting the same due set.
 
-    python bench/bench_due.py [--accounts 100000] [--due-pct 1] [--history-per-account 10] [--repeats 5]
+    python -m bench.bench_due [--accounts 100000] [--due-pct 1] [--history-per-account 10] [--repeats 5]
                               [--no-scale] [--profile] [--analyze-sqlite] [--sqlite-only] [--pg-url URL]
 
 For each engine (SQLite in a temp file; PostgreSQL in a throwaway schema when a server answers) and
@@ -64,41 +64,43 @@ import os
 import platform
 import pstats
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from inspect import signature
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
+import sqlalchemy
+from sqlalchemy import Engine, TextClause, bindparam, insert, text
+from sqlalchemy.types import Date
 
-import sqlalchemy  # noqa: E402
-from sqlalchemy import Engine, TextClause, bindparam, insert, text  # noqa: E402
-from sqlalchemy.types import Date  # noqa: E402
-
-from bench.bench_moves import DEFAULT_PG_URL, PG_ENV, counting, fmt_counts, pg_target, sqlite3_version  # noqa: E402
-from lifecycle.db.engine import make_engine  # noqa: E402
-from lifecycle.db.migrate import upgrade  # noqa: E402
-from lifecycle.db.models import UTCDateTime  # noqa: E402
-from lifecycle.db.tables import ACC, HANDOFFS  # noqa: E402
-from lifecycle.db.uow import Database  # noqa: E402
-from lifecycle.domain.access import Roster  # noqa: E402
-from lifecycle.domain.pipeline import Pipeline, load_preset  # noqa: E402
-from lifecycle.domain.rules import Rules  # noqa: E402
-from lifecycle.usecases import scheduling  # noqa: E402
-from lifecycle.usecases.scheduling import DueReport, Schedule, run_due  # noqa: E402
+from bench.common import (
+    DEFAULT_PG_URL,
+    PG_ENV,
+    counting,
+    fmt_counts,
+    pg_detail,
+    pg_engine,
+    pg_or_skip,
+    sqlite3_version,
+    sqlite_engine,
+    timed,
+    verdict,
+)
+from lifecycle.db.migrate import upgrade
+from lifecycle.db.models import UTCDateTime
+from lifecycle.db.tables import ACC, HANDOFFS
+from lifecycle.db.uow import Database
+from lifecycle.domain.access import Roster
+from lifecycle.domain.pipeline import Pipeline, load_preset
+from lifecycle.domain.rules import Rules
+from lifecycle.usecases import scheduling
+from lifecycle.usecases.scheduling import DueReport, Schedule, run_due
 
 TARGET_RATIO = 2.0  # first run / floor, at most
 TARGET_SECONDS = 2.0  # first run, at most (SQLite)
@@ -357,13 +359,6 @@ class Measured:
         return self.ratio <= TARGET_RATIO and statistics.median(self.first) < TARGET_SECONDS
 
 
-def timed(op: Callable[[], Any]) -> tuple[float, Any]:
-    gc.collect()
-    t0 = time.perf_counter()
-    out = op()
-    return time.perf_counter() - t0, out
-
-
 def peak(op: Callable[[], Any]) -> int:
     """Peak bytes traced by tracemalloc while `op` runs, above what was allocated before it."""
     gc.collect()
@@ -479,58 +474,6 @@ def measure(label: str, engine: Engine, plan: Plan, args: argparse.Namespace) ->
     return m
 
 
-# ---------------------------------------------------------------- engines
-
-
-@contextmanager
-def sqlite_engine(args: argparse.Namespace) -> Iterator[Engine]:
-    tmp = Path(tempfile.mkdtemp(prefix="stagebot-bench-", dir=args.sqlite_dir))
-    engine = make_engine(f"sqlite:///{tmp / 'bench.db'}")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextmanager
-def pg_engine(url: str) -> Iterator[Engine]:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(url, pool_size=1, max_overflow=0)
-    engine: Engine | None = None
-    created = False
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            created = True
-        engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-        yield engine
-    finally:
-        if engine is not None:
-            engine.dispose()
-        if created:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-def pg_detail(url: str, source: str) -> str:
-    engine = make_engine(url, pool_size=1, max_overflow=0)
-    try:
-        with engine.connect() as conn:
-            version = conn.execute(text("SHOW server_version")).scalar_one()
-            sync = conn.execute(text("SHOW synchronous_commit")).scalar_one()
-            fsync = conn.execute(text("SHOW fsync")).scalar_one()
-        shown = engine.url.render_as_string(hide_password=True)
-    finally:
-        engine.dispose()
-    return (
-        f"PostgreSQL {version} at {shown} ({source}), a throwaway schema per dataset, "
-        f"synchronous_commit={sync}, fsync={fsync}, ANALYZE after seeding, "
-        "pool_pre_ping on (one ping per checkout: run_due checks out 1 + one per batch)"
-    )
-
-
 # ---------------------------------------------------------------- report
 
 
@@ -568,7 +511,7 @@ def report(results: list[Measured], details: list[str], skipped: list[str], args
             f"| {statistics.median(m.first):.3f} | {statistics.median(m.second):.3f} "
             f"| {statistics.median(m.floor):.3f} | {m.ratio:.2f}x | {statistics.median(m.selects):.3f} "
             f"| {mb(m.peak_first)} | {mb(m.peak_second)} "
-            f"| {mb(m.peak_floor)} | {'PASS' if m.passed else 'BELOW'} |"
+            f"| {mb(m.peak_floor)} | {verdict(m.passed)} |"
         )
     print()
     print("All samples (s), first run / second run / select phase / floor:")
@@ -601,7 +544,7 @@ def report(results: list[Measured], details: list[str], skipped: list[str], args
         print(line)
     print()
     verdicts = ", ".join(
-        f"{m.engine} {'PASS' if m.passed else 'BELOW'} ({statistics.median(m.first):.3f} s, {m.ratio:.2f}x)"
+        f"{m.engine} {verdict(m.passed)} ({statistics.median(m.first):.3f} s, {m.ratio:.2f}x)"
         for m in results
         if m.plan.label == "main"
     )
@@ -650,20 +593,18 @@ def main(argv: list[str] | None = None) -> int:
     ]
     skipped: list[str] = []
     for plan in plans:
-        with sqlite_engine(args) as engine:
+        with sqlite_engine(args.sqlite_dir) as engine:
             results.append(measure("sqlite", engine, plan, args))
-    if args.sqlite_only:
-        skipped.append("--sqlite-only")
-    else:
-        url, source_or_reason = pg_target(args)
-        if url is None:
-            print(f"[postgresql] skipped: {source_or_reason}", flush=True)
-            skipped.append(source_or_reason)
-        else:
-            details.append(pg_detail(url, source_or_reason))
-            for plan in plans:
-                with pg_engine(url) as engine:
-                    results.append(measure("postgresql", engine, plan, args))
+    server = pg_or_skip(args, skipped)
+    for plan in plans if server else []:
+        with pg_engine(server[0]) as pg:
+            if plan is plans[0]:
+                details.append(
+                    pg_detail(pg, server[1]).replace(f"schema {pg.name}", "schema per dataset")
+                    + ", ANALYZE after seeding, pool_pre_ping on (one ping per checkout: run_due checks out"
+                    " 1 + one per batch)"
+                )
+            results.append(measure("postgresql", pg.engine, plan, args))
     report(results, details, skipped, args)
     return 0
 

@@ -1,6 +1,6 @@
 """The managers' report (`lifecycle.read.reports.report`) over a large book, against one hand-written query per figure.
 
-    python bench/bench_report.py [--accounts 100000] [--history-per-account 10] [--repeats 5]
+    python -m bench.bench_report [--accounts 100000] [--history-per-account 10] [--repeats 5]
                                  [--profile] [--explain] [--sqlite-only] [--pg-url URL] [--sqlite-dir DIR]
 
 For each engine (SQLite in a temp file; PostgreSQL in a throwaway schema when a server answers, dropped
@@ -52,30 +52,35 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
+import sqlalchemy
+from sqlalchemy import Engine, TextClause, bindparam, event, insert, text
+from sqlalchemy.types import Date
 
-import sqlalchemy  # noqa: E402
-from sqlalchemy import Engine, TextClause, bindparam, event, insert, text  # noqa: E402
-from sqlalchemy.types import Date  # noqa: E402
-
-from bench.bench_due import NOW, pg_detail, pg_engine, sqlite_engine, timed  # noqa: E402
-from bench.bench_moves import DEFAULT_PG_URL, PG_ENV, pg_target, sqlite3_version  # noqa: E402
-from lifecycle.db.migrate import upgrade  # noqa: E402
-from lifecycle.db.models import UTCDateTime  # noqa: E402
-from lifecycle.db.tables import ACC, HIST  # noqa: E402
-from lifecycle.db.uow import Database  # noqa: E402
-from lifecycle.domain import commands as c  # noqa: E402
-from lifecycle.domain.access import Actor, Roster  # noqa: E402
-from lifecycle.domain.clock import FixedClock  # noqa: E402
-from lifecycle.domain.pipeline import Pipeline, load_preset  # noqa: E402
-from lifecycle.domain.rules import Rules  # noqa: E402
-from lifecycle.domain.views import Report  # noqa: E402
-from lifecycle.read.reports import _quarter_after, report  # noqa: E402
+from bench.bench_due import NOW
+from bench.common import (
+    DEFAULT_PG_URL,
+    PG_ENV,
+    pg_detail,
+    pg_engine,
+    pg_or_skip,
+    sqlite3_version,
+    sqlite_engine,
+    timed,
+    verdict,
+)
+from lifecycle.db.migrate import upgrade
+from lifecycle.db.models import UTCDateTime
+from lifecycle.db.tables import ACC, HIST
+from lifecycle.db.uow import Database
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor, Roster
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.pipeline import Pipeline, load_preset
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import Report
+from lifecycle.read.reports import _quarter_after, report
 
 TARGET_RATIO = 1.5  # report / floor, at most
 TARGET_SECONDS = 2.0  # report, at most
@@ -480,7 +485,7 @@ def show(results: list[Measured], details: list[str], skipped: list[str], args: 
         parts = " | ".join(f"{statistics.median(m.parts[n]):.3f}" for n in names)
         print(
             f"| {m.engine} | {m.accounts:,} | {m.history:,} | {statistics.median(m.report):.3f} "
-            f"| {statistics.median(m.floor):.3f} | {m.ratio:.2f}x | {'PASS' if m.passed else 'BELOW'} | {parts} |"
+            f"| {statistics.median(m.floor):.3f} | {m.ratio:.2f}x | {verdict(m.passed)} | {parts} |"
         )
     print()
     print("All samples (s), report / floor:")
@@ -498,8 +503,7 @@ def show(results: list[Measured], details: list[str], skipped: list[str], args: 
             print(f"  - {s:.3f} s: `{' '.join(stmt.split())[:150]}`")
     print()
     verdicts = ", ".join(
-        f"{m.engine} {'PASS' if m.passed else 'BELOW'} ({statistics.median(m.report):.3f} s, {m.ratio:.2f}x)"
-        for m in results
+        f"{m.engine} {verdict(m.passed)} ({statistics.median(m.report):.3f} s, {m.ratio:.2f}x)" for m in results
     )
     print(f"target: report <= {TARGET_RATIO}x the floor and < {TARGET_SECONDS:.0f} s: {verdicts}")
     for m in results:
@@ -528,19 +532,13 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Measured] = []
     details = [f"sqlite: SQLite {sqlite3_version()}, a temp file (WAL, synchronous=FULL), no ANALYZE"]
     skipped: list[str] = []
-    with sqlite_engine(args) as engine:
+    with sqlite_engine(args.sqlite_dir) as engine:
         results.append(measure("sqlite", engine, args))
-    if args.sqlite_only:
-        skipped.append("--sqlite-only")
-    else:
-        url, source_or_reason = pg_target(args)
-        if url is None:
-            print(f"[postgresql] skipped: {source_or_reason}", flush=True)
-            skipped.append(source_or_reason)
-        else:
-            details.append(pg_detail(url, source_or_reason).split(", pool_pre_ping")[0])
-            with pg_engine(url) as engine:
-                results.append(measure("postgresql", engine, args))
+    server = pg_or_skip(args, skipped)
+    if server is not None:
+        with pg_engine(server[0]) as pg:
+            details.append(pg_detail(pg, server[1]) + ", ANALYZE after seeding")
+            results.append(measure("postgresql", pg.engine, args))
     show(results, details, skipped, args)
     return 0
 
