@@ -57,12 +57,9 @@ PostgreSQL URL: --pg-url, else $STAGEBOT_BENCH_DATABASE_URL, else the local defa
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
-import io
 import os
 import platform
-import pstats
 import random
 import statistics
 import sys
@@ -80,13 +77,15 @@ from sqlalchemy import Engine, TextClause, bindparam, insert, text
 from sqlalchemy.types import Date
 
 from bench.common import (
-    DEFAULT_PG_URL,
-    PG_ENV,
+    AgainstFloor,
+    add_engine_args,
     counting,
     fmt_counts,
+    parser,
     pg_detail,
     pg_engine,
     pg_or_skip,
+    profiled,
     sqlite3_version,
     sqlite_engine,
     timed,
@@ -336,7 +335,7 @@ def select_parts() -> list[Callable[..., Iterable[Any]]]:
 
 
 @dataclass
-class Measured:
+class Measured(AgainstFloor):
     engine: str
     plan: Plan
     seed_s: float
@@ -349,14 +348,11 @@ class Measured:
     peak_floor: int = 0
     statements: Counter[str] = field(default_factory=Counter)
     profile: str = ""
+    max_ratio = TARGET_RATIO
+    max_s = TARGET_SECONDS
 
-    @property
-    def ratio(self) -> float:
-        return statistics.median(self.first) / statistics.median(self.floor)
-
-    @property
-    def passed(self) -> bool:
-        return self.ratio <= TARGET_RATIO and statistics.median(self.first) < TARGET_SECONDS
+    def subject(self) -> list[float]:
+        return self.first
 
 
 def peak(op: Callable[[], Any]) -> int:
@@ -461,16 +457,8 @@ def measure(label: str, engine: Engine, plan: Plan, args: argparse.Namespace) ->
     clear(engine)
 
     if args.profile and plan.label == "main":
-        prof = cProfile.Profile()
-        prof.enable()
-        check_first(first(), plan)
-        prof.disable()
+        m.profile = profiled(lambda: check_first(first(), plan), args.profile_lines, by_own_time=True)
         clear(engine)
-        out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(args.profile_lines)
-        out.write("\n--- by own time ---\n")
-        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.profile_lines)
-        m.profile = out.getvalue()
     return m
 
 
@@ -559,7 +547,7 @@ def report(results: list[Measured], details: list[str], skipped: list[str], args
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = parser(__doc__)
     ap.add_argument("--accounts", type=int, default=100_000, help="accounts in the main dataset (default 100000)")
     ap.add_argument("--due-pct", type=float, default=1.0, help="due items as a percentage of accounts (default 1)")
     ap.add_argument("--history-per-account", type=int, default=10, help="stage_changes rows per account (default 10)")
@@ -567,13 +555,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--renewal-share", type=float, default=0.1, help="share of due items that are renewals (0.1)")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats per dataset (default 5)")
     ap.add_argument("--no-scale", action="store_true", help="only the main dataset (no memory-scaling datasets)")
-    ap.add_argument("--profile", action="store_true", help="cProfile one first run on the main dataset")
-    ap.add_argument("--profile-lines", type=int, default=30, help="lines of each profile listing (default 30)")
     ap.add_argument("--analyze-sqlite", action="store_true", help="run ANALYZE on SQLite after seeding too")
-    ap.add_argument("--seed", type=int, default=20261202, help="random seed of the dataset")
-    ap.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
-    ap.add_argument("--pg-url", default="", help=f"PostgreSQL URL (default: ${PG_ENV}, else {DEFAULT_PG_URL})")
-    ap.add_argument("--sqlite-dir", default=None, help="where the temp SQLite file goes (default: the temp dir)")
+    add_engine_args(ap, seed=True, profile="one first run on the main dataset")
     args = ap.parse_args(argv)
     due = round(args.accounts * args.due_pct / 100)
     if args.accounts < 100 or due < 10 or args.repeats < 1 or args.history_per_account < 0:

@@ -124,6 +124,7 @@ from bench.common import (
     bare_bolt_app,
     machine_jiffies,
     moved_to,
+    parser,
     pct,
     proc_cpu,
     signed_request,
@@ -1222,7 +1223,7 @@ def report(floor: Result, bot: Result, pg: dict[str, str], a: argparse.Namespace
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = parser(__doc__)
     ap.add_argument("--rate", type=float, default=100.0, help="offered requests per second, both replicas (100)")
     ap.add_argument("--seconds", type=float, default=30.0, help="measured seconds (30)")
     ap.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds before, not measured (3)")

@@ -36,11 +36,11 @@ from sqlalchemy import Engine, text
 
 from bench.common import (
     CYCLE,
-    DEFAULT_PG_URL,
     NEXT,
-    PG_ENV,
+    add_engine_args,
     counting,
     fmt_counts,
+    parser,
     pct,
     pg_detail,
     pg_engine,
@@ -296,14 +296,12 @@ def report(results: list[Result], skipped: list[str], args: argparse.Namespace) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = parser(__doc__)
     ap.add_argument("--moves", type=int, default=3000, help="measured moves per engine (default 3000)")
     ap.add_argument("--accounts", type=int, default=200, help="accounts created in P1 beforehand (default 200)")
     ap.add_argument("--floor-tx", type=int, default=None, help="measured floor transactions (default: --moves)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up operations of each kind (default: moves/10)")
-    ap.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
-    ap.add_argument("--pg-url", default="", help=f"PostgreSQL URL (default: ${PG_ENV}, else {DEFAULT_PG_URL})")
-    ap.add_argument("--sqlite-dir", default=None, help="where the temp SQLite file goes (default: the temp dir)")
+    add_engine_args(ap)
     args = ap.parse_args(argv)
     if args.moves < 2 or args.accounts < 1:
         ap.error("--moves must be >= 2 and --accounts >= 1")

@@ -36,12 +36,10 @@ PostgreSQL URL: --pg-url, else $STAGEBOT_BENCH_DATABASE_URL, else the local defa
 from __future__ import annotations
 
 import argparse
-import cProfile
 import io
 import math
 import os
 import platform
-import pstats
 import random
 import statistics
 import sys
@@ -60,11 +58,13 @@ from sqlalchemy.types import Date
 
 from bench.bench_due import NOW
 from bench.common import (
-    DEFAULT_PG_URL,
-    PG_ENV,
+    AgainstFloor,
+    add_engine_args,
+    parser,
     pg_detail,
     pg_engine,
     pg_or_skip,
+    profiled,
     sqlite3_version,
     sqlite_engine,
     timed,
@@ -317,7 +317,7 @@ def check(rep: Report, rows: dict[str, list[Any]], pipeline: Pipeline) -> None:
 
 
 @dataclass
-class Measured:
+class Measured(AgainstFloor):
     engine: str
     accounts: int
     history: int
@@ -328,14 +328,11 @@ class Measured:
     statements: list[tuple[float, str]] = field(default_factory=list)
     profile: str = ""
     explain: str = ""
+    max_ratio = TARGET_RATIO
+    max_s = TARGET_SECONDS
 
-    @property
-    def ratio(self) -> float:
-        return statistics.median(self.report) / statistics.median(self.floor)
-
-    @property
-    def passed(self) -> bool:
-        return self.ratio <= TARGET_RATIO and statistics.median(self.report) < TARGET_SECONDS
+    def subject(self) -> list[float]:
+        return self.report
 
 
 @contextmanager
@@ -410,13 +407,7 @@ def measure(label: str, engine: Engine, args: argparse.Namespace) -> Measured:
         run_report()
     m.statements = seen
     if args.profile:
-        prof = cProfile.Profile()
-        prof.enable()
-        run_report()
-        prof.disable()
-        out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(args.profile_lines)
-        m.profile = out.getvalue()
+        m.profile = profiled(run_report, args.profile_lines)
     if args.explain:
         m.explain = explain(engine, run_report)
     return m
@@ -514,17 +505,12 @@ def show(results: list[Measured], details: list[str], skipped: list[str], args: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = parser(__doc__)
     ap.add_argument("--accounts", type=int, default=100_000, help="accounts (default 100000)")
     ap.add_argument("--history-per-account", type=int, default=10, help="stage_changes rows per account, on average")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats per engine (default 5)")
-    ap.add_argument("--profile", action="store_true", help="cProfile one report run")
-    ap.add_argument("--profile-lines", type=int, default=30, help="lines of the profile listing (default 30)")
     ap.add_argument("--explain", action="store_true", help="query plans of the report's statements")
-    ap.add_argument("--seed", type=int, default=20261202, help="random seed of the dataset")
-    ap.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
-    ap.add_argument("--pg-url", default="", help=f"PostgreSQL URL (default: ${PG_ENV}, else {DEFAULT_PG_URL})")
-    ap.add_argument("--sqlite-dir", default=None, help="where the temp SQLite file goes (default: the temp dir)")
+    add_engine_args(ap, seed=True, profile="one report run")
     args = ap.parse_args(argv)
     if args.accounts < 100 or args.repeats < 1 or args.history_per_account < 1:
         ap.error("need --accounts >= 100, --repeats >= 1, --history-per-account >= 1")

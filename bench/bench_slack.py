@@ -77,6 +77,7 @@ from bench.common import (
     fmt_ms,
     machine_jiffies,
     moved_to,
+    parser,
     pct,
     percentiles_ms,
     ratio,
@@ -577,11 +578,15 @@ def outbox_status(running: Any) -> Counter[str]:
     return Counter({str(s): int(n) for s, n in rows})
 
 
-def count_moves(engine: Any) -> int:
+def record_moves(r: Result, engine: Any, args: argparse.Namespace) -> Result:
+    """The stage moves in the database, next to how many there should be (warm-up + measured, less errors)."""
     from sqlalchemy import text
 
     with engine.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM stage_changes WHERE kind <> 'create'")).scalar_one())
+        moves = conn.execute(text("SELECT count(*) FROM stage_changes WHERE kind <> 'create'")).scalar_one()
+    r.extra["moves_recorded"] = int(moves)
+    r.extra["moves_expected"] = args.warmup + args.requests - r.errors - r.extra["warmup_errors"]
+    return r
 
 
 def bench_write(label: str, detail: str, settings: Any, fake: Any, driver: Driver, args: argparse.Namespace) -> Result:
@@ -596,9 +601,7 @@ def bench_write(label: str, detail: str, settings: Any, fake: Any, driver: Drive
     try:
         app = start_bare("write", fake.base_url, DurableWrite(engine))
         r = driver.measure("write", label, detail, app.http.port, log)
-        r.extra["moves_recorded"] = count_moves(engine)
-        r.extra["moves_expected"] = args.warmup + args.requests - r.errors - r.extra["warmup_errors"]
-        return r
+        return record_moves(r, engine, args)
     finally:
         if app is not None:
             app.stop()
@@ -660,9 +663,7 @@ def bench_stagebot(
             drain_s=spent,
             drain_rate=(posted - first_posted) / spent if spent else 0.0,
         )
-        r.extra["moves_recorded"] = count_moves(running.app.db.engine)
-        r.extra["moves_expected"] = args.warmup + args.requests - r.errors - r.extra["warmup_errors"]
-        return r
+        return record_moves(r, running.app.db.engine, args)
     finally:
         if http is not None:
             http.stop()
@@ -805,7 +806,7 @@ def report(bare: Result, pairs: list[tuple[Result, Result]], skipped: list[str],
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = parser(__doc__)
     ap.add_argument("--requests", type=int, default=2000, help="measured requests per app (default 2000)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up requests per app (default requests/10)")
     ap.add_argument("--accounts", type=int, default=400, help="accounts created in P1 beforehand (default 400)")

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from bench.common import CPUS
+from bench.common import CPUS, parser
 from tests import healthz
 from tests.fakes.feishu_api import FakeFeishu
 from tests.fakes.slack_api import FakeSlack
@@ -426,7 +426,7 @@ def report(scs: list[Scenario], args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = parser(__doc__)
     ap.add_argument("--runs", type=int, default=5, help="timed runs per scenario (default 5)")
     ap.add_argument("--timeout", type=float, default=60.0, help="max seconds for one start-up or run (default 60)")
     default_bin = Path(sys.executable).parent / "stagebot"

@@ -19,16 +19,16 @@ Figures: bench/README.md.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from bench.common import DEFAULT_PG_URL as DEFAULT_PG
+from bench.common import parser
 from tests.chaos.harness import KNOWN_ISSUES, ChaosOptions, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--pg-url", default=os.environ.get("STAGEBOT_TEST_DATABASE_URL") or DEFAULT_PG)
     ap.add_argument("--seconds", type=float, default=120.0, help="load duration (default 120)")
     ap.add_argument("--replicas", type=int, default=3)

@@ -7,11 +7,16 @@ Run the benchmarks from the repository root as modules: `python -m bench.bench_m
 
 from __future__ import annotations
 
+import argparse
+import cProfile
 import functools
 import gc
+import io
 import os
+import pstats
 import shutil
 import sqlite3
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -77,6 +82,61 @@ def ratio(a: float, b: float) -> float:
 
 def fmt_ms(v: float) -> str:
     return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
+class AgainstFloor:
+    """Timed samples of the code under test (`subject`) and of a hand-written floor (`floor`), in
+    seconds; the target: the median within `max_ratio` of the floor's median and under `max_s`."""
+
+    floor: list[float]
+    max_ratio: float
+    max_s: float
+
+    def subject(self) -> list[float]:
+        raise NotImplementedError
+
+    @property
+    def ratio(self) -> float:
+        return ratio(statistics.median(self.subject()), statistics.median(self.floor))
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio <= self.max_ratio and statistics.median(self.subject()) < self.max_s
+
+
+def profiled(op: Callable[[], Any], lines: int, by_own_time: bool = False) -> str:
+    """cProfile listing of one call of `op`, by cumulative time (and by own time too)."""
+    prof = cProfile.Profile()
+    prof.enable()
+    op()
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(lines)
+    if by_own_time:
+        out.write("\n--- by own time ---\n")
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(lines)
+    return out.getvalue()
+
+
+# ---------------------------------------------------------------- command lines
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """An ArgumentParser described by the first paragraph of a script's docstring."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+
+
+def add_engine_args(ap: argparse.ArgumentParser, seed: bool = False, profile: str = "") -> None:
+    """--sqlite-only, --pg-url, --sqlite-dir; --seed for a dataset; --profile and --profile-lines when
+    `profile` says what is profiled."""
+    if seed:
+        ap.add_argument("--seed", type=int, default=20261202, help="random seed of the dataset")
+    if profile:
+        ap.add_argument("--profile", action="store_true", help=f"cProfile {profile}")
+        ap.add_argument("--profile-lines", type=int, default=30, help="lines of each profile listing (default 30)")
+    ap.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
+    ap.add_argument("--pg-url", default="", help=f"PostgreSQL URL (default: ${PG_ENV}, else {DEFAULT_PG_URL})")
+    ap.add_argument("--sqlite-dir", default=None, help="where the temp SQLite file goes (default: the temp dir)")
 
 
 # ---------------------------------------------------------------- CPU from /proc
