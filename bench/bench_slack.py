@@ -846,8 +846,15 @@ def main(argv: list[str] | None = None) -> int:
             d.mkdir()
             return stagebot_settings(d, db_url.format(dir=d), env_db_url, fake.base_url)
 
-        def pair(engine: str, detail: str, write_settings: Any, bot_settings: Any) -> tuple[Result, Result]:
-            w_label, w_detail = f"bare + durable write ({engine})", f"the bare app, its listener runs {WRITE}, {detail}"
+        def pair(
+            engine: str, details: tuple[str, str], write_settings: Any, bot_settings: Any
+        ) -> tuple[Result, Result]:
+            """(bare + durable write, stagebot) on one engine; `details`: where each one's database is."""
+            w_label, w_detail = (
+                f"bare + durable write ({engine})",
+                f"the bare app, its listener runs {WRITE}, {details[0]}",
+            )
+            detail = details[1]
             w = bench_write(w_label, w_detail, write_settings, fake, driver, args)
             b = bench_stagebot(f"stagebot ({engine})", f"`bot.serve.start`, {detail}", bot_settings, fake, driver, args)
             return w, b
@@ -856,11 +863,13 @@ def main(argv: list[str] | None = None) -> int:
         skipped: list[str] = []
         sq = f"SQLite {sqlite3.sqlite_version} file in {tmp.parent} (WAL, synchronous=FULL)"
         sqlite_url = "sqlite:///{dir}/stagebot.db"
-        pairs.append(pair("SQLite", sq, settings_in("write-sqlite", sqlite_url), settings_in("sqlite", sqlite_url)))
+        pairs.append(
+            pair("SQLite", (sq, sq), settings_in("write-sqlite", sqlite_url), settings_in("sqlite", sqlite_url))
+        )
         if args.pg_url:
             schemas = ExitStack()
             try:
-                (w_url, _), (b_url, pg_detail) = [schemas.enter_context(pg_schema(args.pg_url)) for _ in range(2)]
+                (w_url, w_detail), (b_url, b_detail) = [schemas.enter_context(pg_schema(args.pg_url)) for _ in range(2)]
             except Exception as exc:  # no server, a bad URL, no rights: report it and keep the SQLite result
                 schemas.close()
                 why = str(exc).strip().splitlines()[0][:200]
@@ -870,7 +879,7 @@ def main(argv: list[str] | None = None) -> int:
                 with schemas:  # drops the schemas afterwards
                     unused = "sqlite:///unused.db"
                     w_settings, b_settings = settings_in("write-pg", unused, w_url), settings_in("pg", unused, b_url)
-                    pairs.append(pair("PostgreSQL", pg_detail, w_settings, b_settings))
+                    pairs.append(pair("PostgreSQL", (w_detail, b_detail), w_settings, b_settings))
         else:
             skipped.append("no --pg-url")
         report(bare, pairs, skipped, args)
