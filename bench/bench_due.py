@@ -579,11 +579,12 @@ def main(argv: list[str] | None = None) -> int:
         with sqlite_engine(args.sqlite_dir) as engine:
             results.append(measure("sqlite", engine, plan, args))
     server = pg_or_skip(args, skipped)
-    for plan in plans if server else []:
-        with pg_engine(server[0]) as pg:
+    for plan in plans if server is not None else []:
+        url, source = server or ("", "")
+        with pg_engine(url) as pg:
             if plan is plans[0]:
                 details.append(
-                    pg_detail(pg, server[1]).replace(f"schema {pg.name}", "schema per dataset")
+                    pg_detail(pg, source).replace(f"schema {pg.name}", "schema per dataset")
                     + ", ANALYZE after seeding, pool_pre_ping on (one ping per checkout: run_due checks out"
                     " 1 + one per batch)"
                 )

@@ -163,9 +163,10 @@ def thread_cpu() -> dict[int, tuple[str, float]]:
 
     out = {}
     for t in threading.enumerate():
-        s = stat_cpu_s(f"/proc/self/task/{t.native_id}/stat") if t.native_id is not None else None
-        if s is not None:
-            out[t.native_id] = (t.name, s)
+        tid = t.native_id
+        s = stat_cpu_s(f"/proc/self/task/{tid}/stat") if tid is not None else None
+        if tid is not None and s is not None:
+            out[tid] = (t.name, s)
     return out
 
 
