@@ -80,14 +80,10 @@ from bench.common import (
     AgainstFloor,
     add_engine_args,
     counting,
+    engines,
     fmt_counts,
     parser,
-    pg_detail,
-    pg_engine,
-    pg_or_skip,
     profiled,
-    sqlite3_version,
-    sqlite_engine,
     timed,
     verdict,
 )
@@ -570,25 +566,15 @@ def main(argv: list[str] | None = None) -> int:
         plans.append(make_plan("fewer accounts", args.accounts // 10, due, args))
 
     results: list[Measured] = []
-    details = [
-        f"sqlite: SQLite {sqlite3_version()}, a temp file per dataset (WAL, synchronous=FULL, BEGIN IMMEDIATE), "
-        + ("ANALYZE after seeding" if args.analyze_sqlite else "no ANALYZE")
-    ]
+    details: list[str] = []
     skipped: list[str] = []
-    for plan in plans:
-        with sqlite_engine(args.sqlite_dir) as engine:
-            results.append(measure("sqlite", engine, plan, args))
-    server = pg_or_skip(args, skipped)
-    for plan in plans if server is not None else []:
-        url, source = server or ("", "")
-        with pg_engine(url) as pg:
-            if plan is plans[0]:
-                details.append(
-                    pg_detail(pg, source).replace(f"schema {pg.name}", "schema per dataset")
-                    + ", ANALYZE after seeding, pool_pre_ping on (one ping per checkout: run_due checks out"
-                    " 1 + one per batch)"
-                )
-            results.append(measure("postgresql", pg.engine, plan, args))
+    analyze = {"postgresql": True, "sqlite": args.analyze_sqlite}
+    for i, (label, engine, detail) in enumerate(engines(args, skipped, fresh=len(plans))):
+        plan = plans[i % len(plans)]
+        if plan is plans[0]:
+            after = "ANALYZE after seeding" if analyze[label] else "no ANALYZE"
+            details.append(f"{label}: {detail}, {after}; a new database per dataset")
+        results.append(measure(label, engine, plan, args))
     report(results, details, skipped, args)
     return 0
 

@@ -39,14 +39,10 @@ from bench.common import (
     NEXT,
     add_engine_args,
     counting,
+    engines,
     fmt_counts,
     parser,
     pct,
-    pg_detail,
-    pg_engine,
-    pg_or_skip,
-    sqlite3_version,
-    sqlite_engine,
     verdict,
 )
 from lifecycle.core import Lifecycle
@@ -230,24 +226,6 @@ def bench_engine(label: str, detail: str, engine: Engine, args: argparse.Namespa
     return Result(label, detail, moves, floor, raw, stmts_per_move, stmts_per_floor, per_edge)
 
 
-# ---------------------------------------------------------------- engines
-
-
-def bench_sqlite(args: argparse.Namespace) -> Result:
-    with sqlite_engine(args.sqlite_dir) as engine:
-        where = os.path.dirname(os.path.dirname(engine.url.database or ""))
-        detail = f"SQLite {sqlite3_version()} file in {where} (WAL, synchronous=FULL, BEGIN IMMEDIATE)"
-        return bench_engine("sqlite", detail, engine, args)
-
-
-def bench_pg(url: str, source: str, args: argparse.Namespace) -> Result:
-    with pg_engine(url) as pg:
-        detail = pg_detail(pg, source)
-        if getattr(pg.engine.pool, "_pre_ping", False):
-            detail += ", pool_pre_ping on (one ping per checkout: every move and every engine-floor tx)"
-        return bench_engine("postgresql", detail, pg.engine, args)
-
-
 # ---------------------------------------------------------------- report
 
 
@@ -310,10 +288,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[Result] = []
     skipped: list[str] = []
-    results.append(bench_sqlite(args))
-    pg = pg_or_skip(args, skipped)
-    if pg is not None:
-        results.append(bench_pg(*pg, args))
+    for label, engine, detail in engines(args, skipped):
+        results.append(bench_engine(label, detail, engine, args))
     report(results, skipped, args)
     return 0
 

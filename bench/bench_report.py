@@ -60,13 +60,9 @@ from bench.bench_due import NOW
 from bench.common import (
     AgainstFloor,
     add_engine_args,
+    engines,
     parser,
-    pg_detail,
-    pg_engine,
-    pg_or_skip,
     profiled,
-    sqlite3_version,
-    sqlite_engine,
     timed,
     verdict,
 )
@@ -516,15 +512,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("need --accounts >= 100, --repeats >= 1, --history-per-account >= 1")
 
     results: list[Measured] = []
-    details = [f"sqlite: SQLite {sqlite3_version()}, a temp file (WAL, synchronous=FULL), no ANALYZE"]
+    details: list[str] = []
     skipped: list[str] = []
-    with sqlite_engine(args.sqlite_dir) as engine:
-        results.append(measure("sqlite", engine, args))
-    server = pg_or_skip(args, skipped)
-    if server is not None:
-        with pg_engine(server[0]) as pg:
-            details.append(pg_detail(pg, server[1]) + ", ANALYZE after seeding")
-            results.append(measure("postgresql", pg.engine, args))
+    for label, engine, detail in engines(args, skipped):
+        details.append(f"{label}: {detail}, {'ANALYZE' if label == 'postgresql' else 'no ANALYZE'} after seeding")
+        results.append(measure(label, engine, args))
     show(results, details, skipped, args)
     return 0
 

@@ -273,6 +273,28 @@ def pg_engine(url: str, prefix: str = "bench_") -> Iterator[PgSchema]:
         yield pg
 
 
+def engines(args: Any, skipped: list[str], fresh: int = 1) -> Iterator[tuple[str, Engine, str]]:
+    """(label, engine, description) of `fresh` new databases on each engine in turn: SQLite files
+    (`args.sqlite_dir`), then PostgreSQL schemas unless `pg_or_skip` says why not. Each is removed
+    when the loop moves on (or stops)."""
+    for _ in range(fresh):
+        with sqlite_engine(args.sqlite_dir) as engine:
+            where = os.path.dirname(os.path.dirname(engine.url.database or ""))
+            yield (
+                "sqlite",
+                engine,
+                f"SQLite {sqlite3_version()} file in {where} (WAL, synchronous=FULL, BEGIN IMMEDIATE)",
+            )
+    server = pg_or_skip(args, skipped)
+    for _ in range(fresh if server is not None else 0):
+        url, source = server or ("", "")
+        with pg_engine(url) as pg:
+            detail = pg_detail(pg, source)
+            if getattr(pg.engine.pool, "_pre_ping", False):
+                detail += ", pool_pre_ping on (one ping per pool checkout)"
+            yield "postgresql", pg.engine, detail
+
+
 def pg_detail(pg: PgSchema, source: str) -> str:
     f = pg.facts
     return (
