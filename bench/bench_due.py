@@ -1,6 +1,6 @@
 """The scheduler's `run_due` over a large book of accounts, against one hand-written query selecting the same due set.
 
-    python bench/bench_due.py [--accounts 100000] [--due-pct 1] [--history-per-account 10] [--repeats 5]
+    python -m bench.bench_due [--accounts 100000] [--due-pct 1] [--history-per-account 10] [--repeats 5]
                               [--no-scale] [--profile] [--analyze-sqlite] [--sqlite-only] [--pg-url URL]
 
 For each engine (SQLite in a temp file; PostgreSQL in a throwaway schema when a server answers) and
@@ -57,48 +57,45 @@ PostgreSQL URL: --pg-url, else $STAGEBOT_BENCH_DATABASE_URL, else the local defa
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
-import io
 import os
 import platform
-import pstats
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from inspect import signature
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
+import sqlalchemy
+from sqlalchemy import Engine, TextClause, bindparam, insert, text
+from sqlalchemy.types import Date
 
-import sqlalchemy  # noqa: E402
-from sqlalchemy import Engine, TextClause, bindparam, insert, text  # noqa: E402
-from sqlalchemy.types import Date  # noqa: E402
-
-from bench.bench_moves import DEFAULT_PG_URL, PG_ENV, counting, fmt_counts, pg_target, sqlite3_version  # noqa: E402
-from lifecycle.db.engine import make_engine  # noqa: E402
-from lifecycle.db.migrate import upgrade  # noqa: E402
-from lifecycle.db.models import UTCDateTime  # noqa: E402
-from lifecycle.db.tables import ACC, HANDOFFS  # noqa: E402
-from lifecycle.db.uow import Database  # noqa: E402
-from lifecycle.domain.access import Roster  # noqa: E402
-from lifecycle.domain.pipeline import Pipeline, load_preset  # noqa: E402
-from lifecycle.domain.rules import Rules  # noqa: E402
-from lifecycle.usecases import scheduling  # noqa: E402
-from lifecycle.usecases.scheduling import DueReport, Schedule, run_due  # noqa: E402
+from bench.common import (
+    AgainstFloor,
+    add_engine_args,
+    counting,
+    engines,
+    fmt_counts,
+    parser,
+    profiled,
+    timed,
+    verdict,
+)
+from lifecycle.db.migrate import upgrade
+from lifecycle.db.models import UTCDateTime
+from lifecycle.db.tables import ACC, HANDOFFS
+from lifecycle.db.uow import Database
+from lifecycle.domain.access import Roster
+from lifecycle.domain.pipeline import Pipeline, load_preset
+from lifecycle.domain.rules import Rules
+from lifecycle.usecases import scheduling
+from lifecycle.usecases.scheduling import DueReport, Schedule, run_due
 
 TARGET_RATIO = 2.0  # first run / floor, at most
 TARGET_SECONDS = 2.0  # first run, at most (SQLite)
@@ -334,7 +331,7 @@ def select_parts() -> list[Callable[..., Iterable[Any]]]:
 
 
 @dataclass
-class Measured:
+class Measured(AgainstFloor):
     engine: str
     plan: Plan
     seed_s: float
@@ -347,21 +344,11 @@ class Measured:
     peak_floor: int = 0
     statements: Counter[str] = field(default_factory=Counter)
     profile: str = ""
+    max_ratio = TARGET_RATIO
+    max_s = TARGET_SECONDS
 
-    @property
-    def ratio(self) -> float:
-        return statistics.median(self.first) / statistics.median(self.floor)
-
-    @property
-    def passed(self) -> bool:
-        return self.ratio <= TARGET_RATIO and statistics.median(self.first) < TARGET_SECONDS
-
-
-def timed(op: Callable[[], Any]) -> tuple[float, Any]:
-    gc.collect()
-    t0 = time.perf_counter()
-    out = op()
-    return time.perf_counter() - t0, out
+    def subject(self) -> list[float]:
+        return self.first
 
 
 def peak(op: Callable[[], Any]) -> int:
@@ -466,69 +453,9 @@ def measure(label: str, engine: Engine, plan: Plan, args: argparse.Namespace) ->
     clear(engine)
 
     if args.profile and plan.label == "main":
-        prof = cProfile.Profile()
-        prof.enable()
-        check_first(first(), plan)
-        prof.disable()
+        m.profile = profiled(lambda: check_first(first(), plan), args.profile_lines, by_own_time=True)
         clear(engine)
-        out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(args.profile_lines)
-        out.write("\n--- by own time ---\n")
-        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.profile_lines)
-        m.profile = out.getvalue()
     return m
-
-
-# ---------------------------------------------------------------- engines
-
-
-@contextmanager
-def sqlite_engine(args: argparse.Namespace) -> Iterator[Engine]:
-    tmp = Path(tempfile.mkdtemp(prefix="stagebot-bench-", dir=args.sqlite_dir))
-    engine = make_engine(f"sqlite:///{tmp / 'bench.db'}")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextmanager
-def pg_engine(url: str) -> Iterator[Engine]:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(url, pool_size=1, max_overflow=0)
-    engine: Engine | None = None
-    created = False
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            created = True
-        engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-        yield engine
-    finally:
-        if engine is not None:
-            engine.dispose()
-        if created:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-def pg_detail(url: str, source: str) -> str:
-    engine = make_engine(url, pool_size=1, max_overflow=0)
-    try:
-        with engine.connect() as conn:
-            version = conn.execute(text("SHOW server_version")).scalar_one()
-            sync = conn.execute(text("SHOW synchronous_commit")).scalar_one()
-            fsync = conn.execute(text("SHOW fsync")).scalar_one()
-        shown = engine.url.render_as_string(hide_password=True)
-    finally:
-        engine.dispose()
-    return (
-        f"PostgreSQL {version} at {shown} ({source}), a throwaway schema per dataset, "
-        f"synchronous_commit={sync}, fsync={fsync}, ANALYZE after seeding, "
-        "pool_pre_ping on (one ping per checkout: run_due checks out 1 + one per batch)"
-    )
 
 
 # ---------------------------------------------------------------- report
@@ -568,7 +495,7 @@ def report(results: list[Measured], details: list[str], skipped: list[str], args
             f"| {statistics.median(m.first):.3f} | {statistics.median(m.second):.3f} "
             f"| {statistics.median(m.floor):.3f} | {m.ratio:.2f}x | {statistics.median(m.selects):.3f} "
             f"| {mb(m.peak_first)} | {mb(m.peak_second)} "
-            f"| {mb(m.peak_floor)} | {'PASS' if m.passed else 'BELOW'} |"
+            f"| {mb(m.peak_floor)} | {verdict(m.passed)} |"
         )
     print()
     print("All samples (s), first run / second run / select phase / floor:")
@@ -601,7 +528,7 @@ def report(results: list[Measured], details: list[str], skipped: list[str], args
         print(line)
     print()
     verdicts = ", ".join(
-        f"{m.engine} {'PASS' if m.passed else 'BELOW'} ({statistics.median(m.first):.3f} s, {m.ratio:.2f}x)"
+        f"{m.engine} {verdict(m.passed)} ({statistics.median(m.first):.3f} s, {m.ratio:.2f}x)"
         for m in results
         if m.plan.label == "main"
     )
@@ -616,7 +543,7 @@ def report(results: list[Measured], details: list[str], skipped: list[str], args
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = parser(__doc__)
     ap.add_argument("--accounts", type=int, default=100_000, help="accounts in the main dataset (default 100000)")
     ap.add_argument("--due-pct", type=float, default=1.0, help="due items as a percentage of accounts (default 1)")
     ap.add_argument("--history-per-account", type=int, default=10, help="stage_changes rows per account (default 10)")
@@ -624,13 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--renewal-share", type=float, default=0.1, help="share of due items that are renewals (0.1)")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats per dataset (default 5)")
     ap.add_argument("--no-scale", action="store_true", help="only the main dataset (no memory-scaling datasets)")
-    ap.add_argument("--profile", action="store_true", help="cProfile one first run on the main dataset")
-    ap.add_argument("--profile-lines", type=int, default=30, help="lines of each profile listing (default 30)")
     ap.add_argument("--analyze-sqlite", action="store_true", help="run ANALYZE on SQLite after seeding too")
-    ap.add_argument("--seed", type=int, default=20261202, help="random seed of the dataset")
-    ap.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
-    ap.add_argument("--pg-url", default="", help=f"PostgreSQL URL (default: ${PG_ENV}, else {DEFAULT_PG_URL})")
-    ap.add_argument("--sqlite-dir", default=None, help="where the temp SQLite file goes (default: the temp dir)")
+    add_engine_args(ap, seed=True, profile="one first run on the main dataset")
     args = ap.parse_args(argv)
     due = round(args.accounts * args.due_pct / 100)
     if args.accounts < 100 or due < 10 or args.repeats < 1 or args.history_per_account < 0:
@@ -644,26 +566,15 @@ def main(argv: list[str] | None = None) -> int:
         plans.append(make_plan("fewer accounts", args.accounts // 10, due, args))
 
     results: list[Measured] = []
-    details = [
-        f"sqlite: SQLite {sqlite3_version()}, a temp file per dataset (WAL, synchronous=FULL, BEGIN IMMEDIATE), "
-        + ("ANALYZE after seeding" if args.analyze_sqlite else "no ANALYZE")
-    ]
+    details: list[str] = []
     skipped: list[str] = []
-    for plan in plans:
-        with sqlite_engine(args) as engine:
-            results.append(measure("sqlite", engine, plan, args))
-    if args.sqlite_only:
-        skipped.append("--sqlite-only")
-    else:
-        url, source_or_reason = pg_target(args)
-        if url is None:
-            print(f"[postgresql] skipped: {source_or_reason}", flush=True)
-            skipped.append(source_or_reason)
-        else:
-            details.append(pg_detail(url, source_or_reason))
-            for plan in plans:
-                with pg_engine(url) as engine:
-                    results.append(measure("postgresql", engine, plan, args))
+    analyze = {"postgresql": True, "sqlite": args.analyze_sqlite}
+    for i, (label, engine, detail) in enumerate(engines(args, skipped, fresh=len(plans))):
+        plan = plans[i % len(plans)]
+        if plan is plans[0]:
+            after = "ANALYZE after seeding" if analyze[label] else "no ANALYZE"
+            details.append(f"{label}: {detail}, {after}; a new database per dataset")
+        results.append(measure(label, engine, plan, args))
     report(results, details, skipped, args)
     return 0
 

@@ -1,6 +1,6 @@
 """Load on loopback: a fixed offered rate of signed slash commands over 2 `stagebot serve` replicas.
 
-    python bench/bench_load.py [--rate 100] [--seconds 30] [--warmup 3] [--accounts 400]
+    python -m bench.bench_load [--rate 100] [--seconds 30] [--warmup 3] [--accounts 400]
                                [--clients 64] [--pg-url URL] [--timeout S]
 
 The target (from the issue): at 100 signed slash commands per second spread over 2 replicas, zero
@@ -21,7 +21,7 @@ Set-up, all on 127.0.0.1 and all thrown away at the end (also on Ctrl-C, errors 
   Slack in HTTP mode with `[slack] api_url` at the fake, `[scheduler] enabled = false`;
   `SLACK_BOT_TOKEN`, `SLACK_SIGNING_SECRET` and `STAGEBOT_DATABASE_URL` in the environment; both
   replicas on the same database. Ready when `GET /healthz` answers 200.
-* The floor: 2 x `python bench/bench_load.py --floor-server --port N`, a bare slack-bolt `App`
+* The floor: 2 x `python -m bench.bench_load --floor-server --port N`, a bare slack-bolt `App`
   (signing secret verification on, `process_before_response=True`, `token_verification_enabled=
   False`, a 16-thread listener pool: the same settings as stagebot's app) whose `/stage` listener
   only calls `ack("ok")`, routed by stagebot's own `bot.server.WsgiApp` +
@@ -106,7 +106,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -116,29 +115,37 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Self
 
+from bench.common import (
+    ADMIN_ID,
+    CPUS,
+    CYCLE,
+    THREADS,
+    TICK,
+    bare_bolt_app,
+    machine_jiffies,
+    moved_to,
+    parser,
+    pct,
+    proc_cpu,
+    signed_request,
+    stage_label,
+)
+from bench.common import DEFAULT_PG_URL as DEFAULT_PG
+from bench.common import SLACK_PATH as PATH
+from tests import healthz
+from tests.fakes.slack_requests import SECRET, TEAMS_TOML
+from tests.pg import throwaway_database
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
-
-from tests import healthz  # noqa: E402
-from tests.fakes.slack_requests import FORM, SECRET, TEAMS_TOML, signed_headers, slash_command  # noqa: E402
-
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-PATH = "/slack/events"
-ADMIN_ID = "U0ADMIN"
 REPLICAS = 2
-THREADS = 16  # waitress threads, as `stagebot serve` uses
 TARGET_P99_MS = 150.0
 BACK_AND_FORTH = ["SQL", "PQL"]  # even accounts: SQL -> PQL -> SQL -> ...
-CYCLE = ["P1", "P2", "P3", "P4", "P5", "CHURNED", "PQL", "SQL", "P0"]  # odd accounts: ungated edges
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
-CPUS = os.cpu_count() or 1
-TICK = os.sysconf("SC_CLK_TCK")
 
 CONFIG = (
     """\
-# bench/bench_load.py: the database URL comes from STAGEBOT_DATABASE_URL
+# bench.bench_load: the database URL comes from STAGEBOT_DATABASE_URL
 [server]
 host = "127.0.0.1"
 port = {port}
@@ -223,13 +230,6 @@ def make_plan(n: int, accounts: int, mix: list[tuple[str, float]], seed: int = 7
 # ---------------------------------------------------------------- checking a reply
 
 
-@functools.cache
-def stage_label(key: str) -> str:
-    from lifecycle.domain.pipeline import load_preset
-
-    return load_preset("default").stage_by_key[key].en
-
-
 def check_reply(app: str, p: Planned, status: int, body: bytes) -> tuple[str, str] | None:
     """None when the reply is what the command should get, else (kind of error, example)."""
     if status != 200:
@@ -250,9 +250,7 @@ def check_reply(app: str, p: Planned, status: int, body: bytes) -> tuple[str, st
         return f"refusal ({' '.join(head)} ...)", f"{p.text}: {text[:200]!r}"
     if p.kind == "move":
         assert p.account is not None and p.target is not None
-        first = text.split("\n", 1)[0]  # "load-0007: P1 Integration (...) → P2 Testing (...)."
-        arrow = first.partition(" \u2192 ")[2]
-        if first.startswith(f"{p.account}: ") and arrow.startswith((f"{p.target} ", f"{stage_label(p.target)} ")):
+        if moved_to(text, p.account, p.target):
             return None
         return "move not applied as planned", f"{p.text}: {text[:200]!r}"
     if p.account is not None and p.account not in text:
@@ -279,12 +277,7 @@ def drive(
     A record: (index, replica, scheduled ns, sent ns, done ns, status, error kind, example), times
     relative to t0; sent/done are -1 for a request never sent (the phase time limit).
     """
-    bodies = []
-    for p in plan:
-        body = slash_command(p.text, user=ADMIN_ID, response_url=response_url)
-        headers = signed_headers(body, content_type=FORM)
-        headers["Content-Type"] = headers.pop("content-type")
-        bodies.append((body.encode(), headers))
+    bodies = [signed_request(p.text, response_url) for p in plan]
     interval_ns = 1e9 / rate
     n = len(plan)
     lock = threading.Lock()
@@ -383,21 +376,17 @@ def floor_server(port: int) -> int:
     import logging
     from concurrent.futures import ThreadPoolExecutor
 
-    from slack_bolt import App
-    from slack_sdk import WebClient
     from waitress.server import create_server
 
     from adapters.slack.app import http_handler
     from bot.server import WsgiApp
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    bolt = App(
-        signing_secret=os.environ["SLACK_SIGNING_SECRET"],
-        token_verification_enabled=False,
-        client=WebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["FLOOR_SLACK_API"], timeout=10),
-        listener_executor=ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="bare-listener"),
-        raise_error_for_unhandled_request=False,
-        process_before_response=True,  # as stagebot's app: listeners inline, the reply in the ack
+    bolt = bare_bolt_app(
+        os.environ["SLACK_SIGNING_SECRET"],
+        os.environ["SLACK_BOT_TOKEN"],
+        os.environ["FLOOR_SLACK_API"],
+        ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="bare-listener"),
     )
 
     @bolt.command("/stage")
@@ -503,16 +492,6 @@ def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 12
 # ---------------------------------------------------------------- CPU accounting
 
 
-def proc_cpu(pid: int) -> float | None:
-    """utime + stime of one process, in seconds; None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def backend_pids(url: str | None) -> list[int]:
     """The PostgreSQL backends connected to the database of `url` (the replicas' connection pools)."""
     if url is None:
@@ -531,16 +510,6 @@ def backend_pids(url: str | None) -> list[int]:
     finally:
         eng.dispose()
     return [int(r[0]) for r in rows]
-
-
-def machine_jiffies() -> tuple[int, int]:
-    try:
-        with open("/proc/stat") as f:
-            vals = [int(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return 0, 0
-    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
-    return sum(vals) - idle, sum(vals)
 
 
 @dataclass
@@ -624,13 +593,6 @@ def pg_stats(url: str) -> dict[str, float]:
 # ---------------------------------------------------------------- results
 
 
-def pct(xs: list[float], q: float) -> float:
-    if not xs:
-        return float("nan")
-    o = sorted(xs)
-    return o[min(len(o) - 1, int(q * len(o)))]
-
-
 @dataclass
 class Result:
     app: str
@@ -704,43 +666,6 @@ class Result:
 
 
 # ---------------------------------------------------------------- PostgreSQL
-
-
-@contextmanager
-def throwaway_database(server_url: str, keep: bool = False) -> Iterator[tuple[str, dict[str, str]]]:
-    """CREATE DATABASE stagebot_load_<random> on the server; yields (its URL, facts); drops it after."""
-    import sqlalchemy
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
-
-    name = f"stagebot_load_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(
-        server_url, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
-    )
-    created = False
-    try:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-            created = True
-            facts = {
-                k: str(conn.execute(sqlalchemy.text(f"SHOW {k}")).scalar_one())
-                for k in ("server_version", "synchronous_commit", "max_connections", "shared_buffers")
-            }
-        facts["name"] = name
-        facts["server"] = make_url(server_url).render_as_string(hide_password=True)
-        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        yield url, facts
-    finally:
-        if created and keep:
-            print(f'[db] kept database {name} (--keep-db): DROP DATABASE "{name}" when done', flush=True)
-        elif created:
-            try:
-                with admin.connect() as conn:
-                    conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                print(f"[db] dropped database {name}", flush=True)
-            except Exception as exc:  # say so: it has to be dropped by hand
-                print(f"[db] could not drop database {name}: {exc}", file=sys.stderr, flush=True)
-        admin.dispose()
 
 
 def outbox_and_counts(url: str) -> dict[str, Any]:
@@ -974,7 +899,7 @@ class Bench:
                 cfg = self.config(f"stagebot-{r}.toml", port)
                 argv = [sys.executable, "-m", "bot", "serve", "--config", str(cfg)]
             else:
-                argv = [sys.executable, str(Path(__file__).resolve()), "--floor-server", "--port", str(port)]
+                argv = [sys.executable, "-m", "bench.bench_load", "--floor-server", "--port", str(port)]
             p = spawn(f"{app}-{r}", argv, env, log, self.tmp)
             p.port = port
             self.procs.append(p)
@@ -1045,7 +970,7 @@ class Bench:
         self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         self.pool.submit(int).result(timeout=60)
 
-        with throwaway_database(a.pg_url, a.keep_db) as (db_url, pg):
+        with throwaway_database(a.pg_url, "stagebot_load_", a.keep_db) as (db_url, pg):
             try:
                 self._run(plan, warm_n, db_url, pg)
             finally:
@@ -1298,7 +1223,7 @@ def report(floor: Result, bot: Result, pg: dict[str, str], a: argparse.Namespace
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = parser(__doc__)
     ap.add_argument("--rate", type=float, default=100.0, help="offered requests per second, both replicas (100)")
     ap.add_argument("--seconds", type=float, default=30.0, help="measured seconds (30)")
     ap.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds before, not measured (3)")

@@ -1,6 +1,6 @@
 """Stage moves per second through the use-case layer, against a raw-transaction floor on the same engine.
 
-    python bench/bench_moves.py [--moves 3000] [--accounts 200] [--sqlite-only] [--pg-url URL]
+    python -m bench.bench_moves [--moves 3000] [--accounts 200] [--sqlite-only] [--pg-url URL]
 
 For each engine (SQLite in a temp file; PostgreSQL in a throwaway schema when a server answers) it
 measures, in the same run and on the same SQLAlchemy Engine:
@@ -23,48 +23,41 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
+import sqlalchemy
+from sqlalchemy import Engine, text
 
-import sqlalchemy  # noqa: E402
-from sqlalchemy import Engine, event, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.pool import NullPool  # noqa: E402
+from bench.common import (
+    CYCLE,
+    NEXT,
+    add_engine_args,
+    counting,
+    engines,
+    fmt_counts,
+    parser,
+    pct,
+    verdict,
+)
+from lifecycle.core import Lifecycle
+from lifecycle.db.migrate import upgrade
+from lifecycle.db.uow import Database
+from lifecycle.domain.access import Actor, Roster
+from lifecycle.domain.clock import SystemClock
+from lifecycle.domain.commands import AddAccount, MoveStage
+from lifecycle.domain.pipeline import load_preset
+from lifecycle.domain.rules import Rules
 
-from lifecycle.core import Lifecycle  # noqa: E402
-from lifecycle.db.engine import make_engine  # noqa: E402
-from lifecycle.db.migrate import upgrade  # noqa: E402
-from lifecycle.db.uow import Database  # noqa: E402
-from lifecycle.domain.access import Actor, Roster  # noqa: E402
-from lifecycle.domain.clock import SystemClock  # noqa: E402
-from lifecycle.domain.commands import AddAccount, MoveStage  # noqa: E402
-from lifecycle.domain.pipeline import load_preset  # noqa: E402
-from lifecycle.domain.rules import Rules  # noqa: E402
-
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-PG_ENV = "STAGEBOT_BENCH_DATABASE_URL"
 TARGET = 0.40  # moves/s must reach this share of the engine floor
 
 ADMIN = Actor("console", "bench", "bench")
 START = "P1"
-# Every edge is allowed in the default pipeline and needs no approval or checklist:
-# advance x4, churn, winback, back, direct signing, advance.
-CYCLE = ["P1", "P2", "P3", "P4", "P5", "CHURNED", "PQL", "SQL", "P0"]
-NEXT = {s: CYCLE[(i + 1) % len(CYCLE)] for i, s in enumerate(CYCLE)}
 
 FLOOR_INSERT = "INSERT INTO bench_floor_history (account_id, x) VALUES (:a, :x)"
 FLOOR_UPDATE = "UPDATE bench_floor_counter SET n = n + 1 WHERE id = 1"
@@ -90,10 +83,7 @@ class Series:
 
     @property
     def p99_ms(self) -> float:
-        if not self.lat:
-            return 0.0
-        ordered = sorted(self.lat)
-        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] / 1e6
+        return pct(self.lat, 0.99) / 1e6 if self.lat else 0.0
 
 
 def run(series: Series, op: Callable[[int], None], start: int, count: int) -> None:
@@ -121,25 +111,6 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.moves.per_s / self.floor.per_s if self.floor.per_s else 0.0
-
-
-@contextmanager
-def counting(engine: Engine) -> Iterator[Counter[str]]:
-    """Count statements sent to the driver (by first keyword), including BEGIN IMMEDIATE on SQLite."""
-    seen: Counter[str] = Counter()
-
-    def listener(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        seen[statement.lstrip().split(None, 1)[0].upper()] += 1
-
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
-
-
-def fmt_counts(seen: Counter[str]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(seen.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 # ---------------------------------------------------------------- the workload
@@ -255,84 +226,6 @@ def bench_engine(label: str, detail: str, engine: Engine, args: argparse.Namespa
     return Result(label, detail, moves, floor, raw, stmts_per_move, stmts_per_floor, per_edge)
 
 
-# ---------------------------------------------------------------- engines
-
-
-def bench_sqlite(args: argparse.Namespace) -> Result:
-    tmp = Path(tempfile.mkdtemp(prefix="stagebot-bench-", dir=args.sqlite_dir))
-    engine = make_engine(f"sqlite:///{tmp / 'bench.db'}")
-    try:
-        detail = f"SQLite {sqlite3_version()} file in {tmp.parent} (WAL, synchronous=FULL, BEGIN IMMEDIATE)"
-        return bench_engine("sqlite", detail, engine, args)
-    finally:
-        engine.dispose()
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def sqlite3_version() -> str:
-    import sqlite3
-
-    return sqlite3.sqlite_version
-
-
-def pg_target(args: argparse.Namespace) -> tuple[str | None, str]:
-    """(URL, where it came from) when a server answers, else (None, why PostgreSQL is skipped)."""
-    url, source = args.pg_url, "--pg-url"
-    if not url:
-        url, source = os.environ.get(PG_ENV, ""), f"${PG_ENV}"
-    explicit = bool(url)
-    if not explicit:
-        url, source = DEFAULT_PG_URL, "the local default"
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-        probe = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 3})
-    except Exception as exc:  # a malformed URL or a missing driver
-        return None, f"{source} is not a usable PostgreSQL URL: {exc}"
-    try:
-        if probe.dialect.name != "postgresql":
-            return None, f"{source} ({shown}) is not a PostgreSQL URL"
-        with probe.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # any failure to connect means: skip
-        why = str(exc).strip().splitlines()[0][:200]
-        if explicit:
-            return None, f"{source} ({shown}) did not answer: {why}"
-        return None, f"--pg-url / ${PG_ENV} unset and {DEFAULT_PG_URL} did not answer: {why}"
-    finally:
-        probe.dispose()
-    return url, source
-
-
-def bench_pg(url: str, source: str, args: argparse.Namespace) -> Result:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(url, pool_size=1, max_overflow=0)
-    engine: Engine | None = None
-    created = False
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            created = True
-            version = conn.execute(text("SHOW server_version")).scalar_one()
-            sync = conn.execute(text("SHOW synchronous_commit")).scalar_one()
-            fsync = conn.execute(text("SHOW fsync")).scalar_one()
-        engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-        shown = engine.url.render_as_string(hide_password=True)
-        detail = (
-            f"PostgreSQL {version} at {shown} ({source}), throwaway schema {schema}, "
-            f"synchronous_commit={sync}, fsync={fsync}"
-        )
-        if getattr(engine.pool, "_pre_ping", False):
-            detail += ", pool_pre_ping on (one ping per checkout: every move and every engine-floor tx)"
-        return bench_engine("postgresql", detail, engine, args)
-    finally:
-        if engine is not None:
-            engine.dispose()
-        if created:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 # ---------------------------------------------------------------- report
 
 
@@ -376,19 +269,17 @@ def report(results: list[Result], skipped: list[str], args: argparse.Namespace) 
         edges = "; ".join(f"{edge} {sum(seen.values())}" for edge, seen in r.per_edge)
         print(f"- {r.engine}: {edges}; over the cycle: {fmt_counts(total)}")
     print()
-    verdicts = ", ".join(f"{r.engine} {'PASS' if r.ratio >= TARGET else 'BELOW'} ({r.ratio:.0%})" for r in results)
+    verdicts = ", ".join(f"{r.engine} {verdict(r.ratio >= TARGET)} ({r.ratio:.0%})" for r in results)
     print(f"target: >= {TARGET:.0%} of the floor: {verdicts}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = parser(__doc__)
     ap.add_argument("--moves", type=int, default=3000, help="measured moves per engine (default 3000)")
     ap.add_argument("--accounts", type=int, default=200, help="accounts created in P1 beforehand (default 200)")
     ap.add_argument("--floor-tx", type=int, default=None, help="measured floor transactions (default: --moves)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up operations of each kind (default: moves/10)")
-    ap.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
-    ap.add_argument("--pg-url", default="", help=f"PostgreSQL URL (default: ${PG_ENV}, else {DEFAULT_PG_URL})")
-    ap.add_argument("--sqlite-dir", default=None, help="where the temp SQLite file goes (default: the temp dir)")
+    add_engine_args(ap)
     args = ap.parse_args(argv)
     if args.moves < 2 or args.accounts < 1:
         ap.error("--moves must be >= 2 and --accounts >= 1")
@@ -397,16 +288,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[Result] = []
     skipped: list[str] = []
-    results.append(bench_sqlite(args))
-    if args.sqlite_only:
-        skipped.append("--sqlite-only")
-    else:
-        url, source_or_reason = pg_target(args)
-        if url is None:
-            print(f"[postgresql] skipped: {source_or_reason}", flush=True)
-            skipped.append(source_or_reason)
-        else:
-            results.append(bench_pg(url, source_or_reason, args))
+    for label, engine, detail in engines(args, skipped):
+        results.append(bench_engine(label, detail, engine, args))
     report(results, skipped, args)
     return 0
 

@@ -1,6 +1,6 @@
 """The managers' report (`lifecycle.read.reports.report`) over a large book, against one hand-written query per figure.
 
-    python bench/bench_report.py [--accounts 100000] [--history-per-account 10] [--repeats 5]
+    python -m bench.bench_report [--accounts 100000] [--history-per-account 10] [--repeats 5]
                                  [--profile] [--explain] [--sqlite-only] [--pg-url URL] [--sqlite-dir DIR]
 
 For each engine (SQLite in a temp file; PostgreSQL in a throwaway schema when a server answers, dropped
@@ -36,12 +36,10 @@ PostgreSQL URL: --pg-url, else $STAGEBOT_BENCH_DATABASE_URL, else the local defa
 from __future__ import annotations
 
 import argparse
-import cProfile
 import io
 import math
 import os
 import platform
-import pstats
 import random
 import statistics
 import sys
@@ -52,30 +50,33 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
+import sqlalchemy
+from sqlalchemy import Engine, TextClause, bindparam, event, insert, text
+from sqlalchemy.types import Date
 
-import sqlalchemy  # noqa: E402
-from sqlalchemy import Engine, TextClause, bindparam, event, insert, text  # noqa: E402
-from sqlalchemy.types import Date  # noqa: E402
-
-from bench.bench_due import NOW, pg_detail, pg_engine, sqlite_engine, timed  # noqa: E402
-from bench.bench_moves import DEFAULT_PG_URL, PG_ENV, pg_target, sqlite3_version  # noqa: E402
-from lifecycle.db.migrate import upgrade  # noqa: E402
-from lifecycle.db.models import UTCDateTime  # noqa: E402
-from lifecycle.db.tables import ACC, HIST  # noqa: E402
-from lifecycle.db.uow import Database  # noqa: E402
-from lifecycle.domain import commands as c  # noqa: E402
-from lifecycle.domain.access import Actor, Roster  # noqa: E402
-from lifecycle.domain.clock import FixedClock  # noqa: E402
-from lifecycle.domain.pipeline import Pipeline, load_preset  # noqa: E402
-from lifecycle.domain.rules import Rules  # noqa: E402
-from lifecycle.domain.views import Report  # noqa: E402
-from lifecycle.read.reports import _quarter_after, report  # noqa: E402
+from bench.bench_due import NOW
+from bench.common import (
+    AgainstFloor,
+    add_engine_args,
+    engines,
+    parser,
+    profiled,
+    timed,
+    verdict,
+)
+from lifecycle.db.migrate import upgrade
+from lifecycle.db.models import UTCDateTime
+from lifecycle.db.tables import ACC, HIST
+from lifecycle.db.uow import Database
+from lifecycle.domain import commands as c
+from lifecycle.domain.access import Actor, Roster
+from lifecycle.domain.clock import FixedClock
+from lifecycle.domain.pipeline import Pipeline, load_preset
+from lifecycle.domain.rules import Rules
+from lifecycle.domain.views import Report
+from lifecycle.read.reports import _quarter_after, report
 
 TARGET_RATIO = 1.5  # report / floor, at most
 TARGET_SECONDS = 2.0  # report, at most
@@ -312,7 +313,7 @@ def check(rep: Report, rows: dict[str, list[Any]], pipeline: Pipeline) -> None:
 
 
 @dataclass
-class Measured:
+class Measured(AgainstFloor):
     engine: str
     accounts: int
     history: int
@@ -323,14 +324,11 @@ class Measured:
     statements: list[tuple[float, str]] = field(default_factory=list)
     profile: str = ""
     explain: str = ""
+    max_ratio = TARGET_RATIO
+    max_s = TARGET_SECONDS
 
-    @property
-    def ratio(self) -> float:
-        return statistics.median(self.report) / statistics.median(self.floor)
-
-    @property
-    def passed(self) -> bool:
-        return self.ratio <= TARGET_RATIO and statistics.median(self.report) < TARGET_SECONDS
+    def subject(self) -> list[float]:
+        return self.report
 
 
 @contextmanager
@@ -405,13 +403,7 @@ def measure(label: str, engine: Engine, args: argparse.Namespace) -> Measured:
         run_report()
     m.statements = seen
     if args.profile:
-        prof = cProfile.Profile()
-        prof.enable()
-        run_report()
-        prof.disable()
-        out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(args.profile_lines)
-        m.profile = out.getvalue()
+        m.profile = profiled(run_report, args.profile_lines)
     if args.explain:
         m.explain = explain(engine, run_report)
     return m
@@ -480,7 +472,7 @@ def show(results: list[Measured], details: list[str], skipped: list[str], args: 
         parts = " | ".join(f"{statistics.median(m.parts[n]):.3f}" for n in names)
         print(
             f"| {m.engine} | {m.accounts:,} | {m.history:,} | {statistics.median(m.report):.3f} "
-            f"| {statistics.median(m.floor):.3f} | {m.ratio:.2f}x | {'PASS' if m.passed else 'BELOW'} | {parts} |"
+            f"| {statistics.median(m.floor):.3f} | {m.ratio:.2f}x | {verdict(m.passed)} | {parts} |"
         )
     print()
     print("All samples (s), report / floor:")
@@ -498,8 +490,7 @@ def show(results: list[Measured], details: list[str], skipped: list[str], args: 
             print(f"  - {s:.3f} s: `{' '.join(stmt.split())[:150]}`")
     print()
     verdicts = ", ".join(
-        f"{m.engine} {'PASS' if m.passed else 'BELOW'} ({statistics.median(m.report):.3f} s, {m.ratio:.2f}x)"
-        for m in results
+        f"{m.engine} {verdict(m.passed)} ({statistics.median(m.report):.3f} s, {m.ratio:.2f}x)" for m in results
     )
     print(f"target: report <= {TARGET_RATIO}x the floor and < {TARGET_SECONDS:.0f} s: {verdicts}")
     for m in results:
@@ -510,37 +501,22 @@ def show(results: list[Measured], details: list[str], skipped: list[str], args: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = parser(__doc__)
     ap.add_argument("--accounts", type=int, default=100_000, help="accounts (default 100000)")
     ap.add_argument("--history-per-account", type=int, default=10, help="stage_changes rows per account, on average")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats per engine (default 5)")
-    ap.add_argument("--profile", action="store_true", help="cProfile one report run")
-    ap.add_argument("--profile-lines", type=int, default=30, help="lines of the profile listing (default 30)")
     ap.add_argument("--explain", action="store_true", help="query plans of the report's statements")
-    ap.add_argument("--seed", type=int, default=20261202, help="random seed of the dataset")
-    ap.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
-    ap.add_argument("--pg-url", default="", help=f"PostgreSQL URL (default: ${PG_ENV}, else {DEFAULT_PG_URL})")
-    ap.add_argument("--sqlite-dir", default=None, help="where the temp SQLite file goes (default: the temp dir)")
+    add_engine_args(ap, seed=True, profile="one report run")
     args = ap.parse_args(argv)
     if args.accounts < 100 or args.repeats < 1 or args.history_per_account < 1:
         ap.error("need --accounts >= 100, --repeats >= 1, --history-per-account >= 1")
 
     results: list[Measured] = []
-    details = [f"sqlite: SQLite {sqlite3_version()}, a temp file (WAL, synchronous=FULL), no ANALYZE"]
+    details: list[str] = []
     skipped: list[str] = []
-    with sqlite_engine(args) as engine:
-        results.append(measure("sqlite", engine, args))
-    if args.sqlite_only:
-        skipped.append("--sqlite-only")
-    else:
-        url, source_or_reason = pg_target(args)
-        if url is None:
-            print(f"[postgresql] skipped: {source_or_reason}", flush=True)
-            skipped.append(source_or_reason)
-        else:
-            details.append(pg_detail(url, source_or_reason).split(", pool_pre_ping")[0])
-            with pg_engine(url) as engine:
-                results.append(measure("postgresql", engine, args))
+    for label, engine, detail in engines(args, skipped):
+        details.append(f"{label}: {detail}, {'ANALYZE' if label == 'postgresql' else 'no ANALYZE'} after seeding")
+        results.append(measure(label, engine, args))
     show(results, details, skipped, args)
     return 0
 

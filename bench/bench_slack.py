@@ -1,8 +1,8 @@
 """Slash-command latency over HTTP: stagebot's real server stack against a bare slack-bolt app.
 
-    python bench/bench_slack.py [--requests 2000] [--warmup 200] [--accounts 400] [--pg-url URL]
+    python -m bench.bench_slack [--requests 2000] [--warmup 200] [--accounts 400] [--pg-url URL]
 
-Both servers run in this process, in the same run, on the same stack: waitress
+The servers run in this process, one after the other in the same run, on the same stack: waitress
 `create_server(wsgi, host="127.0.0.1", port=0, threads=16)` in front of a `bot.server.WsgiApp`
 routing `POST /slack/events` to slack-bolt. The servers' event loops run in threads here (the loop
 of `server.run()`, with a stop flag so the bench can shut them down cleanly).
@@ -19,15 +19,22 @@ of `server.run()`, with a stop flag so the bench can shut them down cleanly).
   base_url=fake), listener_executor=ThreadPoolExecutor(16), process_before_response=True)` (the
   same bolt settings as stagebot's) whose `/stage` listener only acks "ok", dispatched with
   `adapters.slack.app.dispatch` -- the floor of the same stack.
+* bare + durable write: the same bare app, whose listener first runs, on stagebot's engine
+  (`make_engine`, a database of its own seeded like stagebot's), the durable transaction a stage
+  move cannot do without: the account looked up by name, its stage and version updated, a history
+  row, an outbox row and the idempotency key inserted, one commit (on SQLite behind an in-process
+  writer lock, as stagebot's `Database`); then it acks "ok". No rules, events or rendering: the
+  ratio of stagebot to this row is stagebot's own overhead above "bolt + the unavoidable write".
+  It runs on each engine stagebot runs on (SQLite; PostgreSQL with --pg-url, its own schema).
 
 The load: 16 closed-loop clients, each a thread with one keep-alive `http.client` connection,
-sending the same signed slash commands to both (each client owns a slice of the accounts, so an
+sending the same signed slash commands to each app (each client owns a slice of the accounts, so an
 account's moves are sequential). The clients run in a separate process (own GIL) that shares the
 machine's CPUs with the servers; the report says how busy the machine was. Latency is from
-sending the request to having read the whole response. The bare app is measured first, so nothing
-of stagebot but its idle dispatcher poll runs meanwhile.
+sending the request to having read the whole response. The bare app is measured first, then per engine the
+write row and stagebot, so nothing of stagebot but its idle dispatcher poll runs meanwhile.
 
-Reading the numbers: both apps run bolt with `process_before_response=True`, so the listener runs
+Reading the numbers: all apps run bolt with `process_before_response=True`, so the listener runs
 on the waitress thread that took the request and its ack is the HTTP response (no hand-off to the
 listener pool, no polling for the ack). With 16 closed-loop clients and no pause between requests
 the servers are saturated, and on one GIL the latency follows the CPU each request costs: the
@@ -39,12 +46,10 @@ the move itself may still commit afterwards).
 from __future__ import annotations
 
 import argparse
-import functools
 import http.client
 import json
 import logging
 import multiprocessing
-import os
 import platform
 import resource
 import shutil
@@ -57,27 +62,37 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
-
-from tests.fakes.slack_requests import FORM, SECRET, signed_headers, slash_command  # noqa: E402
+from bench.common import (
+    ADMIN_ID,
+    CPUS,
+    CYCLE,
+    THREADS,
+    bare_bolt_app,
+    fmt_ms,
+    machine_jiffies,
+    moved_to,
+    parser,
+    pct,
+    percentiles_ms,
+    ratio,
+    signed_request,
+    thread_cpu,
+    verdict,
+)
+from bench.common import SLACK_PATH as PATH
+from tests.fakes.slack_requests import SECRET
 
 CLIENTS = 16
-THREADS = 16  # waitress threads and bolt listener threads, as `stagebot serve` uses
-PATH = "/slack/events"
-ADMIN_ID = "U0ADMIN"
 START = "P1"
-CYCLE = ["P1", "P2", "P3", "P4", "P5", "CHURNED", "PQL", "SQL", "P0"]  # ungated edges, as bench_moves.py
 CHANNELS = {"marketing": "C0MARKETING", "sales": "C0SALES", "cs": "C0CS", "support": "C0SUPPORT"}
 TARGET_RATIO = 1.5  # stagebot p99 within 1.5x of the bare app's
 TARGET_P99_MS = 100.0
-CPUS = os.cpu_count() or 1
 
 
 def account_name(i: int) -> str:
@@ -102,28 +117,20 @@ def plan(client: int, start: int, count: int, clients: int, accounts: int) -> li
     return out
 
 
-@functools.cache
-def stage_label(key: str) -> str:
-    from lifecycle.domain.pipeline import load_preset
-
-    return load_preset("default").stage_by_key[key].en
+FLOORS = ("bare", "write")  # the apps whose listener only acks "ok" (after a write, for "write")
 
 
 def check_reply(kind: str, status: int, body: bytes, name: str, target: str) -> str | None:
     """None when the reply is what the command should get, else why not."""
     if status != 200:
         return f"HTTP {status}: {body[:120]!r}"
-    if kind == "bare":
+    if kind in FLOORS:
         return None if body == b"ok" else f"unexpected ack {body[:120]!r}"
     try:
         text = json.loads(body)["text"]
     except (ValueError, KeyError, TypeError):
         return f"ack is not a JSON message: {body[:120]!r}"
-    first = text.split("\n", 1)[0]  # "bench-00007: P1 Integration (...) → P2 Testing (...)."
-    arrow = first.partition(" \u2192 ")[2]
-    if first.startswith(f"{name}: ") and arrow.startswith((f"{target} ", f"{stage_label(target)} ")):
-        return None  # the target is shown as "P2 Testing (...)", or "Churned (...)" for CHURNED
-    return f"not moved to {target}: {text[:160]!r}"
+    return None if moved_to(text, name, target) else f"not moved to {target}: {text[:160]!r}"
 
 
 def drive(
@@ -141,10 +148,8 @@ def drive(
     for c in range(clients):
         reqs = []
         for text, name, target in plan(c, starts[c], counts[c], clients, accounts):
-            body = slash_command(text, user=ADMIN_ID, response_url=response_url)
-            headers = signed_headers(body, content_type=FORM)
-            headers["Content-Type"] = headers.pop("content-type")
-            reqs.append((body.encode(), headers, name, target))
+            body, headers = signed_request(text, response_url)
+            reqs.append((body, headers, name, target))
         prepared.append(reqs)
     conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(clients)]
     for conn in conns:
@@ -205,46 +210,19 @@ def drive(
 
 # ---------------------------------------------------------------- CPU accounting (server process)
 
-TICK = os.sysconf("SC_CLK_TCK")
-
 
 def thread_group(name: str) -> str:
     if name.startswith("waitress-"):
         return "waitress workers (HTTP, bolt dispatch, signature check)"
     if name.startswith("slack-listener"):
         return "stagebot bolt listeners (the /stage command)"
-    if name.startswith("bare-listener"):
-        return "bare bolt listeners (ack only)"
+    if name.startswith(("bare-listener", "write-listener")):
+        return "bare bolt listeners (ack only, or write and ack)"
     if name == "outbox-dispatcher":
         return "outbox dispatcher"
     if name.startswith("http-loop-"):
         return "waitress event loops"
     return "other (main, fake Slack, ended threads)"
-
-
-def thread_cpu() -> dict[int, tuple[str, float]]:
-    """CPU seconds of each live thread of this process, by native id."""
-    out = {}
-    for t in threading.enumerate():
-        tid = t.native_id
-        try:
-            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
-        except (OSError, TypeError):
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        out[tid] = (t.name, (int(fields[11]) + int(fields[12])) / TICK)  # utime + stime
-    return out
-
-
-def machine_jiffies() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs since boot; (0, 0) where there is no /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            vals = [int(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return 0, 0
-    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
-    return sum(vals) - idle, sum(vals)
 
 
 @dataclass
@@ -340,36 +318,82 @@ class Bare:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def start_bare(fake_base_url: str) -> Bare:
-    from slack_bolt import App
-    from slack_sdk import WebClient
-
+def start_bare(name: str, fake_base_url: str, write: Callable[[str, str], None] | None = None) -> Bare:
+    """A bare slack-bolt app on the same stack: its /stage listener acks "ok", after `write(account,
+    target)` when given (the command text is "move ACCOUNT TARGET")."""
     from bot.server import WsgiApp
 
-    pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="bare-listener")
-    bolt = App(
-        signing_secret=SECRET,
-        token_verification_enabled=False,
-        client=WebClient(token="xoxb-bench", base_url=fake_base_url, timeout=10),
-        listener_executor=pool,
-        raise_error_for_unhandled_request=False,
-        # The same execution mode as stagebot's app (listeners inline, reply in the ack), so the
-        # two differ only in what the listener does.
-        process_before_response=True,
-    )
+    pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix=f"{name}-listener")
+    bolt = bare_bolt_app(SECRET, "xoxb-bench", fake_base_url, pool)
 
     @bolt.command("/stage")
-    def on_command(ack: Any) -> None:
+    def on_command(ack: Any, command: dict[str, Any]) -> None:
+        if write is not None:
+            _, account, target = command["text"].split()
+            write(account, target)
         ack("ok")
 
     wsgi = WsgiApp()
     wsgi.route("POST", PATH, bolt_route(bolt))
     try:
-        return Bare(HttpServer("bare", wsgi), pool)
+        return Bare(HttpServer(name, wsgi), pool)
     except BaseException:
         pool.shutdown(wait=False)
         raise
 
+
+class DurableWrite:
+    """The durable transaction a stage move cannot do without, hand-written on stagebot's engine: look the
+    account up by name, update its stage and version, insert the history row, the outbox row and the
+    idempotency key; one transaction, committed (SQLite: BEGIN IMMEDIATE, WAL, synchronous=FULL, writers
+    queued on an in-process lock as stagebot's `Database` does). No rules, no events, no reply to render."""
+
+    def __init__(self, engine: Any) -> None:
+        from sqlalchemy import bindparam, text
+
+        from lifecycle.db.models import UTCDateTime
+
+        def sql(stmt: str) -> Any:
+            return text(stmt).bindparams(bindparam("now", type_=UTCDateTime()))
+
+        self.engine = engine
+        self.lock: AbstractContextManager[object] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
+        self.find = text("SELECT id, stage FROM accounts WHERE name_key = :k")
+        self.update = sql(
+            "UPDATE accounts SET stage = :to, stage_entered_at = :now, updated_at = :now, version = version + 1"
+            " WHERE id = :id"
+        )
+        self.history = sql(
+            "INSERT INTO stage_changes (account_id, from_stage, to_stage, kind, at, actor, via, reason)"
+            " VALUES (:id, :frm, :to, 'advance', :now, :actor, 'slack', '')"
+        )
+        self.outbox = sql(
+            "INSERT INTO outbox (event_id, target, account_id, kind, payload, created_at, available_at, status,"
+            " attempts) VALUES (:ev, 'slack', :id, 'StageChanged', :payload, :now, :now, 'pending', 0)"
+        )
+        self.key = sql(
+            "INSERT INTO processed_commands (key, command, account_id, outcome, processed_at)"
+            " VALUES (:key, 'MoveStage', :id, :outcome, :now)"
+        )
+
+    def __call__(self, account: str, target: str) -> None:
+        now = datetime.now(UTC)
+        with self.lock, self.engine.begin() as conn:
+            acc_id, frm = conn.execute(self.find, {"k": account.casefold()}).one()
+            p = {"id": acc_id, "frm": frm, "to": target, "now": now}
+            conn.execute(self.update, p)
+            conn.execute(self.history, {**p, "actor": f"slack:{ADMIN_ID}"})
+            payload = json.dumps({"account": account, "from": frm, "to": target, "at": now.isoformat()})
+            conn.execute(self.outbox, {**p, "ev": str(uuid.uuid4()), "payload": payload})
+            conn.execute(self.key, {**p, "key": uuid.uuid4().hex, "outcome": payload})
+
+
+WRITE = (
+    "the durable transaction of a move (account looked up by name, its stage updated, a history row, an outbox row"
+    " and the idempotency key inserted; one commit) on stagebot's engine"
+)
 
 CONFIG = """\
 [database]
@@ -422,15 +446,6 @@ SHORT = {
     "waitress workers": "waitress",
     "waitress event": "loops",
 }
-
-
-def percentiles_ms(xs: list[float]) -> str:
-    """p50 / p90 / p99 / max of durations in seconds, as milliseconds."""
-    if not xs:
-        return "-"
-    o = sorted(xs)
-    picks = [o[min(len(o) - 1, int(q * len(o)))] for q in (0.5, 0.9, 0.99)] + [o[-1]]
-    return " / ".join(f"{v * 1e3:.1f}" for v in picks)
 
 
 class TxStats:
@@ -497,10 +512,11 @@ class Result:
         return len(self.lat_ns)
 
     def pct(self, q: float) -> float:
-        if not self.lat_ns:
-            return float("nan")
-        ordered = sorted(self.lat_ns)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6
+        return pct(self.lat_ns, q) / 1e6
+
+    @property
+    def cpu_per_req_ms(self) -> float:
+        return self.cpu.process_s * 1e3 / max(self.n, 1)
 
     @property
     def max_ms(self) -> float:
@@ -562,10 +578,39 @@ def outbox_status(running: Any) -> Counter[str]:
     return Counter({str(s): int(n) for s, n in rows})
 
 
+def record_moves(r: Result, engine: Any, args: argparse.Namespace) -> Result:
+    """The stage moves in the database, next to how many there should be (warm-up + measured, less errors)."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        moves = conn.execute(text("SELECT count(*) FROM stage_changes WHERE kind <> 'create'")).scalar_one()
+    r.extra["moves_recorded"] = int(moves)
+    r.extra["moves_expected"] = args.warmup + args.requests - r.errors - r.extra["warmup_errors"]
+    return r
+
+
+def bench_write(label: str, detail: str, settings: Any, fake: Any, driver: Driver, args: argparse.Namespace) -> Result:
+    """The bare app whose listener runs `DurableWrite` on stagebot's engine, over the same seeded accounts."""
+    from lifecycle.db.engine import make_engine
+
+    log = f"write {label.split()[-1].strip('()').lower()}"
+    print(f"[{log}] creating {args.accounts} accounts in {START} ...", flush=True)
+    seed_accounts(settings, args.accounts)
+    engine = make_engine(settings.database_url)
+    app = None
+    try:
+        app = start_bare("write", fake.base_url, DurableWrite(engine))
+        r = driver.measure("write", label, detail, app.http.port, log)
+        return record_moves(r, engine, args)
+    finally:
+        if app is not None:
+            app.stop()
+        engine.dispose()
+
+
 def bench_stagebot(
     label: str, detail: str, settings: Any, fake: Any, driver: Driver, args: argparse.Namespace
 ) -> Result:
-    from sqlalchemy import text
 
     from bot.serve import start
 
@@ -618,11 +663,7 @@ def bench_stagebot(
             drain_s=spent,
             drain_rate=(posted - first_posted) / spent if spent else 0.0,
         )
-        with running.app.db.reader() as uow:
-            moves = uow.conn.execute(text("SELECT count(*) FROM stage_changes WHERE kind <> 'create'")).scalar_one()
-        r.extra["moves_recorded"] = int(moves)
-        r.extra["moves_expected"] = args.warmup + args.requests - r.errors - r.extra["warmup_errors"]
-        return r
+        return record_moves(r, running.app.db.engine, args)
     finally:
         if http is not None:
             http.stop()
@@ -635,44 +676,28 @@ def bench_stagebot(
 @contextmanager
 def pg_schema(url: str) -> Iterator[tuple[str, str]]:
     """A throwaway schema; yields (URL whose connections use it as search_path, description)."""
-    import sqlalchemy
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.pool import NullPool
+    from tests.pg import shown, throwaway_schema
 
-    schema = f"bench_slack_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
-    created = False
-    try:
-        with admin.begin() as conn:
-            conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-            created = True
-            version = conn.execute(sqlalchemy.text("SHOW server_version")).scalar_one()
-            sync = conn.execute(sqlalchemy.text("SHOW synchronous_commit")).scalar_one()
-        scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
-        shown = make_url(url).render_as_string(hide_password=True)
+    with throwaway_schema(url, "bench_slack_") as pg:
+        f = pg.facts
         yield (
-            scoped.render_as_string(hide_password=False),
-            f"PostgreSQL {version} at {shown}, throwaway schema {schema}, synchronous_commit={sync}",
+            pg.url,
+            f"PostgreSQL {f['server_version']} at {shown(url)}, throwaway schema {pg.name}, "
+            f"synchronous_commit={f['synchronous_commit']}",
         )
-    finally:
-        if created:
-            with admin.begin() as conn:
-                conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 # ---------------------------------------------------------------- report
 
 
-def fmt_ms(v: float) -> str:
-    return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
-
-
-def report(bare: Result, bots: list[Result], skipped: list[str], args: argparse.Namespace) -> None:
+def report(bare: Result, pairs: list[tuple[Result, Result]], skipped: list[str], args: argparse.Namespace) -> None:
+    """`pairs`: (bare + durable write, stagebot) on each engine."""
     from importlib.metadata import version
 
+    writes, bots = [w for w, _ in pairs], [b for _, b in pairs]
+    rows = [bare, *(r for pair in pairs for r in pair)]
     print()
-    print("## Slash commands over HTTP: stagebot vs. a bare slack-bolt app")
+    print("## Slash commands over HTTP: stagebot vs. a bare slack-bolt app, and vs. bolt + the durable write")
     print()
     print(
         f"{args.requests} signed `/stage move` slash commands per app at `POST {PATH}` after {args.warmup} warm-up, "
@@ -684,7 +709,7 @@ def report(bare: Result, bots: list[Result], skipped: list[str], args: argparse.
     )
     print()
     print(f"- bare: {bare.detail}")
-    for r in bots:
+    for r in rows[1:]:
         print(f"- {r.label}: {r.detail}")
     for why in skipped:
         print(f"- stagebot (PostgreSQL): skipped: {why}")
@@ -694,34 +719,45 @@ def report(bare: Result, bots: list[Result], skipped: list[str], args: argparse.
         "| server CPU ms/req | load-gen CPU ms/req | machine CPU busy |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in [bare, *bots]:
+    for r in rows:
         print(
             f"| {r.label} | {r.n} | {r.errors} | {fmt_ms(r.pct(0.50))} | {fmt_ms(r.pct(0.90))} "
             f"| {fmt_ms(r.pct(0.99))} | {fmt_ms(r.max_ms)} | {r.rps:,.0f} "
-            f"| {r.cpu.process_s * 1e3 / max(r.n, 1):.2f} | {r.client_cpu_s * 1e3 / max(r.n, 1):.2f} "
+            f"| {r.cpu_per_req_ms:.2f} | {r.client_cpu_s * 1e3 / max(r.n, 1):.2f} "
             f"| {r.cpu.machine_busy:.0%} of {CPUS} |"
         )
     print()
-    for r in bots:
-        print(
-            f"- {r.label} / bare: p50 {r.pct(0.5) / bare.pct(0.5):.1f}x, p99 {r.pct(0.99) / bare.pct(0.99):.1f}x, "
-            f"req/s {r.rps / bare.rps:.2f}x"
-        )
+    for w, b in pairs:
+        for r, floor in ((w, bare), (b, bare), (b, w)):
+            print(
+                f"- {r.label} / {floor.label}: p50 {ratio(r.pct(0.5), floor.pct(0.5)):.1f}x, "
+                f"p99 {ratio(r.pct(0.99), floor.pct(0.99)):.1f}x, req/s {ratio(r.rps, floor.rps):.2f}x, "
+                f"server CPU per request {ratio(r.cpu_per_req_ms, floor.cpu_per_req_ms):.1f}x"
+            )
     print()
     print("Server-process CPU by thread group during the measured phase (seconds, share of the process):")
     print()
-    for r in [bare, *bots]:
+    for r in rows:
         parts = ", ".join(
             f"{g} {s:.2f} ({s / r.cpu.process_s:.0%})" for g, s in r.cpu.by_group.most_common() if s >= 0.005
         )
         print(f"- {r.label}: {r.cpu.process_s:.2f} s in {r.wall_ns / 1e9:.1f} s: {parts}")
     print()
-    for r in [bare, *bots]:
+    for r in rows:
         n, deepest = r.extra["queue"]
         print(
             f"- {r.label}: waitress logged 'Task queue depth' {n} times (requests waiting for a worker thread), "
             f"deepest {deepest}"
         )
+    print()
+    for r in writes:
+        e = r.extra
+        print(
+            f"- {r.label}: stage moves recorded {e['moves_recorded']} (expected {e['moves_expected']}: "
+            f"warm-up + measured, less errors)"
+        )
+        for ex in r.examples:
+            print(f"- {r.label} error example: {ex}")
     print()
     for r in bots:
         e = r.extra
@@ -755,13 +791,14 @@ def report(bare: Result, bots: list[Result], skipped: list[str], args: argparse.
         print()
     for ex in bare.examples:
         print(f"- bare error example: {ex}")
-    for r in bots:
+    for w, r in pairs:
         within = r.pct(0.99) <= TARGET_RATIO * bare.pct(0.99)
         under = r.pct(0.99) < TARGET_P99_MS
         print(
             f"target: {r.label} p99 within {TARGET_RATIO}x of the bare app: "
-            f"{'PASS' if within else 'MISS'} ({r.pct(0.99) / bare.pct(0.99):.1f}x); "
-            f"p99 under {TARGET_P99_MS:.0f} ms: {'PASS' if under else 'MISS'} ({fmt_ms(r.pct(0.99))} ms)"
+            f"{verdict(within, 'MISS')} ({ratio(r.pct(0.99), bare.pct(0.99)):.1f}x); "
+            f"p99 under {TARGET_P99_MS:.0f} ms: {verdict(under, 'MISS')} ({fmt_ms(r.pct(0.99))} ms); "
+            f"against bare + durable write (no target): {ratio(r.pct(0.99), w.pct(0.99)):.1f}x"
         )
 
 
@@ -769,7 +806,7 @@ def report(bare: Result, bots: list[Result], skipped: list[str], args: argparse.
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = parser(__doc__)
     ap.add_argument("--requests", type=int, default=2000, help="measured requests per app (default 2000)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up requests per app (default requests/10)")
     ap.add_argument("--accounts", type=int, default=400, help="accounts created in P1 beforehand (default 400)")
@@ -797,39 +834,55 @@ def main(argv: list[str] | None = None) -> int:
         pool.submit(int).result(timeout=60)  # start it now, not during the first phase
         driver = Driver(pool, args, fake.response_url("cmd"))
 
-        bare_app = start_bare(fake.base_url)
+        bare_app = start_bare("bare", fake.base_url)
         bare = driver.measure(
             "bare", "bare slack-bolt", "slack-bolt App, /stage listener acks 'ok'", bare_app.http.port, "bare"
         )
         bare_app.stop()
         bare_app = None
 
-        bots: list[Result] = []
+        def settings_in(name: str, db_url: str, env_db_url: str | None = None) -> Any:
+            d = tmp / name
+            d.mkdir()
+            return stagebot_settings(d, db_url.format(dir=d), env_db_url, fake.base_url)
+
+        def pair(
+            engine: str, details: tuple[str, str], write_settings: Any, bot_settings: Any
+        ) -> tuple[Result, Result]:
+            """(bare + durable write, stagebot) on one engine; `details`: where each one's database is."""
+            w_label, w_detail = (
+                f"bare + durable write ({engine})",
+                f"the bare app, its listener runs {WRITE}, {details[0]}",
+            )
+            detail = details[1]
+            w = bench_write(w_label, w_detail, write_settings, fake, driver, args)
+            b = bench_stagebot(f"stagebot ({engine})", f"`bot.serve.start`, {detail}", bot_settings, fake, driver, args)
+            return w, b
+
+        pairs: list[tuple[Result, Result]] = []
         skipped: list[str] = []
-        db_dir = tmp / "sqlite"
-        db_dir.mkdir()
-        url = f"sqlite:///{db_dir / 'stagebot.db'}"
-        settings = stagebot_settings(db_dir, url, None, fake.base_url)
-        detail = f"`bot.serve.start`, SQLite {sqlite3.sqlite_version} file in {tmp.parent} (WAL, synchronous=FULL)"
-        bots.append(bench_stagebot("stagebot (SQLite)", detail, settings, fake, driver, args))
+        sq = f"SQLite {sqlite3.sqlite_version} file in {tmp.parent} (WAL, synchronous=FULL)"
+        sqlite_url = "sqlite:///{dir}/stagebot.db"
+        pairs.append(
+            pair("SQLite", (sq, sq), settings_in("write-sqlite", sqlite_url), settings_in("sqlite", sqlite_url))
+        )
         if args.pg_url:
-            schema = ExitStack()
+            schemas = ExitStack()
             try:
-                scoped, pg_detail = schema.enter_context(pg_schema(args.pg_url))
+                (w_url, w_detail), (b_url, b_detail) = [schemas.enter_context(pg_schema(args.pg_url)) for _ in range(2)]
             except Exception as exc:  # no server, a bad URL, no rights: report it and keep the SQLite result
+                schemas.close()
                 why = str(exc).strip().splitlines()[0][:200]
                 print(f"[postgresql] skipped: {why}", flush=True)
                 skipped.append(why)
             else:
-                with schema:  # drops the schema afterwards
-                    pg_dir = tmp / "pg"
-                    pg_dir.mkdir()
-                    settings = stagebot_settings(pg_dir, "sqlite:///unused.db", scoped, fake.base_url)
-                    label, detail = "stagebot (PostgreSQL)", f"`bot.serve.start`, {pg_detail}"
-                    bots.append(bench_stagebot(label, detail, settings, fake, driver, args))
+                with schemas:  # drops the schemas afterwards
+                    unused = "sqlite:///unused.db"
+                    w_settings, b_settings = settings_in("write-pg", unused, w_url), settings_in("pg", unused, b_url)
+                    pairs.append(pair("PostgreSQL", (w_detail, b_detail), w_settings, b_settings))
         else:
             skipped.append("no --pg-url")
-        report(bare, bots, skipped, args)
+        report(bare, pairs, skipped, args)
     finally:
         if bare_app is not None:
             bare_app.stop()

@@ -1,6 +1,6 @@
 """Process start-up time and memory of stagebot with Feishu disabled vs. enabled: what `lark_oapi` costs.
 
-    python bench/bench_startup.py [--runs 5] [--timeout 60] [--stagebot PATH]
+    python -m bench.bench_startup [--runs 5] [--timeout 60] [--stagebot PATH]
 
 The Feishu adapter imports `lark_oapi` only when `[feishu] enabled = true` (importing it costs
 seconds and 100+ MB). This measures, with real child processes and in the same run:
@@ -53,19 +53,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a plain script from a checkout
-    sys.path.insert(0, str(ROOT))
+from bench.common import CPUS, parser
+from tests import healthz
+from tests.fakes.feishu_api import FakeFeishu
+from tests.fakes.slack_api import FakeSlack
 
-from tests import healthz  # noqa: E402
-from tests.fakes.feishu_api import FakeFeishu  # noqa: E402
-from tests.fakes.slack_api import FakeSlack  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 PORT_LINE = re.compile(rb"stagebot serving on http://127\.0\.0\.1:(\d+) ")
 MARK_BEGIN, MARK_END = "BENCH-LARK-IMPORT-BEGIN", "BENCH-LARK-IMPORT-END"
 POLL_S = 0.005
 STOP_TIMEOUT_S = 20.0
-CPUS = os.cpu_count() or 1
 
 SLACK_ENV = {"SLACK_BOT_TOKEN": "xoxb-bench-startup", "SLACK_SIGNING_SECRET": "bench-signing-secret"}
 FEISHU_ENV = {
@@ -428,7 +426,7 @@ def report(scs: list[Scenario], args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap = parser(__doc__)
     ap.add_argument("--runs", type=int, default=5, help="timed runs per scenario (default 5)")
     ap.add_argument("--timeout", type=float, default=60.0, help="max seconds for one start-up or run (default 60)")
     default_bin = Path(sys.executable).parent / "stagebot"

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from lifecycle.core import Lifecycle
 from lifecycle.db.engine import make_engine
@@ -20,6 +19,7 @@ from lifecycle.domain.access import Actor, Roster
 from lifecycle.domain.clock import FixedClock
 from lifecycle.domain.pipeline import Pipeline, load_preset
 from lifecycle.domain.rules import Rules
+from tests.pg import PgSchema
 
 PG_URL = os.environ.get("STAGEBOT_TEST_DATABASE_URL", "")
 PG_SKIP = "PostgreSQL tests need STAGEBOT_TEST_DATABASE_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
@@ -53,26 +53,6 @@ def sqlite_database(path: Path) -> Database:
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     return Database(engine)
-
-
-class PgSchema:
-    """A throwaway schema on the test PostgreSQL server, so tests never see each other's rows."""
-
-    def __init__(self, base_url: str) -> None:
-        self.name = f"t_{uuid.uuid4().hex[:12]}"
-        self.admin = make_engine(base_url, pool_size=1, max_overflow=0)
-        with self.admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{self.name}"'))
-        self.url = base_url
-        self.engine = make_engine(
-            base_url, connect_args={"options": f"-csearch_path={self.name}"}, pool_size=12, max_overflow=4
-        )
-
-    def drop(self) -> None:
-        self.engine.dispose()
-        with self.admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
-        self.admin.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ dropped twice; then the invariants of tests/chaos/harness.py (every accepted com
 history consistent with each account's stage, every domain event delivered exactly once per target, no 5xx).
 
 About a minute on a 2-core machine; every wait in it is bounded (the harness gives up at 115 s). The summary
-of the run is printed either way. The long form is `python bench/chaos.py --seconds 120`.
+of the run is printed either way. The long form is `python -m bench.chaos --seconds 120`.
 """
 
 from __future__ import annotations
