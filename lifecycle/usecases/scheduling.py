@@ -113,19 +113,21 @@ def _chunks(items: Sequence[_Due], n: int) -> Iterator[Sequence[_Due]]:
         yield items[i : i + n]
 
 
+_CLAIM = {  # per dialect: the two ON CONFLICT constructs share an API, not a class
+    d: upsert(d, EMISSIONS).on_conflict_do_nothing(index_elements=[EMISSIONS.c.key]).returning(EMISSIONS.c.key)
+    for d in ("sqlite", "postgresql")
+}
+
+
 def _claim(s: Connection, batch: Sequence[_Due], now: datetime) -> set[str]:
     """Insert the batch's keys in one INSERT .. ON CONFLICT DO NOTHING RETURNING; the keys that were
     new (this run is the one to emit them). A key another run or replica inserted first is skipped."""
     if not batch:
         return set()
     rows = [{"key": d.key, "kind": d.kind, "account_id": d.account_id, "emitted_at": now} for d in batch]
-    stmt = (
-        upsert(s.dialect.name, EMISSIONS)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[EMISSIONS.c.key])
-        .returning(EMISSIONS.c.key)
-    )
-    return set(s.execute(stmt).scalars())
+    # A list of rows with RETURNING is sent as multi-row INSERTs ("insertmanyvalues"), one per
+    # batch on both SQLite and PostgreSQL; a statement made with .values(rows) is compiled anew each time.
+    return set(s.execute(_CLAIM[s.dialect.name], rows).scalars())
 
 
 def _approvers(rules: Rules, teams: Iterable[str]) -> tuple[str, ...]:
