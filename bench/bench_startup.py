@@ -15,7 +15,7 @@ seconds and 100+ MB). This measures, with real child processes and in the same r
   the exit code must be 0.
 * `echo help | stagebot console --config X`, end to end (spawn to exit), with no chat platform,
   Slack enabled and Feishu enabled (as above). The console builds the notifiers of every enabled
-  chat platform (`bot.serve.chat_notifiers`), so with Feishu enabled it builds the lark-oapi client
+  chat platform (`bot.bootstrap.chat_notifiers`), so with Feishu enabled it builds the lark-oapi client
   and pays the import too. Memory: the peak RSS of the exited process (`wait4` ru_maxrss); RSS at
   exit is not observable ("-").
 * The floor: `python -c pass`, and `python -c "import lark_oapi"` (the child also times its own
