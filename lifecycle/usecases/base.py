@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, Update, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle.db.engine import upsert
@@ -163,14 +164,27 @@ def insert_ignoring_duplicates(s: Connection, table: Table, row: dict[str, Any],
     return s.execute(stmt).first() is not None
 
 
+@cache
+def _bump_statement(cols: tuple[str, ...]) -> Update:
+    """The version-checked UPDATE for one set of changed columns, built once with bind parameters:
+    building a statement (and its cache key) on every move cost more than running it."""
+    return (
+        update(ACC)
+        .where(ACC.c.id == bindparam("b_id"), ACC.c.version == bindparam("b_version"))
+        .values(
+            version=bindparam("b_new_version"),
+            updated_at=bindparam("b_now"),
+            **{col: bindparam(f"b_{col}") for col in cols},
+        )
+    )
+
+
 def bump(s: Connection, acc: AccountRecord, now: datetime, **values: Any) -> int:
     """Update an account if nobody changed it since it was read; the new version, else Conflict."""
     new_version = int(acc.version) + 1
-    res = s.execute(
-        update(ACC)
-        .where(ACC.c.id == acc.id, ACC.c.version == acc.version)
-        .values(version=new_version, updated_at=now, **values)
-    )
+    params = {"b_id": acc.id, "b_version": acc.version, "b_new_version": new_version, "b_now": now}
+    params.update({f"b_{col}": v for col, v in values.items()})
+    res = s.execute(_bump_statement(tuple(sorted(values))), params)
     if res.rowcount != 1:
         current = s.execute(select(ACC.c.stage).where(ACC.c.id == acc.id)).scalar_one_or_none()
         raise Conflict(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, Update, and_, bindparam, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle.db.tables import ACC, APPROVALS, HANDOFFS, HIST
@@ -47,6 +48,29 @@ from lifecycle.usecases.base import (
     ticked_items,
 )
 
+# Statements a move runs, built once with bind parameters (building one costs more than running it).
+_WITHDRAW_APPROVAL = (
+    update(APPROVALS)
+    .where(APPROVALS.c.account_id == bindparam("b_account"), APPROVALS.c.status == "pending")
+    .values(status="cancelled", decided_at=bindparam("now"), decided_by=bindparam("by"), note="account moved")
+)
+
+
+@cache
+def _supersede_handoffs(owners: int, new_teams: int) -> Update:
+    """Open handoffs of an account to a team that will not own it, or to one about to get a fresh
+    handoff. One statement per count of teams, a parameter per team: an expanding IN list is
+    rendered again on every execution."""
+    to_team = HANDOFFS.c.to_team
+    gone = and_(*(to_team != bindparam(f"owner{i}") for i in range(owners))) if owners else true()
+    renewed = [to_team == bindparam(f"new{i}") for i in range(new_teams)]
+    return (
+        update(HANDOFFS)
+        .where(HANDOFFS.c.account_id == bindparam("b_account"), HANDOFFS.c.status == "open", or_(gone, *renewed))
+        .values(status="superseded")
+    )
+
+
 _OPEN_HANDOFF = insert(HANDOFFS).returning(HANDOFFS.c.id)
 
 
@@ -85,11 +109,7 @@ def apply_transition(
     )
     if any(t.approval is not None for t in p.next_stages(source.key)):
         # Leaving a gated stage by another road withdraws the approval that was waiting there.
-        s.execute(
-            update(APPROVALS)
-            .where(APPROVALS.c.account_id == acc.id, APPROVALS.c.status == "pending")
-            .values(status="cancelled", decided_at=now, decided_by=actor.ref, note="account moved")
-        )
+        s.execute(_WITHDRAW_APPROVAL, {"b_account": acc.id, "now": now, "by": actor.ref})
     events: list[Event] = [
         StageChanged(
             account_id=acc.id,
@@ -111,15 +131,13 @@ def apply_transition(
         # A team that no longer owns the account has nothing left to take over; a team that gets a
         # fresh handoff below needs only that one.
         new_teams = [t for t in target.owners if t not in source.owners] if kind in ("advance", "winback") else []
-        # A handoff to a team that will not own the account, or to one about to get a fresh handoff.
         s.execute(
-            update(HANDOFFS)
-            .where(
-                HANDOFFS.c.account_id == acc.id,
-                HANDOFFS.c.status == "open",
-                or_(HANDOFFS.c.to_team.not_in(target.owners), HANDOFFS.c.to_team.in_(new_teams)),
-            )
-            .values(status="superseded")
+            _supersede_handoffs(len(target.owners), len(new_teams)),
+            {
+                "b_account": acc.id,
+                **{f"owner{i}": team for i, team in enumerate(target.owners)},
+                **{f"new{i}": team for i, team in enumerate(new_teams)},
+            },
         )
     if kind in ("advance", "winback"):
         for team in target.owners:
