@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.common import text as tx
-from adapters.common.actions import Button, buttons_for
+from adapters.common import view as vw
+from adapters.common import views
+from adapters.common.actions import Button
 from adapters.common.grammar import help_text
+from adapters.common.view import Tone
 from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Lang, Text
 from lifecycle.domain.pipeline import Pipeline
@@ -140,6 +143,26 @@ def _div(s: str) -> dict[str, Any]:
     return {"tag": "div", "text": {"tag": "plain_text", "content": s}}
 
 
+def _fields(fields: Sequence[tuple[Text, str]], lang: Lang, text_bytes: int) -> list[dict[str, Any]]:
+    """Label/value pairs as columns, two to a row: a grey label above its value."""
+    grey = {"text_size": "notation", "text_color": "grey"}
+
+    def column(label: Text, value: str) -> dict[str, Any]:
+        top = {"tag": "div", "text": {**plain(label, lang, LABEL_LIMIT), **grey}}
+        return {
+            "tag": "column",
+            "width": "weighted",
+            "weight": 1,
+            "elements": [top, _div(clip_bytes(value, text_bytes))],
+        }
+
+    rows = [fields[n : n + 2] for n in range(0, len(fields), 2)]
+    return [
+        {"tag": "column_set", "flex_mode": "none", "columns": [column(label, value) for label, value in row]}
+        for row in rows
+    ]
+
+
 def card(
     title: Text,
     body: Sequence[Body],
@@ -150,8 +173,10 @@ def card(
     note: Text | None = None,
     image: dict[str, Any] | None = None,
     row_buttons: bool = False,
+    fields: Sequence[tuple[Text, str]] = (),
 ) -> Card:
-    """A card 2.0: header, an optional image, text sections, buttons in a row, an optional grey note.
+    """A card 2.0: header, an optional image, label/value fields, text sections, buttons in a row, an
+    optional grey note.
 
     `Text` sections are shown in `lang`; a `Listing` is shortened to what fits. With `row_buttons`,
     button n belongs to the listing's row n and goes when its row does.
@@ -160,6 +185,7 @@ def card(
 
     def build(keep: int, text_bytes: int, n_buttons: int) -> Card:
         elements: list[dict[str, Any]] = [image] if image else []
+        elements += _fields(fields, lang, text_bytes)
         for b in sections:
             s = b.render(keep, text_bytes) if isinstance(b, Listing) else clip_bytes(b(lang), text_bytes)
             elements.append(_div(s))
@@ -249,21 +275,9 @@ def reply(ans: object, pipeline: Pipeline, lang: Lang = "en") -> Card:
     """The card answering one command: an outcome, a read model, help, or a refusal."""
     p = pipeline
     if isinstance(ans, Outcome):
-        a = ans.account
-        return card(
-            Text(f"{a.name}: {_stage(p, a.stage, 'en')}", f"{a.name}:{_stage(p, a.stage, 'zh')}"),
-            [both(lambda lg: tx.outcome(ans, p, lg))],
-            lang=lang,
-            template="orange" if ans.kind == "approval_requested" else "green",
-        )
+        return draw(lambda lg: views.card_for_outcome(ans, p, lg), lang)
     if isinstance(ans, AccountCard):
-        a = ans.account
-        return card(
-            Text(f"{a.name} · {_stage(p, a.stage, 'en')}", f"{a.name} · {_stage(p, a.stage, 'zh')}"),
-            [both(lambda lg: tx.card(ans, p, lg))],
-            lang=lang,
-            template="red" if ans.overdue else "blue",
-        )
+        return draw(lambda lg: views.card_for_account(ans, p, lg), lang)
     if isinstance(ans, History):
         name = ans.account.name
         return card(Text(f"History: {name}", f"历史:{name}"), [_history(ans, p, lang)], lang=lang)
@@ -453,69 +467,46 @@ def _tasks(tl: TaskList, lang: Lang) -> Listing:
 # ---------------------------------------------------------------- notifications and decisions
 
 
-def _stage(p: Pipeline, key: str | None, lang: Lang) -> str:
-    st = p.stage_by_key.get(key or "")
-    return st.title(lang) if st else (key or "-")
+_TEMPLATE: dict[Tone, str] = {"info": "blue", "ask": "orange", "handoff": "purple", "good": "green", "bad": "red"}
 
 
-def _title(e: ev.Event, p: Pipeline) -> Text:
-    if isinstance(e, ev.StageChanged):
-        return Text(
-            f"{e.account}: {_stage(p, e.from_stage, 'en')} → {_stage(p, e.to_stage, 'en')}",
-            f"{e.account}:{_stage(p, e.from_stage, 'zh')} → {_stage(p, e.to_stage, 'zh')}",
-        )
-    if isinstance(e, ev.ApprovalRequested | ev.ApprovalDecided):
-        return Text(
-            f"Approval: {e.account} → {_stage(p, e.to_stage, 'en')}",
-            f"审批:{e.account} → {_stage(p, e.to_stage, 'zh')}",
-        )
-    if isinstance(e, ev.HandoffOpened | ev.HandoffClaimed):
-        return Text(f"Handoff: {e.account}", f"交接:{e.account}")
-    return Text(e.account, e.account)
-
-
-_TEMPLATE = {"ApprovalRequested": "orange", "HandoffOpened": "purple", "StageChanged": "blue"}
+def draw(build: Callable[[Lang], vw.Card], lang: Lang = "en") -> Card:
+    """A view-model card, built in both languages, as a card 2.0: its short texts in both, its body in `lang`."""
+    en, zh = build("en"), build("zh")
+    shown = zh if lang == "zh" else en
+    fields = [
+        (Text(f_en.label, f_zh.label), vw.plain(f.value))
+        for f_en, f_zh, f in zip(en.fields, zh.fields, shown.fields, strict=True)
+    ]
+    body: list[Body] = [Text(*("\n".join(vw.plain(line) for line in c.lines) for c in (en, zh)))]
+    if en.more and zh.more:
+        body.append(Text(en.more, zh.more))
+    return card(
+        Text(vw.plain(en.title), vw.plain(zh.title)),
+        body,
+        lang=lang,
+        template=_TEMPLATE[shown.tone],
+        buttons=shown.buttons,
+        note=Text(*("\n".join(vw.plain(line) for line in c.notes) for c in (en, zh))) if shown.notes else None,
+        fields=fields,
+    )
 
 
 def notification(e: ev.Event, pipeline: Pipeline, lang: Lang = "en") -> Card:
     """The card posted to an owner team's group chat; approvals and handoffs carry their buttons."""
-    p = pipeline
-    body = [both(lambda lg: tx.notification(e, p, lg))]
-    note = None
-    if isinstance(e, ev.ApprovalRequested):
-        back = e.reject_to or e.from_stage
-        team = p.team_by_key.get(e.team)
-        en_team, zh_team = (team.label("en"), team.label("zh")) if team else (e.team, e.team)
-        note = Text(
-            f"Approval #{e.approval_id} · only {en_team} approvers may decide · if rejected → {_stage(p, back, 'en')}",
-            f"审批 #{e.approval_id} · 仅{zh_team}审批人可操作 · 驳回后退回 {_stage(p, back, 'zh')}",
-        )
-    return card(
-        _title(e, p), body, lang=lang, template=_TEMPLATE.get(e.kind, "blue"), buttons=buttons_for(e), note=note
-    )
+    return draw(lambda lg: views.card_for_event(e, pipeline, lg), lang)
 
 
 def decided(e: ev.ApprovalDecided, pipeline: Pipeline, lang: Lang = "en", *, requested: ev.Event | None = None) -> Card:
     """The approval card after the decision: no buttons; who decided and when, for everyone in the chat."""
-    p = pipeline
-    body = [both(lambda lg: tx.notification(requested, p, lg))] if isinstance(requested, ev.ApprovalRequested) else []
-    who, at = tx.person(e.actor), tx.when(e.at)
-    line = (
-        Text(f"✅ Approved by {who} at {at} UTC", f"✅ 已由 {who} 于 {at} (UTC) 批准")
-        if e.decision == "approved"
-        else Text(f"❌ Rejected by {who} at {at} UTC", f"❌ 已由 {who} 于 {at} (UTC) 驳回")
-    )
-    body.append(line)
-    return card(_title(e, p), body, lang=lang, template="green" if e.decision == "approved" else "red")
+    req = requested if isinstance(requested, ev.ApprovalRequested) else None
+    return draw(lambda lg: views.decided_card(e, pipeline, lg, requested=req), lang)
 
 
 def claimed(e: ev.HandoffClaimed, pipeline: Pipeline, lang: Lang = "en", *, opened: ev.Event | None = None) -> Card:
     """The handoff prompt after someone took it: no button; who took it and when."""
-    p = pipeline
-    body = [both(lambda lg: tx.notification(opened, p, lg))] if isinstance(opened, ev.HandoffOpened) else []
-    who, at = tx.person(e.actor), tx.when(e.at)
-    body.append(Text(f"✅ Taken by {who} at {at} UTC", f"✅ 已由 {who} 于 {at} (UTC) 接手"))
-    return card(_title(e, p), body, lang=lang, template="green")
+    first = opened if isinstance(opened, ev.HandoffOpened) else None
+    return draw(lambda lg: views.claimed_card(e, pipeline, lg, opened=first), lang)
 
 
 def decision_from_outcome(o: Outcome, pipeline: Pipeline, lang: Lang = "en", *, by: str) -> Card:
@@ -528,7 +519,8 @@ def decision_from_outcome(o: Outcome, pipeline: Pipeline, lang: Lang = "en", *, 
         line = Text(f"✅ Taken by {who}", f"✅ 已由 {who} 接手")
     else:
         title = Text(
-            f"Approval: {a.name} → {_stage(p, o.to_stage, 'en')}", f"审批:{a.name} → {_stage(p, o.to_stage, 'zh')}"
+            f"Approval: {a.name} → {tx.short_stage(p, o.to_stage, 'en')}",
+            f"审批:{a.name} → {tx.short_stage(p, o.to_stage, 'zh')}",
         )
         line = (
             Text(f"✅ Approved by {who}", f"✅ 已由 {who} 批准")
@@ -552,10 +544,16 @@ def _as_text(t: dict[str, Any]) -> Text:
 
 
 def card_text(c: Card) -> Text:
-    """Everything a card says, as text: its title, then each text section (the plain-text form
-    sent where Feishu refuses the card)."""
+    """Everything a card says, as text: its title, then each field and text section (the plain-text
+    form sent where Feishu refuses the card)."""
     parts = [_as_text(c["header"]["title"])]
-    parts += [_as_text(e["text"]) for e in c["body"]["elements"] if e.get("tag") == "div"]
+    for e in c["body"]["elements"]:
+        if e.get("tag") == "div":
+            parts.append(_as_text(e["text"]))
+        for col in e.get("columns") or []:
+            texts = [_as_text(x["text"]) for x in col["elements"] if x.get("tag") == "div"]
+            if len(texts) == 2:  # a field: label above value
+                parts.append(Text(f"{texts[0].en}: {texts[1].en}", f"{texts[0].zh}:{texts[1].zh}"))
     return Text("\n".join(t.en for t in parts), "\n".join(t.zh for t in parts))
 
 

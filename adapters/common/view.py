@@ -1,0 +1,74 @@
+"""The neutral view model every reply, notification and card is built as, before a renderer draws it.
+
+Renderers: adapters/common/text.py (plain text), adapters/slack/blocks.py, adapters/feishu/cards.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from adapters.common.actions import Button
+
+SpanKind = Literal["strong", "person"]
+Tone = Literal["info", "ask", "handoff", "good", "bad"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A piece of a line a renderer may draw specially: an account name (strong) or a person (a mention)."""
+
+    text: str  # as plain text shows it
+    kind: SpanKind = "strong"
+    ref: str | None = None  # a person's `platform:user` ref, for a real mention where the platform has one
+
+
+Segment = str | Span
+Line = tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A label/value pair (Slack section fields, Feishu columns, `label: value` in text)."""
+
+    label: str
+    value: Line
+
+
+@dataclass(frozen=True)
+class Card:
+    """One message as what it says, not how a platform draws it.
+
+    `compact`: a one-sentence message; chat platforms draw no header for it. `key`: a stable id of
+    what the card shows (for block ids). `text`: the message as plain text (console, fallbacks).
+    """
+
+    title: Line
+    text: str
+    fields: tuple[Field, ...] = ()
+    lines: tuple[Line, ...] = ()
+    notes: tuple[Line, ...] = ()  # small print under the body (Slack context, Feishu grey note)
+    buttons: tuple[Button, ...] = ()
+    more: str | None = None  # "… and N more: `list P2`" under a list that does not fit
+    tone: Tone = "info"
+    compact: bool = False
+    key: str = ""
+
+
+def strong(s: str) -> Span:
+    return Span(s, "strong")
+
+
+def plain(line: Line) -> str:
+    """A line as plain text."""
+    return "".join(s if isinstance(s, str) else s.text for s in line)
+
+
+def joined(parts: list[Line], sep: str) -> Line:
+    """Lines joined into one by `sep`."""
+    out: list[Segment] = []
+    for n, part in enumerate(parts):
+        if n:
+            out.append(sep)
+        out += part
+    return tuple(out)
