@@ -18,6 +18,7 @@ from lifecycle.domain.views import (
     ApprovalList,
     HandoffList,
     History,
+    HistoryLine,
     Outcome,
     Report,
     TaskList,
@@ -195,7 +196,7 @@ def card(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> str:
             f" ({person(ap.requested_by)}, {when(ap.requested_at)})"
         )
     for h in cd.open_handoffs:
-        team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
+        team = team_label(p, h.to_team, lang)
         lines.append(
             f"  {'待接手' if zh else 'Handoff open for'} {team} {'since' if not zh else '自'} {when(h.opened_at)}"
         )
@@ -379,7 +380,7 @@ def handoff_list(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> str:
         return "没有等待接手的交接。" if zh else "No handoffs are waiting for your teams."
     lines = ["等待接手的交接:" if zh else "Handoffs waiting to be taken:"]
     for a, h in hl.handoffs[:MAX_LINES]:
-        team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
+        team = team_label(p, h.to_team, lang)
         take = f'claim "{a.name}"'
         lines.append(f"  #{a.id} {a.name} → {team}, {stage_title(p, h.stage, lang)}, {when(h.opened_at)}  ({take})")
     return "\n".join(lines)
@@ -575,9 +576,9 @@ def event_title(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
         frm, to = short_stage(p, e.from_stage, lang), short_stage(p, e.to_stage, lang)
         return (acc, f":{frm} → {to}") if zh else (acc, f": {frm} → {to}")
     if isinstance(e, ev.ApprovalRequested | ev.ApprovalDecided):
-        return ("审批:" if zh else "Approval: ", acc, f" → {short_stage(p, e.to_stage, lang)}")
+        return approval_title(e.account, e.to_stage, p, lang)
     if isinstance(e, ev.HandoffOpened | ev.HandoffClaimed):
-        return ("交接:" if zh else "Handoff: ", acc)
+        return handoff_title(e.account, lang)
     return (acc,)
 
 
@@ -595,19 +596,56 @@ def approval_note(e: ev.ApprovalRequested, p: Pipeline, lang: Lang = "en") -> Li
     return (" · ".join(parts),)
 
 
-def decided_line(e: ev.ApprovalDecided, lang: Lang = "en") -> Line:
-    """Who decided an approval and when (and their note)."""
-    zh, at = lang == "zh", utc(e.at)
-    if e.decision == "approved":
-        line: Line = (
-            ("✅ 已由 ", who(e.actor), f" 于 {at} 批准") if zh else ("✅ Approved by ", who(e.actor), f" at {at}")
-        )
+def decided_line(decision: str, actor: str, lang: Lang = "en", *, at: datetime | None = None, note: str = "") -> Line:
+    """Who approved or rejected, and when if known (and their note)."""
+    zh, when_ = lang == "zh", (f" 于 {utc(at)}" if lang == "zh" else f" at {utc(at)}") if at else ""
+    if decision == "approved":
+        line: Line = ("✅ 已由 ", who(actor), f"{when_} 批准") if zh else ("✅ Approved by ", who(actor), when_)
     else:
-        line = ("❌ 已由 ", who(e.actor), f" 于 {at} 驳回") if zh else ("❌ Rejected by ", who(e.actor), f" at {at}")
-    return line + ((f" — {e.note}",) if e.note else ())
+        line = ("❌ 已由 ", who(actor), f"{when_} 驳回") if zh else ("❌ Rejected by ", who(actor), when_)
+    return line + ((f" — {note}",) if note else ())
 
 
-def claimed_line(e: ev.HandoffClaimed, lang: Lang = "en") -> Line:
-    """Who took a handoff and when."""
-    at = utc(e.at)
-    return ("✅ 已由 ", who(e.actor), f" 于 {at} 接手") if lang == "zh" else ("✅ Taken by ", who(e.actor), f" at {at}")
+def claimed_line(actor: str, lang: Lang = "en", *, at: datetime | None = None) -> Line:
+    """Who took a handoff, and when if known."""
+    if lang == "zh":
+        return ("✅ 已由 ", who(actor), f" 于 {utc(at)} 接手" if at else " 接手")
+    return ("✅ Taken by ", who(actor), f" at {utc(at)}" if at else "")
+
+
+def approval_title(account: str, to_stage: str | None, p: Pipeline, lang: Lang = "en") -> Line:
+    return ("审批:" if lang == "zh" else "Approval: ", strong(account), f" → {short_stage(p, to_stage, lang)}")
+
+
+def handoff_title(account: str, lang: Lang = "en") -> Line:
+    return ("交接:" if lang == "zh" else "Handoff: ", strong(account))
+
+
+def history_line(ln: HistoryLine, p: Pipeline, lang: Lang = "en") -> Line:
+    """One change in an account's history: when, who, via what, from and to which stage, and why."""
+    to = strong(stage_title(p, ln.to_stage, lang))
+    if ln.from_stage is None:
+        move: Line = ("新建于 " if lang == "zh" else "created in ", to)
+    else:
+        move = (f"{stage_title(p, ln.from_stage, lang)} → ", to)
+    via = f" via {ln.via}" if ln.via else ""
+    why = f" — {ln.reason}" if ln.reason else ""
+    return (Span(when(ln.at), "code"), " ", who(ln.actor), f"{via}: ", *move, why)
+
+
+def history_notes(h: History, lang: Lang = "en") -> tuple[str, str | None]:
+    """The line for changes a reply leaves out (`{n}`, `{shown}`) and, if the core cut the history, the note."""
+    zh = lang == "zh"
+    more = (
+        "…更早的 {n} 条未显示;`history` 只显示最近 {shown} 条。"
+        if zh
+        else "… {n} earlier changes not shown; `history` shows the last {shown}."
+    )
+    if not h.truncated:
+        return more, None
+    n = len(h.lines)
+    return more, (
+        f"(更早的变更未载入;以上为最近 {n} 条。)"
+        if zh
+        else f"(Earlier changes were not loaded; these are the last {n}.)"
+    )

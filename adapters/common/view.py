@@ -10,13 +10,14 @@ from typing import Literal
 
 from adapters.common.actions import Button
 
-SpanKind = Literal["strong", "person"]
+SpanKind = Literal["strong", "person", "code"]
 Tone = Literal["info", "ask", "handoff", "good", "bad"]
 
 
 @dataclass(frozen=True)
 class Span:
-    """A piece of a line a renderer may draw specially: an account name (strong) or a person (a mention)."""
+    """A piece of a line a renderer may draw specially: an account or stage name (strong), a person
+    (a mention), or a time or command (code)."""
 
     text: str  # as plain text shows it
     kind: SpanKind = "strong"
@@ -41,6 +42,7 @@ class Card:
 
     `compact`: a one-sentence message; chat platforms draw no header for it. `key`: a stable id of
     what the card shows (for block ids). `text`: the message as plain text (console, fallbacks).
+    `lines` of a list are its rows; a renderer keeps as many as its platform's limits allow.
     """
 
     title: Line
@@ -49,7 +51,9 @@ class Card:
     lines: tuple[Line, ...] = ()
     notes: tuple[Line, ...] = ()  # small print under the body (Slack context, Feishu grey note)
     buttons: tuple[Button, ...] = ()
-    more: str | None = None  # "… and N more: `list P2`" under a list that does not fit
+    more: str | None = None  # the line under a list cut short; `{n}` rows not shown, `{shown}` shown
+    hidden: int = 0  # rows left out before drawing (beyond text.MAX_LINES)
+    newest_last: bool = False  # the lines are oldest first: a cut drops the oldest
     tone: Tone = "info"
     compact: bool = False
     key: str = ""

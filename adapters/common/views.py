@@ -13,7 +13,7 @@ from adapters.common.view import Card, Field, Line, Tone, strong
 from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Lang
 from lifecycle.domain.pipeline import Pipeline
-from lifecycle.domain.views import AccountCard, Outcome
+from lifecycle.domain.views import AccountCard, History, Outcome
 
 _TONE: dict[str, Tone] = {"ApprovalRequested": "ask", "HandoffOpened": "handoff"}
 
@@ -78,7 +78,11 @@ def decided_card(
     )
     tone: Tone = "good" if e.decision == "approved" else "bad"
     return Card(
-        tx.event_title(e, p, lang), tx.notification(e, p, lang), fields, notes=(tx.decided_line(e, lang),), tone=tone
+        tx.event_title(e, p, lang),
+        tx.notification(e, p, lang),
+        fields,
+        notes=(tx.decided_line(e.decision, e.actor, lang, at=e.at, note=e.note or ""),),
+        tone=tone,
     )
 
 
@@ -91,7 +95,7 @@ def claimed_card(
         tx.event_title(e, p, lang),
         tx.notification(e, p, lang),
         lines=(first,),
-        notes=(tx.claimed_line(e, lang),),
+        notes=(tx.claimed_line(e.actor, lang, at=e.at),),
         tone="good",
         compact=True,
     )
@@ -151,4 +155,41 @@ def card_for_account(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> Card:
         lines=tuple(lines),
         notes=tuple(notes),
         tone="bad" if cd.overdue else "info",
+    )
+
+
+def card_for_history(h: History, p: Pipeline, lang: Lang = "en") -> Card:
+    """An account's stage changes, oldest first; a cut keeps the newest."""
+    zh = lang == "zh"
+    ordered = sorted(h.lines, key=lambda ln: ln.at)  # stable for equal times
+    recent = ordered[-tx.MAX_LINES :]
+    lines = tuple(tx.history_line(ln, p, lang) for ln in recent)
+    if not lines:
+        lines = (("还没有阶段变更。" if zh else "No stage changes yet.",),)
+    more, cut_by_core = tx.history_notes(h, lang)
+    return Card(
+        (strong(h.account.name), f" (#{h.account.id}) — {'历史' if zh else 'history'}"),
+        tx.history(h, p, lang),
+        lines=lines,
+        notes=((cut_by_core,),) if cut_by_core else (),
+        more=more,
+        hidden=len(ordered) - len(recent),
+        newest_last=True,
+    )
+
+
+def decision_card(o: Outcome, p: Pipeline, lang: Lang = "en", *, by: str) -> Card:
+    """The card shown right after a button press (by `by`) decided an approval or took a handoff."""
+    a = o.account
+    if o.kind == "claimed":
+        title, note = tx.handoff_title(a.name, lang), tx.claimed_line(by, lang)
+    else:
+        title, note = tx.approval_title(a.name, o.to_stage, p, lang), tx.decided_line(o.kind, by, lang)
+    shown = o.model_copy(update={"replayed": False})
+    return Card(
+        title,
+        tx.outcome(shown, p, lang),
+        lines=tx.outcome_lines(shown, p, lang),
+        notes=(note,),
+        tone="bad" if o.kind == "rejected" else "good",
     )

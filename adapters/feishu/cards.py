@@ -279,8 +279,7 @@ def reply(ans: object, pipeline: Pipeline, lang: Lang = "en") -> Card:
     if isinstance(ans, AccountCard):
         return draw(lambda lg: views.card_for_account(ans, p, lg), lang)
     if isinstance(ans, History):
-        name = ans.account.name
-        return card(Text(f"History: {name}", f"历史:{name}"), [_history(ans, p, lang)], lang=lang)
+        return draw(lambda lg: views.card_for_history(ans, p, lg), lang)
     if isinstance(ans, AccountList):
         body: Body = _accounts(ans, p, lang) if ans.total else Text(*(tx.account_list(ans, p, lg) for lg in LANGS))
         return card(Text("Accounts", "客户列表"), [body], lang=lang)
@@ -374,33 +373,6 @@ def _accounts(al: AccountList, p: Pipeline, lang: Lang) -> Listing:
     return Listing("", rows, more, hidden=al.total - len(flat))
 
 
-def _history(h: History, p: Pipeline, lang: Lang) -> Listing:
-    zh = lang == "zh"
-    rows = []
-    for ln in h.lines:
-        if ln.from_stage is None:
-            move = f"{'新建于' if zh else 'created in'} {tx.stage_title(p, ln.to_stage, lang)}"
-        else:
-            move = f"{tx.stage_title(p, ln.from_stage, lang)} → {tx.stage_title(p, ln.to_stage, lang)}"
-        why = f" — {ln.reason}" if ln.reason else ""
-        rows.append(("", f"  {tx.when(ln.at)}  {tx.person(ln.actor)} via {ln.via}: {move}{why}"))
-
-    def more(n: int, first: int | None) -> str:
-        # No command shows older changes in chat: say how many were left out here, and that there are
-        # more still when the core already cut the history (`hidden` is 1 then, as a flag, not a count).
-        dropped = n - (1 if h.truncated else 0)
-        if zh:
-            count = f"{dropped} 条" if dropped else ""
-            older = "(以及更早的)" if h.truncated and dropped else ""
-            return f"  …{count}更早的变更未显示{older},以下为最近的变更"
-        count = f"{dropped} " if dropped else ""
-        older = " (and older ones)" if h.truncated and dropped else ""
-        return f"  … {count}earlier changes not shown{older}; the newest follow"
-
-    head = f"{h.account.name} (#{h.account.id}) — {'历史' if zh else 'history'}:"
-    return Listing(head, tuple(rows), more, hidden=1 if h.truncated else 0, newest_last=True)
-
-
 def _approvals(al: ApprovalList, p: Pipeline, lang: Lang) -> Listing:
     zh = lang == "zh"
     shown = al.approvals[:MAX_ROWS]
@@ -426,7 +398,7 @@ def _handoffs(hl: HandoffList, p: Pipeline, lang: Lang) -> Listing:
     shown = hl.handoffs[:MAX_ROWS]
     rows = []
     for a, h in shown:
-        team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
+        team = tx.team_label(p, h.to_team, lang)
         rows.append(
             (
                 "",
@@ -478,9 +450,21 @@ def draw(build: Callable[[Lang], vw.Card], lang: Lang = "en") -> Card:
         (Text(f_en.label, f_zh.label), vw.plain(f.value))
         for f_en, f_zh, f in zip(en.fields, zh.fields, shown.fields, strict=True)
     ]
-    body: list[Body] = [Text(*("\n".join(vw.plain(line) for line in c.lines) for c in (en, zh)))]
-    if en.more and zh.more:
-        body.append(Text(en.more, zh.more))
+    body: list[Body] = []
+    if shown.more is None:
+        body.append(Text(*("\n".join(vw.plain(line) for line in c.lines) for c in (en, zh))))
+    else:  # a list: as many rows as fit, then a line saying how many more
+        rows = tuple(("", vw.plain(line)) for line in shown.lines)
+        total, more = len(rows) + shown.hidden, shown.more
+        body.append(
+            Listing(
+                "",
+                rows,
+                lambda n, _first: more.format(n=n, shown=total - n),
+                hidden=shown.hidden,
+                newest_last=shown.newest_last,
+            )
+        )
     return card(
         Text(vw.plain(en.title), vw.plain(zh.title)),
         body,
@@ -511,24 +495,7 @@ def claimed(e: ev.HandoffClaimed, pipeline: Pipeline, lang: Lang = "en", *, open
 
 def decision_from_outcome(o: Outcome, pipeline: Pipeline, lang: Lang = "en", *, by: str) -> Card:
     """The card shown right after a button press (by `by`) decided an approval or took a handoff."""
-    p = pipeline
-    a = o.account
-    who = tx.person(by)
-    if o.kind == "claimed":
-        title = Text(f"Handoff: {a.name}", f"交接:{a.name}")
-        line = Text(f"✅ Taken by {who}", f"✅ 已由 {who} 接手")
-    else:
-        title = Text(
-            f"Approval: {a.name} → {tx.short_stage(p, o.to_stage, 'en')}",
-            f"审批:{a.name} → {tx.short_stage(p, o.to_stage, 'zh')}",
-        )
-        line = (
-            Text(f"✅ Approved by {who}", f"✅ 已由 {who} 批准")
-            if o.kind == "approved"
-            else Text(f"❌ Rejected by {who}", f"❌ 已由 {who} 驳回")
-        )
-    body = [both(lambda lg: tx.outcome(o.model_copy(update={"replayed": False}), p, lg)), line]
-    return card(title, body, lang=lang, template="red" if o.kind == "rejected" else "green")
+    return draw(lambda lg: views.decision_card(o, pipeline, lg, by=by), lang)
 
 
 def toast(kind: str, message: Text, lang: Lang = "en") -> dict[str, Any]:

@@ -43,7 +43,6 @@ from lifecycle.domain.views import (
     HandoffList,
     HandoffView,
     History,
-    HistoryLine,
     Outcome,
     Report,
     TaskList,
@@ -375,7 +374,7 @@ def reply(
     if isinstance(answer, AccountCard):
         return message(views.card_for_account(answer, pipeline, lang), lang)
     if isinstance(answer, History):
-        return _history(answer, pipeline, lang)
+        return message(views.card_for_history(answer, pipeline, lang), lang)
     if isinstance(answer, AccountList):
         return _account_list(answer, pipeline, lang)
     if isinstance(answer, ApprovalList):
@@ -398,61 +397,6 @@ def _report_section(r: Report, p: Pipeline, lang: Lang) -> SectionBlock:
     while lines and sum(size(x) + 1 for x in lines) > SECTION_TEXT - size(hint) - 10:
         lines.pop()
     return _section("```" + "\n".join(lines) + "```\n" + hint)
-
-
-def _history_line(ln: HistoryLine, p: Pipeline, lang: Lang) -> str:
-    zh = lang == "zh"
-    if ln.from_stage is None:
-        move = f"{'新建于' if zh else 'created in'} *{_stage(p, ln.to_stage, lang)}*"
-    else:
-        move = f"{_stage(p, ln.from_stage, lang)} → *{_stage(p, ln.to_stage, lang)}*"
-    why = f" — {_name(ln.reason, 1500)}" if ln.reason else ""
-    via = f" via {escape(ln.via)}" if ln.via else ""
-    return f"`{tx.when(ln.at)}` {mention(ln.actor)}{via}: {move}{why}"
-
-
-def _history(h: History, p: Pipeline, lang: Lang) -> SlackMessage:
-    zh = lang == "zh"
-    head = _header(f"{h.account.name} (#{h.account.id}) — {'历史' if zh else 'history'}")
-    lines = sorted(h.lines, key=lambda ln: ln.at)  # newest last; sorted() is stable for equal times
-    recent = lines[-MAX_ITEMS:]
-    chunks = _pack([_history_line(ln, p, lang) for ln in recent])
-    budget = MAX_BLOCKS - 1 - 2  # the header and up to two notes
-    kept: list[tuple[str, int]] = []
-    used = text_size(head)
-    for chunk in reversed(chunks):  # the newest lines that fit
-        if len(kept) == budget or used + size(chunk[0]) > LIST_TEXT:
-            break
-        kept.insert(0, chunk)
-        used += size(chunk[0])
-    chunks = kept
-    shown = sum(n for _, n in chunks)
-    blocks: list[Block] = [head]
-    if not lines:
-        blocks.append(_section("还没有阶段变更。" if zh else "No stage changes yet."))
-    blocks += [_section(c) for c, _ in chunks]
-    hidden = len(lines) - shown
-    if hidden:
-        blocks.append(
-            _context(
-                [
-                    f"…更早的 {hidden} 条未显示;`history` 只显示最近 {shown} 条。"
-                    if zh
-                    else f"… {hidden} earlier changes not shown; `history` shows the last {shown}."
-                ]
-            )
-        )
-    if h.truncated:
-        blocks.append(
-            _context(
-                [
-                    f"(更早的变更未载入;以上为最近 {len(h.lines)} 条。)"
-                    if zh
-                    else f"(Earlier changes were not loaded; these are the last {len(h.lines)}.)"
-                ]
-            )
-        )
-    return SlackMessage(_fallback(tx.history(h, p, lang)), _dicts(blocks))
 
 
 def _account_line(a: AccountView, lang: Lang, since: bool = False) -> str:
@@ -553,8 +497,8 @@ def _handoff_list(hl: HandoffList, p: Pipeline, lang: Lang) -> SlackMessage:
     head = _header(f"{'等待接手' if zh else 'Handoffs waiting'} — {len(hl.handoffs)}")
     units: list[_Unit] = []
     for a, h in hl.handoffs[:MAX_ITEMS]:
-        team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
-        line = f"{_bold(_name(a.name, 200))} → {escape(team)}, {escape(p.stage(h.stage).title(lang))}"
+        team = tx.team_label(p, h.to_team, lang)
+        line = f"{_bold(_name(a.name, 200))} → {escape(team)}, {escape(tx.short_stage(p, h.stage, lang))}"
         take = ButtonElement(
             text=PlainTextObject(text="接手" if zh else "Take ownership"),
             action_id="stagebot:claim",
@@ -638,6 +582,8 @@ def _segment(seg: Segment) -> str:
         return escape(seg)
     if seg.kind == "person":
         return mention(seg.ref)
+    if seg.kind == "code":
+        return f"`{escape(seg.text)}`"
     return _bold(_name(seg.text, 1000))
 
 
@@ -653,16 +599,36 @@ def _title(line: Line) -> str:
     return "".join(seg if isinstance(seg, str) else clip(seg.text, room) for seg in line)
 
 
+def _rows(chunks: list[tuple[str, int]], used: int, budget: int, newest_last: bool) -> tuple[list[Block], int]:
+    """The sections of a list that fit in `budget` blocks and LIST_TEXT; the newest when `newest_last`."""
+    kept: list[tuple[str, int]] = []
+    for chunk in reversed(chunks) if newest_last else chunks:
+        if len(kept) == budget or used + size(chunk[0]) > LIST_TEXT:
+            break
+        kept.append(chunk)
+        used += size(chunk[0])
+    if newest_last:
+        kept.reverse()
+    return [_section(c) for c, _ in kept], sum(n for _, n in kept)
+
+
 def draw(card: Card, lang: Lang) -> list[Block]:
-    """A view-model card as blocks: header, fields, lines, a context note and the buttons."""
+    """A view-model card as blocks: header, fields, lines (a list cut to fit, saying so), context notes
+    and the buttons."""
     blocks: list[Block] = [] if card.compact else [_header(_title(card.title))]
     if card.fields:
         blocks.append(_fields((f.label, mrkdwn(f.value)) for f in card.fields))
-    blocks += [_section(chunk) for chunk, _ in _pack([mrkdwn(line) for line in card.lines])]
+    chunks = _pack([mrkdwn(line) for line in card.lines])
+    if card.more is None:
+        blocks += [_section(chunk) for chunk, _ in chunks]
+    else:  # a list: room is kept for two notes
+        rows, shown = _rows(chunks, text_size(blocks), MAX_BLOCKS - len(blocks) - 2, card.newest_last)
+        blocks += rows
+        hidden = card.hidden + len(card.lines) - shown
+        if hidden:
+            blocks.append(_context([escape(card.more.format(n=hidden, shown=shown))]))
     if card.notes:
         blocks.append(_context([mrkdwn(line) for line in card.notes]))
-    if card.more:
-        blocks.append(_context([escape(card.more)]))
     if card.buttons:
         blocks.append(_actions(card.buttons, lang, f"stagebot:{card.key}"))
     return blocks
