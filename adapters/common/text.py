@@ -16,12 +16,14 @@ from lifecycle.domain.views import (
     AccountCard,
     AccountList,
     ApprovalList,
+    ApprovalView,
     HandoffList,
     History,
     HistoryLine,
     Outcome,
     Report,
     TaskList,
+    TaskView,
 )
 
 MAX_LINES = 60  # lists longer than this are cut with a note, on every platform
@@ -258,32 +260,44 @@ def approval_list(al: ApprovalList, p: Pipeline, lang: Lang = "en") -> str:
     zh = lang == "zh"
     if not al.approvals:
         return "没有待处理的审批。" if zh else "No approvals are waiting."
-    lines = ["待处理审批:" if zh else "Waiting approvals:"]
-    for ap in al.approvals[:MAX_LINES]:
-        lines.append(
-            f"  #{ap.id} {ap.account}: {ap.from_stage} → {ap.to_stage}"
-            f"  {person(ap.requested_by)} {when(ap.requested_at)}"
-            f"  ({'approve' if not zh else '批准'} {ap.id} / {'reject' if not zh else '驳回'} {ap.id})"
-        )
-    return "\n".join(lines)
+    return "\n".join([approvals_head(lang), *(approval_row(ap, lang) for ap in al.approvals[:MAX_LINES])])
+
+
+def approval_row(ap: ApprovalView, lang: Lang = "en") -> str:
+    """One waiting approval in a text list, with the commands that decide it."""
+    zh = lang == "zh"
+    return (
+        f"  #{ap.id} {ap.account}: {ap.from_stage} → {ap.to_stage}"
+        f"  {person(ap.requested_by)} {when(ap.requested_at)}"
+        f"  ({'approve' if not zh else '批准'} {ap.id} / {'reject' if not zh else '驳回'} {ap.id})"
+    )
+
+
+def approvals_head(lang: Lang = "en") -> str:
+    return "待处理审批:" if lang == "zh" else "Waiting approvals:"
+
+
+def handoffs_head(lang: Lang = "en") -> str:
+    return "等待接手的交接:" if lang == "zh" else "Handoffs waiting to be taken:"
+
+
+def tasks_head(account: str | None, lang: Lang = "en") -> str:
+    if lang == "zh":
+        return f"{account} 的待办任务:" if account else "待办任务:"
+    return f"Open tasks of {account}:" if account else "Open tasks:"
 
 
 def task_list(tl: TaskList, p: Pipeline, lang: Lang = "en") -> str:
     zh = lang == "zh"
     if not tl.tasks:
         return "没有待办任务。" if zh else "No open tasks."
-    head = (
-        f"{tl.account} 的待办任务:"
-        if zh and tl.account
-        else "待办任务:"
-        if zh
-        else (f"Open tasks of {tl.account}:" if tl.account else "Open tasks:")
-    )
-    lines = [head]
-    for t in tl.tasks[:MAX_LINES]:
-        who_does = f" → {person(t.assignee)}" if t.assignee else ""
-        lines.append(f"  #{t.id} {t.account}: {t.title_zh if zh else t.title_en}{who_does}  (done {t.id})")
-    return "\n".join(lines)
+    return "\n".join([tasks_head(tl.account, lang), *(task_row(t, lang) for t in tl.tasks[:MAX_LINES])])
+
+
+def task_row(t: TaskView, lang: Lang = "en") -> str:
+    """One open task in a text list, with the command that finishes it."""
+    who_does = f" → {person(t.assignee)}" if t.assignee else ""
+    return f"  #{t.id} {t.account}: {t.title_zh if lang == 'zh' else t.title_en}{who_does}  (done {t.id})"
 
 
 def _pct(x: float | None) -> str:
@@ -378,7 +392,7 @@ def handoff_list(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> str:
     zh = lang == "zh"
     if not hl.handoffs:
         return "没有等待接手的交接。" if zh else "No handoffs are waiting for your teams."
-    lines = ["等待接手的交接:" if zh else "Handoffs waiting to be taken:"]
+    lines = [handoffs_head(lang)]
     for a, h in hl.handoffs[:MAX_LINES]:
         team = team_label(p, h.to_team, lang)
         take = f'claim "{a.name}"'

@@ -374,27 +374,17 @@ def _accounts(al: AccountList, p: Pipeline, lang: Lang) -> Listing:
 
 
 def _approvals(al: ApprovalList, p: Pipeline, lang: Lang) -> Listing:
-    zh = lang == "zh"
     shown = al.approvals[:MAX_ROWS]
-    rows = tuple(
-        (
-            "",
-            f"  #{ap.id} {ap.account}: {ap.from_stage} → {ap.to_stage}  {tx.person(ap.requested_by)} "
-            f"{tx.when(ap.requested_at)}  "
-            f"({'批准' if zh else 'approve'} {ap.id} / {'驳回' if zh else 'reject'} {ap.id})",
-        )
-        for ap in shown
-    )
+    rows = tuple(("", tx.approval_row(ap, lang)) for ap in shown)
 
     def more(n: int, first: int | None) -> str:
         return _more(lang, n, f"show #{shown[first].account_id}" if first is not None else None)
 
-    head = "待处理审批:" if zh else "Waiting approvals:"
+    head = tx.approvals_head(lang)
     return Listing(head, rows, more, hidden=len(al.approvals) - len(shown))
 
 
 def _handoffs(hl: HandoffList, p: Pipeline, lang: Lang) -> Listing:
-    zh = lang == "zh"
     shown = hl.handoffs[:MAX_ROWS]
     rows = []
     for a, h in shown:
@@ -411,28 +401,20 @@ def _handoffs(hl: HandoffList, p: Pipeline, lang: Lang) -> Listing:
         # The handoffs not shown are accounts waiting in their stage: listing the stage shows them.
         return _more(lang, n, f"list {shown[first][1].stage}" if first is not None else None)
 
-    head = "等待接手的交接:" if zh else "Handoffs waiting to be taken:"
+    head = tx.handoffs_head(lang)
     return Listing(head, tuple(rows), more, hidden=len(hl.handoffs) - len(shown))
 
 
 def _tasks(tl: TaskList, lang: Lang) -> Listing:
-    zh = lang == "zh"
     shown = tl.tasks[:MAX_ROWS]
-    rows = []
-    for t in shown:
-        who_does = f" → {tx.person(t.assignee)}" if t.assignee else ""
-        title = t.title_zh if zh else t.title_en
-        rows.append(("", f"  #{t.id} {t.account}: {title}{who_does}  (done {t.id})"))
+    rows = [("", tx.task_row(t, lang)) for t in shown]
 
     def more(n: int, first: int | None) -> str:
         if tl.account is None and first is not None:
             return _more(lang, n, f"tasks #{shown[first].account_id}")  # one account's tasks at a time
         return _more(lang, n, None)
 
-    if tl.account:
-        head = f"{tl.account} 的待办任务:" if zh else f"Open tasks of {tl.account}:"
-    else:
-        head = "待办任务:" if zh else "Open tasks:"
+    head = tx.tasks_head(tl.account, lang)
     return Listing(head, tuple(rows), more, hidden=len(tl.tasks) - len(shown))
 
 

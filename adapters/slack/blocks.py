@@ -426,7 +426,7 @@ def _account_list(al: AccountList, p: Pipeline, lang: Lang) -> SlackMessage:
     zh = lang == "zh"
     fallback = _fallback(tx.account_list(al, p, lang))
     if al.total == 0:
-        return SlackMessage(fallback, _dicts([_section("没有符合条件的客户。" if zh else "No accounts match.")]))
+        return SlackMessage(fallback, _dicts([_section(escape(tx.account_list(al, p, lang)))]))
     if al.stage_filter:
         title = f"{tx.stage_title(p, al.stage_filter, lang)} — {al.total}"
     elif al.mine:
@@ -466,7 +466,7 @@ def _approval_list(al: ApprovalList, p: Pipeline, lang: Lang) -> SlackMessage:
     zh = lang == "zh"
     fallback = _fallback(tx.approval_list(al, p, lang))
     if not al.approvals:
-        return SlackMessage(fallback, _dicts([_section("没有待处理的审批。" if zh else "No approvals are waiting.")]))
+        return SlackMessage(fallback, _dicts([_section(escape(tx.approval_list(al, p, lang)))]))
     head = _header(f"{'待处理审批' if zh else 'Waiting approvals'} — {len(al.approvals)}")
     items = [_approval_item(ap, p, lang) for ap in al.approvals[:MAX_ITEMS]]
     units = [_Unit([_section(chunk)], n) for chunk, n in _pack(items)]
