@@ -5,7 +5,7 @@ The Slack and Feishu notifiers supply only how one message is posted or one card
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from adapters.common.pacing import Pacing
 from lifecycle.delivery.outbox import Delivery, Posted
@@ -40,3 +40,28 @@ def shown_request(shown: ev.Event | None) -> ev.ApprovalRequested | None:
 def shown_handoff(shown: ev.Event | None) -> ev.HandoffOpened | None:
     """The handoff prompt a claimed card was drawn from, if that is what the posted card showed."""
     return shown if isinstance(shown, ev.HandoffOpened) else None
+
+
+class TeamNotifier:
+    """The deliver() both chat notifiers share: silent events post nothing, decisions redraw the
+    posted card, everything else goes to each team place of its audience."""
+
+    pacer: Pacing
+
+    def places(self) -> Mapping[str, str]:
+        raise NotImplementedError
+
+    def poster(self, delivery: Delivery) -> Callable[[str, list[Posted]], Posted]:
+        """What posts this delivery's message to one place (built once, used per place)."""
+        raise NotImplementedError
+
+    def _update_card(self, delivery: Delivery) -> Iterable[Posted]:
+        raise NotImplementedError
+
+    def deliver(self, delivery: Delivery) -> Iterable[Posted]:
+        e = delivery.event
+        if isinstance(e, SILENT):
+            return ()
+        if isinstance(e, UPDATES):
+            return self._update_card(delivery)
+        return fan_out(delivery, self.places(), self.pacer, self.poster(delivery))

@@ -28,7 +28,7 @@ from lark_oapi.api.im.v1 import (
 from lark_oapi.core.token.manager import TokenManager
 
 from adapters.common import text as tx
-from adapters.common.fanout import SILENT, UPDATES, fan_out, shown_handoff, shown_request
+from adapters.common.fanout import TeamNotifier, shown_handoff, shown_request
 from adapters.common.pacing import APP, Pacer, Pacing
 from adapters.feishu import cards
 from lifecycle.delivery.outbox import Delivery, DeliveryError, Posted, PostedCard
@@ -63,7 +63,7 @@ def forget_token(app_id: str) -> None:
     TokenManager.cache.set(f"self_tenant_token:{app_id}", "", 0)
 
 
-class FeishuNotifier:
+class FeishuNotifier(TeamNotifier):
     target = TARGET
 
     def __init__(
@@ -88,12 +88,11 @@ class FeishuNotifier:
         self.lang = lang
         self.pacer: Pacing = pacer or Pacer(min_interval, clock)  # serve passes the shared one
 
-    def deliver(self, delivery: Delivery) -> Iterable[Posted]:
+    def places(self) -> Mapping[str, str]:
+        return self.chats
+
+    def poster(self, delivery: Delivery) -> Callable[[str, list[Posted]], Posted]:
         e = delivery.event
-        if isinstance(e, SILENT):
-            return ()
-        if isinstance(e, UPDATES):
-            return self._update_card(delivery)
         card = cards.notification(e, self.pipeline, self.lang)
 
         def post(chat: str, posted: list[Posted]) -> Posted:
@@ -109,7 +108,7 @@ class FeishuNotifier:
                 raise self._error(resp, chat, posted)
             return Posted(channel=chat, message_id=str(getattr(resp.data, "message_id", "") or ""))
 
-        return fan_out(delivery, self.chats, self.pacer, post)
+        return post
 
     def _create(self, chat: str, msg_type: str, content: str, uuid: str) -> Any:
         body = (

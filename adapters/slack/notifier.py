@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from adapters.common.fanout import SILENT, UPDATES, fan_out, shown_handoff, shown_request
+from adapters.common.fanout import TeamNotifier, shown_handoff, shown_request
 from adapters.common.pacing import Pacer, Pacing
 from adapters.slack import blocks
 from lifecycle.delivery.outbox import Delivery, DeliveryError, Posted, PostedCard
@@ -52,7 +52,7 @@ PERMANENT = frozenset(
 REFUSED_BLOCKS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 
 
-class SlackNotifier:
+class SlackNotifier(TeamNotifier):
     target = TARGET
 
     def __init__(
@@ -75,13 +75,11 @@ class SlackNotifier:
         self.lang = lang
         self.pacer: Pacing = pacer or Pacer(min_interval, clock)  # serve passes the shared one
 
-    def deliver(self, delivery: Delivery) -> Iterable[Posted]:
-        e = delivery.event
-        if isinstance(e, SILENT):
-            return ()
-        if isinstance(e, UPDATES):
-            return self._update_card(delivery)
-        msg = blocks.notification(e, self.pipeline, self.lang)
+    def places(self) -> Mapping[str, str]:
+        return self.channels
+
+    def poster(self, delivery: Delivery) -> Callable[[str, list[Posted]], Posted]:
+        msg = blocks.notification(delivery.event, self.pipeline, self.lang)
 
         def post(channel: str, posted: list[Posted]) -> Posted:
             try:
@@ -94,7 +92,7 @@ class SlackNotifier:
                 ) from None
             return Posted(channel=str(resp.get("channel") or channel), message_id=str(resp.get("ts", "")))
 
-        return fan_out(delivery, self.channels, self.pacer, post)
+        return post
 
     def _post(self, channel: str, msg: blocks.SlackMessage) -> SlackResponse:
         """Post with blocks; if Slack refuses the blocks themselves, post the plain text instead, so
