@@ -9,6 +9,7 @@ import pytest
 
 from adapters.common import text as tx
 from adapters.common import views
+from adapters.common.actions import buttons_for
 from adapters.common.view import Span, plain
 from adapters.feishu import cards
 from adapters.slack import blocks
@@ -35,7 +36,7 @@ def test_a_card_keeps_the_words_and_buttons_of_the_event(kind: str) -> None:
     e = EVENTS[kind]
     card = views.card_for_event(e, P, "en")
     assert card.text == tx.notification(e, P, "en")
-    assert [b.value for b in card.buttons] == [b.value for b in views.buttons_for(e)]
+    assert [b.value for b in card.buttons] == [b.value for b in buttons_for(e)]
     assert card.compact == (not isinstance(e, ev.ApprovalRequested))  # approvals are drawn with fields
 
 
