@@ -359,6 +359,12 @@ def report(r: Report, p: Pipeline, lang: Lang = "en") -> str:
     return "\n".join(lines)
 
 
+def report_title(r: Report, lang: Lang = "en") -> str:
+    if lang == "zh":
+        return f"报表 · {r.team} 团队" if r.team else "报表"
+    return f"Report · team {r.team}" if r.team else "Report"
+
+
 def report_csv(r: Report, p: Pipeline) -> str:
     """The per-stage figures as CSV (for spreadsheets)."""
     import csv

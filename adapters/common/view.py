@@ -11,7 +11,7 @@ from typing import Literal
 from adapters.common.actions import Button
 
 SpanKind = Literal["strong", "person", "code"]
-Tone = Literal["info", "ask", "handoff", "good", "bad"]
+Tone = Literal["info", "ask", "handoff", "good", "bad", "figures"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Card:
     newest_last: bool = False  # the lines are oldest first: a cut drops the oldest
     tone: Tone = "info"
     compact: bool = False
+    table: bool = False  # the lines are a fixed-width table, drawn monospace
     key: str = ""
 
 

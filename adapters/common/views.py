@@ -13,7 +13,7 @@ from adapters.common.view import Card, Field, Line, Tone, strong
 from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Lang
 from lifecycle.domain.pipeline import Pipeline
-from lifecycle.domain.views import AccountCard, History, Outcome
+from lifecycle.domain.views import AccountCard, History, Outcome, Report
 
 _TONE: dict[str, Tone] = {"ApprovalRequested": "ask", "HandoffOpened": "handoff"}
 
@@ -193,3 +193,10 @@ def decision_card(o: Outcome, p: Pipeline, lang: Lang = "en", *, by: str) -> Car
         notes=(note,),
         tone="bad" if o.kind == "rejected" else "good",
     )
+
+
+def card_for_report(r: Report, p: Pipeline, lang: Lang = "en") -> Card:
+    """The funnel, forecast and renewals figures as a table."""
+    text = tx.report(r, p, lang)
+    lines = tuple((ln,) for ln in text.splitlines())
+    return Card((tx.report_title(r, lang),), text, lines=lines, tone="figures", compact=True, table=True)

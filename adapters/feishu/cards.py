@@ -307,14 +307,12 @@ def report_card(r: Report, pipeline: Pipeline, lang: Lang = "en", *, image_key: 
     Without an image (the upload failed, or charts are not installed) the table stands alone with a
     note saying so; the figures are never held back for the picture.
     """
-    title = Text(f"Report · team {r.team}", f"报表 · {r.team} 团队") if r.team else Text("Report", "报表")
     note = None if image_key else Text("The chart could not be attached this time.", "本次未能附上图表。")
     image = None
     if image_key:
         alt = plain(Text("Funnel and time in stage", "漏斗与阶段停留时间"), lang, TITLE_LIMIT)
         image = {"tag": "img", "img_key": image_key, "alt": alt, "scale_type": "fit_horizontal", "preview": True}
-    body = [both(lambda lg: tx.report(r, pipeline, lg))]
-    return card(title, body, lang=lang, template="indigo", note=note, image=image)
+    return draw(lambda lg: views.card_for_report(r, pipeline, lg), lang, image=image, note=note)
 
 
 def help_card(topic: str | None = None, lang: Lang = "en", *, extra: Text | None = None) -> Card:
@@ -421,11 +419,29 @@ def _tasks(tl: TaskList, lang: Lang) -> Listing:
 # ---------------------------------------------------------------- notifications and decisions
 
 
-_TEMPLATE: dict[Tone, str] = {"info": "blue", "ask": "orange", "handoff": "purple", "good": "green", "bad": "red"}
+_TEMPLATE: dict[Tone, str] = {
+    "info": "blue",
+    "ask": "orange",
+    "handoff": "purple",
+    "good": "green",
+    "bad": "red",
+    "figures": "indigo",
+}
 
 
-def draw(build: Callable[[Lang], vw.Card], lang: Lang = "en") -> Card:
-    """A view-model card, built in both languages, as a card 2.0: its short texts in both, its body in `lang`."""
+def _lines(lines: Sequence[vw.Line]) -> str:
+    return "\n".join(vw.plain(line) for line in lines)
+
+
+def draw(
+    build: Callable[[Lang], vw.Card],
+    lang: Lang = "en",
+    *,
+    image: dict[str, Any] | None = None,
+    note: Text | None = None,
+) -> Card:
+    """A view-model card, built in both languages, as a card 2.0: its short texts in both, its body in
+    `lang`; an `image` above the body and a `note` of Feishu's own replace the card's notes."""
     en, zh = build("en"), build("zh")
     shown = zh if lang == "zh" else en
     fields = [
@@ -434,7 +450,7 @@ def draw(build: Callable[[Lang], vw.Card], lang: Lang = "en") -> Card:
     ]
     body: list[Body] = []
     if shown.more is None:
-        body.append(Text(*("\n".join(vw.plain(line) for line in c.lines) for c in (en, zh))))
+        body.append(Text(*(_lines(c.lines) for c in (en, zh))))
     else:  # a list: as many rows as fit, then a line saying how many more
         rows = tuple(("", vw.plain(line)) for line in shown.lines)
         total, more = len(rows) + shown.hidden, shown.more
@@ -453,7 +469,8 @@ def draw(build: Callable[[Lang], vw.Card], lang: Lang = "en") -> Card:
         lang=lang,
         template=_TEMPLATE[shown.tone],
         buttons=shown.buttons,
-        note=Text(*("\n".join(vw.plain(line) for line in c.notes) for c in (en, zh))) if shown.notes else None,
+        note=note if note is not None or not shown.notes else Text(*(_lines(c.notes) for c in (en, zh))),
+        image=image,
         fields=fields,
     )
 

@@ -384,9 +384,7 @@ def reply(
     if isinstance(answer, TaskList):
         return _task_list(answer, pipeline, lang)
     if isinstance(answer, Report):
-        body = tx.report(answer, pipeline, lang)
-        chunks = _pack(escape(body).splitlines(), SECTION_TEXT - 10)
-        return SlackMessage(_fallback(body), _dicts([_section(f"```{chunk}```") for chunk, _ in chunks][:MAX_BLOCKS]))
+        return message(views.card_for_report(answer, pipeline, lang), lang)
     raise TypeError(f"no Slack rendering for {type(answer).__name__}")
 
 
@@ -618,6 +616,9 @@ def draw(card: Card, lang: Lang) -> list[Block]:
     blocks: list[Block] = [] if card.compact else [_header(_title(card.title))]
     if card.fields:
         blocks.append(_fields((f.label, mrkdwn(f.value)) for f in card.fields))
+    if card.table:  # monospace, each section a whole number of rows
+        chunks = _pack([mrkdwn(line) for line in card.lines], SECTION_TEXT - 10)
+        return blocks + [_section(f"```{chunk}```") for chunk, _ in chunks]
     chunks = _pack([mrkdwn(line) for line in card.lines])
     if card.more is None:
         blocks += [_section(chunk) for chunk, _ in chunks]
