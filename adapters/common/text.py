@@ -5,21 +5,25 @@ The console prints these; Slack and Feishu use them as the text fallback of thei
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from adapters.common.view import Line, Segment, Span, joined, plain, strong
 from lifecycle.domain import events as ev
-from lifecycle.domain.i18n import Lang
+from lifecycle.domain.i18n import Lang, Text
 from lifecycle.domain.pipeline import Pipeline
 from lifecycle.domain.views import (
     AccountCard,
     AccountList,
     ApprovalList,
+    ApprovalView,
     HandoffList,
     History,
+    HistoryLine,
     Outcome,
     Report,
     TaskList,
+    TaskView,
 )
 
 MAX_LINES = 60  # lists longer than this are cut with a note, on every platform
@@ -47,6 +51,13 @@ def when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M") if at else "-"
 
 
+def utc(at: datetime | None) -> str:
+    """A moment as `YYYY-MM-DD HH:MM UTC` (an aware one converted first)."""
+    if at is None:
+        return "-"
+    return when(at.astimezone(UTC) if at.tzinfo else at) + " UTC"
+
+
 def person(ref: str | None) -> str:
     if not ref:
         return "-"
@@ -64,84 +75,87 @@ def stage_title(p: Pipeline, key: str | None, lang: Lang = "en") -> str:
     return f"{st.title(lang)} ({other})"
 
 
+def team_label(p: Pipeline, key: str, lang: Lang = "en") -> str:
+    team = p.team_by_key.get(key)
+    return team.label(lang) if team else key
+
+
 def outcome(o: Outcome, p: Pipeline, lang: Lang = "en") -> str:
+    return "\n".join(plain(line) for line in outcome_lines(o, p, lang))
+
+
+def outcome_lines(o: Outcome, p: Pipeline, lang: Lang = "en") -> tuple[Line, ...]:
+    """What a command did, in a sentence or two, with the account marked."""
     a = o.account
     zh = lang == "zh"
     t = lambda k: stage_title(p, k, lang)  # noqa: E731
-    lines: list[str]
+    n = strong(a.name)
+    line: Line
     if o.kind == "added":
-        lines = [
-            f"已新建 {a.name} (#{a.id}),阶段 {t(a.stage)}。" if zh else f"Added {a.name} (#{a.id}) in {t(a.stage)}."
-        ]
+        line = (
+            ("已新建 ", n, f" (#{a.id}),阶段 {t(a.stage)}。") if zh else ("Added ", n, f" (#{a.id}) in {t(a.stage)}.")
+        )
     elif o.kind == "moved":
-        lines = [
-            f"{a.name}:{t(o.from_stage)} → {t(o.to_stage)}。"
-            if zh
-            else f"{a.name}: {t(o.from_stage)} → {t(o.to_stage)}."
-        ]
+        line = (n, f":{t(o.from_stage)} → {t(o.to_stage)}。") if zh else (n, f": {t(o.from_stage)} → {t(o.to_stage)}.")
     elif o.kind == "approval_requested":
-        team = p.team_by_key[o.approval_team or ""].label(lang) if o.approval_team else "-"
-        lines = [
-            f"{a.name} 推进到 {t(o.to_stage)} 需要审批:已发给{team}审批人(审批 #{o.approval_id})。"
+        team = team_label(p, o.approval_team, lang) if o.approval_team else "-"
+        line = (
+            (n, f" 推进到 {t(o.to_stage)} 需要审批:已发给{team}审批人(审批 #{o.approval_id})。")
             if zh
-            else f"{a.name} → {t(o.to_stage)} needs approval: sent to the {team} approvers (approval #{o.approval_id})."
-        ]
+            else (n, f" → {t(o.to_stage)} needs approval: sent to the {team} approvers (approval #{o.approval_id}).")
+        )
     elif o.kind in ("approved", "rejected"):
         verb = ("批准" if o.kind == "approved" else "驳回") if zh else o.kind
-        lines = [
-            f"审批 #{o.approval_id} 已{verb}:{a.name} 现在处于 {t(a.stage)}。"
+        line = (
+            (f"审批 #{o.approval_id} 已{verb}:", n, f" 现在处于 {t(a.stage)}。")
             if zh
-            else f"Approval #{o.approval_id} {verb}: {a.name} is now in {t(a.stage)}."
-        ]
+            else (f"Approval #{o.approval_id} {verb}: ", n, f" is now in {t(a.stage)}.")
+        )
     elif o.kind in ("ticked", "already_ticked"):
         st = p.stage(a.stage)
         item = next((i for i in st.checklist if i.key == o.item), None)
         label = item.label(lang) if item else o.item
         done = "已勾选" if o.kind == "ticked" else "之前已勾选"
-        lines = [
-            f"{a.name}:{done}“{label}”。"
-            if zh
-            else f"{a.name}: {'ticked' if o.kind == 'ticked' else 'already ticked'} “{label}”."
-        ]
+        ticked = "ticked" if o.kind == "ticked" else "already ticked"
+        line = (n, f":{done}“{label}”。") if zh else (n, f": {ticked} “{label}”.")
     elif o.kind == "assigned":
-        lines = [f"{a.name} 的负责人为 {person(a.owner)}。" if zh else f"{a.name} is now owned by {person(a.owner)}."]
+        owner = who(a.owner) if a.owner else "-"
+        line = (n, " 的负责人为 ", owner, "。") if zh else (n, " is now owned by ", owner, ".")
     elif o.kind == "renewed":
         kind = ("增购" if o.renewal == "expansion" else "续费") if zh else (o.renewal or "renewal")
-        lines = [
-            f"{a.name}:已记录{kind} {amount(a.amount)},合同至 {a.contract_end}。"
+        line = (
+            (n, f":已记录{kind} {amount(a.amount)},合同至 {a.contract_end}。")
             if zh
-            else f"{a.name}: {kind} of {amount(a.amount)} recorded, contract until {a.contract_end}."
-        ]
+            else (n, f": {kind} of {amount(a.amount)} recorded, contract until {a.contract_end}.")
+        )
     elif o.kind == "signal":
         done = ", ".join(o.ticked)
-        lines = [
-            (f"{a.name}:已记录信号,勾选了 {done}。" if done else f"{a.name}:已记录信号。")
-            if zh
-            else (f"{a.name}: signal recorded; ticked {done}." if done else f"{a.name}: signal recorded.")
-        ]
+        if zh:
+            line = (n, f":已记录信号,勾选了 {done}。" if done else ":已记录信号。")
+        else:
+            line = (n, f": signal recorded; ticked {done}." if done else ": signal recorded.")
     elif o.kind == "task_opened":
-        lines = [
-            f"{a.name}:已新建任务 #{o.task_id}:{o.item}" if zh else f"{a.name}: task #{o.task_id} opened: {o.item}"
-        ]
+        line = (n, f":已新建任务 #{o.task_id}:{o.item}") if zh else (n, f": task #{o.task_id} opened: {o.item}")
     elif o.kind == "task_done":
-        lines = [f"任务 #{o.task_id}({a.name})已完成。" if zh else f"Task #{o.task_id} ({a.name}) is done."]
+        line = (f"任务 #{o.task_id}(", n, ")已完成。") if zh else (f"Task #{o.task_id} (", n, ") is done.")
     elif o.kind == "snoozed":
-        lines = [
-            f"{a.name} 的 SLA 提醒已暂停至 {when(o.until)} (UTC)。"
+        line = (
+            (n, f" 的 SLA 提醒已暂停至 {when(o.until)} (UTC)。")
             if zh
-            else f"No SLA reminders for {a.name} until {when(o.until)} UTC."
-        ]
+            else ("No SLA reminders for ", n, f" until {when(o.until)} UTC.")
+        )
     elif o.kind == "claimed":
-        lines = [f"你已接手 {a.name}。" if zh else f"You now own {a.name}."]
+        line = ("你已接手 ", n, "。") if zh else ("You now own ", n, ".")
     else:  # pragma: no cover - OutcomeKind is a closed Literal
-        lines = [o.kind]
+        line = (o.kind,)
+    lines: list[Line] = [line]
     if o.handoff_ids and o.kind in ("moved", "approved"):
-        lines.append("已通知接收团队接手。" if zh else "The receiving team has been asked to take ownership.")
+        lines.append(("已通知接收团队接手。" if zh else "The receiving team has been asked to take ownership.",))
     if o.replayed:
         lines.append(
-            "(重复请求:之前已处理,未再次执行。)" if zh else "(Repeat of a request already applied; nothing changed.)"
+            ("(重复请求:之前已处理,未再次执行。)" if zh else "(Repeat of a request already applied; nothing changed.)",)
         )
-    return "\n".join(lines)
+    return tuple(lines)
 
 
 def card(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> str:
@@ -184,7 +198,7 @@ def card(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> str:
             f" ({person(ap.requested_by)}, {when(ap.requested_at)})"
         )
     for h in cd.open_handoffs:
-        team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
+        team = team_label(p, h.to_team, lang)
         lines.append(
             f"  {'待接手' if zh else 'Handoff open for'} {team} {'since' if not zh else '自'} {when(h.opened_at)}"
         )
@@ -246,32 +260,44 @@ def approval_list(al: ApprovalList, p: Pipeline, lang: Lang = "en") -> str:
     zh = lang == "zh"
     if not al.approvals:
         return "没有待处理的审批。" if zh else "No approvals are waiting."
-    lines = ["待处理审批:" if zh else "Waiting approvals:"]
-    for ap in al.approvals[:MAX_LINES]:
-        lines.append(
-            f"  #{ap.id} {ap.account}: {ap.from_stage} → {ap.to_stage}"
-            f"  {person(ap.requested_by)} {when(ap.requested_at)}"
-            f"  ({'approve' if not zh else '批准'} {ap.id} / {'reject' if not zh else '驳回'} {ap.id})"
-        )
-    return "\n".join(lines)
+    return "\n".join([approvals_head(lang), *(approval_row(ap, lang) for ap in al.approvals[:MAX_LINES])])
+
+
+def approval_row(ap: ApprovalView, lang: Lang = "en") -> str:
+    """One waiting approval in a text list, with the commands that decide it."""
+    zh = lang == "zh"
+    return (
+        f"  #{ap.id} {ap.account}: {ap.from_stage} → {ap.to_stage}"
+        f"  {person(ap.requested_by)} {when(ap.requested_at)}"
+        f"  ({'approve' if not zh else '批准'} {ap.id} / {'reject' if not zh else '驳回'} {ap.id})"
+    )
+
+
+def approvals_head(lang: Lang = "en") -> str:
+    return "待处理审批:" if lang == "zh" else "Waiting approvals:"
+
+
+def handoffs_head(lang: Lang = "en") -> str:
+    return "等待接手的交接:" if lang == "zh" else "Handoffs waiting to be taken:"
+
+
+def tasks_head(account: str | None, lang: Lang = "en") -> str:
+    if lang == "zh":
+        return f"{account} 的待办任务:" if account else "待办任务:"
+    return f"Open tasks of {account}:" if account else "Open tasks:"
 
 
 def task_list(tl: TaskList, p: Pipeline, lang: Lang = "en") -> str:
     zh = lang == "zh"
     if not tl.tasks:
         return "没有待办任务。" if zh else "No open tasks."
-    head = (
-        f"{tl.account} 的待办任务:"
-        if zh and tl.account
-        else "待办任务:"
-        if zh
-        else (f"Open tasks of {tl.account}:" if tl.account else "Open tasks:")
-    )
-    lines = [head]
-    for t in tl.tasks[:MAX_LINES]:
-        who_does = f" → {person(t.assignee)}" if t.assignee else ""
-        lines.append(f"  #{t.id} {t.account}: {t.title_zh if zh else t.title_en}{who_does}  (done {t.id})")
-    return "\n".join(lines)
+    return "\n".join([tasks_head(tl.account, lang), *(task_row(t, lang) for t in tl.tasks[:MAX_LINES])])
+
+
+def task_row(t: TaskView, lang: Lang = "en") -> str:
+    """One open task in a text list, with the command that finishes it."""
+    who_does = f" → {person(t.assignee)}" if t.assignee else ""
+    return f"  #{t.id} {t.account}: {t.title_zh if lang == 'zh' else t.title_en}{who_does}  (done {t.id})"
 
 
 def _pct(x: float | None) -> str:
@@ -333,6 +359,12 @@ def report(r: Report, p: Pipeline, lang: Lang = "en") -> str:
     return "\n".join(lines)
 
 
+def report_title(r: Report, lang: Lang = "en") -> str:
+    if lang == "zh":
+        return f"报表 · {r.team} 团队" if r.team else "报表"
+    return f"Report · team {r.team}" if r.team else "Report"
+
+
 def report_csv(r: Report, p: Pipeline) -> str:
     """The per-stage figures as CSV (for spreadsheets)."""
     import csv
@@ -366,137 +398,274 @@ def handoff_list(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> str:
     zh = lang == "zh"
     if not hl.handoffs:
         return "没有等待接手的交接。" if zh else "No handoffs are waiting for your teams."
-    lines = ["等待接手的交接:" if zh else "Handoffs waiting to be taken:"]
+    lines = [handoffs_head(lang)]
     for a, h in hl.handoffs[:MAX_LINES]:
-        team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
+        team = team_label(p, h.to_team, lang)
         take = f'claim "{a.name}"'
         lines.append(f"  #{a.id} {a.name} → {team}, {stage_title(p, h.stage, lang)}, {when(h.opened_at)}  ({take})")
     return "\n".join(lines)
 
 
+def who(ref: str | None) -> Span:
+    """A person in a line: `@user` as text, a mention where the platform has them."""
+    return Span(person(ref), "person", ref)
+
+
+def _owner(ref: str | None, zh: bool) -> Segment:
+    return who(ref) if ref else ("无负责人" if zh else "no owner")
+
+
 def notification(e: ev.Event, p: Pipeline, lang: Lang = "en") -> str:
     """One line (or a few) for a team channel."""
+    return plain(notification_line(e, p, lang))
+
+
+def notification_line(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
+    """The sentence a team channel gets for an event, with the account and the people marked."""
     zh = lang == "zh"
     t = lambda k: stage_title(p, k, lang)  # noqa: E731
-    who = person(e.actor)
+    acc, by = strong(e.account), who(e.actor)
     if isinstance(e, ev.StageChanged):
         why = f" — {e.reason}" if e.reason else ""
-        return (
-            f"{e.account}:{t(e.from_stage)} → {t(e.to_stage)}(操作人 {who}){why}"
-            if zh
-            else f"{e.account} moved {t(e.from_stage)} → {t(e.to_stage)} by {who}{why}"
-        )
+        if zh:
+            return (acc, f":{t(e.from_stage)} → {t(e.to_stage)}(操作人 ", by, f"){why}")
+        return (acc, f" moved {t(e.from_stage)} → {t(e.to_stage)} by ", by, why)
     if isinstance(e, ev.AccountAdded):
-        return (
-            f"新客户 {e.account},阶段 {t(e.stage)}(创建人 {who})"
-            if zh
-            else f"New account {e.account} in {t(e.stage)} by {who}"
-        )
+        if zh:
+            return ("新客户 ", acc, f",阶段 {t(e.stage)}(创建人 ", by, ")")
+        return ("New account ", acc, f" in {t(e.stage)} by ", by)
     if isinstance(e, ev.ApprovalRequested):
         why = f" — {e.reason}" if e.reason else ""
+        if zh:
+            return (
+                f"审批 #{e.approval_id}:",
+                by,
+                " 申请将 ",
+                acc,
+                f" 从 {t(e.from_stage)} 推进到 {t(e.to_stage)}(金额 {amount(e.amount)}){why}",
+            )
         return (
-            f"审批 #{e.approval_id}:{who} 申请将 {e.account} 从 {t(e.from_stage)} 推进到 {t(e.to_stage)}"
-            f"(金额 {amount(e.amount)}){why}"
-            if zh
-            else f"Approval #{e.approval_id}: {who} asks to move {e.account} {t(e.from_stage)} → {t(e.to_stage)}"
-            f" (amount {amount(e.amount)}){why}"
+            f"Approval #{e.approval_id}: ",
+            by,
+            " asks to move ",
+            acc,
+            f" {t(e.from_stage)} → {t(e.to_stage)} (amount {amount(e.amount)}){why}",
         )
     if isinstance(e, ev.ApprovalDecided):
         verb = ("批准" if e.decision == "approved" else "驳回") if zh else e.decision
-        return (
-            f"审批 #{e.approval_id}({e.account})已由 {who} {verb},{when(e.at)}"
-            if zh
-            else f"Approval #{e.approval_id} ({e.account}) {verb} by {who} at {when(e.at)} UTC"
-        )
+        if zh:
+            return (f"审批 #{e.approval_id}(", acc, ")已由 ", by, f" {verb},{when(e.at)}")
+        return (f"Approval #{e.approval_id} (", acc, f") {verb} by ", by, f" at {when(e.at)} UTC")
     if isinstance(e, ev.HandoffOpened):
-        team = p.team_by_key[e.to_team].label(lang) if e.to_team in p.team_by_key else e.to_team
-        facts = f"{'金额' if zh else 'amount'} {amount(e.amount)}, {'负责人' if zh else 'owner'} {person(e.owner)}"
-        if e.contract_end:
-            facts += f", {'合同到期' if zh else 'contract end'} {e.contract_end}"
-        return (
-            f"交接:{e.account} 进入 {t(e.stage)},请{team}接手({facts})"
-            if zh
-            else f"Handoff: {e.account} entered {t(e.stage)}; {team}, please take ownership ({facts})"
+        team = team_label(p, e.to_team, lang)
+        contract = f", {'合同到期' if zh else 'contract end'} {e.contract_end}" if e.contract_end else ""
+        facts: Line = (
+            f"{'金额' if zh else 'amount'} {amount(e.amount)}, {'负责人' if zh else 'owner'} ",
+            who(e.owner) if e.owner else "-",
+            contract,
         )
+        if zh:
+            return ("交接:", acc, f" 进入 {t(e.stage)},请{team}接手(", *facts, ")")
+        return ("Handoff: ", acc, f" entered {t(e.stage)}; {team}, please take ownership (", *facts, ")")
     if isinstance(e, ev.HandoffClaimed):
-        return f"{e.account} 已由 {who} 接手" if zh else f"{e.account} taken over by {who}"
+        return (acc, " 已由 ", by, " 接手") if zh else (acc, " taken over by ", by)
     if isinstance(e, ev.OwnerAssigned):
-        return f"{e.account} 的负责人改为 {person(e.owner)}" if zh else f"{e.account} is now owned by {person(e.owner)}"
+        owner = who(e.owner) if e.owner else "-"
+        return (acc, " 的负责人改为 ", owner) if zh else (acc, " is now owned by ", owner)
     if isinstance(e, ev.ChecklistTicked):
-        return (
-            f"{e.account}:{e.stage} 检查项 {e.done}/{e.total} 已完成({who})"
-            if zh
-            else f"{e.account}: {e.stage} checklist {e.done}/{e.total} done ({who})"
-        )
+        if zh:
+            return (acc, f":{e.stage} 检查项 {e.done}/{e.total} 已完成(", by, ")")
+        return (acc, f": {e.stage} checklist {e.done}/{e.total} done (", by, ")")
     if isinstance(e, ev.RenewalRecorded):
         kind = ("增购" if e.renewal == "expansion" else "续费") if zh else e.renewal
-        return (
-            f"{e.account}:{kind} {amount(e.amount)},合同至 {e.contract_end}"
-            if zh
-            else f"{e.account}: {kind} of {amount(e.amount)}, contract until {e.contract_end}"
-        )
+        if zh:
+            return (acc, f":{kind} {amount(e.amount)},合同至 {e.contract_end}")
+        return (acc, f": {kind} of {amount(e.amount)}, contract until {e.contract_end}")
     if isinstance(e, ev.SlaReminder):
         late = e.days_in_stage - e.sla_days
-        who_owns = person(e.owner) if e.owner else ("无负责人" if zh else "no owner")
-        up = ", ".join(person(r) for r in e.escalate_to)
+        up = joined([(who(r),) for r in e.escalate_to], ", ")
         if zh:
-            line = (
-                f"⏰ {e.account} 已在 {t(e.stage)} 停留 {e.days_in_stage} 天,超出 SLA({e.sla_days} 天){late} 天"
-                f"(负责人 {who_owns},第 {e.n} 次提醒)"
+            line: Line = (
+                "⏰ ",
+                acc,
+                f" 已在 {t(e.stage)} 停留 {e.days_in_stage} 天,超出 SLA({e.sla_days} 天){late} 天(负责人 ",
+                _owner(e.owner, zh),
+                f",第 {e.n} 次提醒)",
             )
-            return line + (f",请 {up} 关注" if up else "")
+            return line + ((",请 ", *up, " 关注") if up else ())
         line = (
-            f"⏰ {e.account} has been in {t(e.stage)} for {e.days_in_stage} days, {late} past its "
-            f"{e.sla_days}-day SLA (owner {who_owns}; reminder {e.n})"
+            "⏰ ",
+            acc,
+            f" has been in {t(e.stage)} for {e.days_in_stage} days, {late} past its {e.sla_days}-day SLA (owner ",
+            _owner(e.owner, zh),
+            f"; reminder {e.n})",
         )
-        return line + (f"; escalated to {up}" if up else "")
+        return line + (("; escalated to ", *up) if up else ())
     if isinstance(e, ev.HandoffEscalated):
-        team = p.team_by_key[e.to_team].label(lang) if e.to_team in p.team_by_key else e.to_team
-        up = ", ".join(person(r) for r in e.escalate_to)
+        team = team_label(p, e.to_team, lang)
+        up = joined([(who(r),) for r in e.escalate_to], ", ")
         if zh:
-            return f"⚠ 交接无人接手:{e.account}({t(e.stage)})等待{team}接手已 {e.hours_open} 小时" + (
-                f",请 {up} 安排" if up else ""
+            return ("⚠ 交接无人接手:", acc, f"({t(e.stage)})等待{team}接手已 {e.hours_open} 小时") + (
+                (",请 ", *up, " 安排") if up else ()
             )
-        return f"⚠ Handoff not taken: {e.account} ({t(e.stage)}) has waited {e.hours_open} h for {team}" + (
-            f"; escalated to {up}" if up else ""
+        return ("⚠ Handoff not taken: ", acc, f" ({t(e.stage)}) has waited {e.hours_open} h for {team}") + (
+            ("; escalated to ", *up) if up else ()
         )
     if isinstance(e, ev.RenewalDue):
-        who_owns = person(e.owner) if e.owner else ("无负责人" if zh else "no owner")
+        owner = _owner(e.owner, zh)
         if e.contract_end is None:
+            if zh:
+                return ("📅 ", acc, f"({t(e.stage)})尚未记录合同到期日,请用 renew 记录(负责人 ", owner, ")")
             return (
-                f"📅 {e.account}({t(e.stage)})尚未记录合同到期日,请用 renew 记录(负责人 {who_owns})"
-                if zh
-                else f"📅 {e.account} ({t(e.stage)}) has no contract end recorded; record it with `renew` "
-                f"(owner {who_owns})"
+                "📅 ",
+                acc,
+                f" ({t(e.stage)}) has no contract end recorded; record it with `renew` (owner ",
+                owner,
+                ")",
             )
-        return (
-            f"📅 续约提醒:{e.account} 的合同将于 {e.contract_end} 到期,还剩 {e.days_left} 天(负责人 {who_owns})"
-            if zh
-            else f"📅 Renewal: {e.account}'s contract ends {e.contract_end}, in {e.days_left} days (owner {who_owns})"
-        )
+        if zh:
+            return ("📅 续约提醒:", acc, f" 的合同将于 {e.contract_end} 到期,还剩 {e.days_left} 天(负责人 ", owner, ")")
+        return ("📅 Renewal: ", acc, f"'s contract ends {e.contract_end}, in {e.days_left} days (owner ", owner, ")")
     if isinstance(e, ev.TaskOpened):
         title = e.title_zh if zh else e.title_en
-        who_does = person(e.assignee) if e.assignee else ""
         link = f" {e.link}" if e.link else ""
         if zh:
-            return f"📝 新任务 #{e.task_id}({e.account}):{title}{link}" + (f"(负责人 {who_does})" if who_does else "")
-        return f"📝 Task #{e.task_id} for {e.account}: {title}{link}" + (f" (for {who_does})" if who_does else "")
+            return (f"📝 新任务 #{e.task_id}(", acc, f"):{title}{link}") + (
+                ("(负责人 ", who(e.assignee), ")") if e.assignee else ()
+            )
+        return (f"📝 Task #{e.task_id} for ", acc, f": {title}{link}") + (
+            (" (for ", who(e.assignee), ")") if e.assignee else ()
+        )
     if isinstance(e, ev.AutomationNotice):
         link = f" {e.link}" if e.link else ""
-        return f"🤖 {e.account}:{e.text_zh}{link}" if zh else f"🤖 {e.account}: {e.text_en}{link}"
+        return ("🤖 ", acc, f":{e.text_zh}{link}") if zh else ("🤖 ", acc, f": {e.text_en}{link}")
     if isinstance(e, ev.TaskDone):
         title = e.title_zh if zh else e.title_en
-        return (
-            f"✅ 任务 #{e.task_id}({e.account})已由 {who} 完成:{title}"
-            if zh
-            else (f"✅ Task #{e.task_id} for {e.account} done by {who}: {title}")
-        )
+        if zh:
+            return (f"✅ 任务 #{e.task_id}(", acc, ")已由 ", by, f" 完成:{title}")
+        return (f"✅ Task #{e.task_id} for ", acc, " done by ", by, f": {title}")
     if isinstance(e, ev.ChurnRisk):
-        who_owns = person(e.owner) if e.owner else ("无负责人" if zh else "no owner")
+        owner = _owner(e.owner, zh)
+        if zh:
+            return (
+                "🚨 流失风险:",
+                acc,
+                f"({t(e.stage)})的 {e.signal} 已连续 {e.quiet_days} 天为 0(负责人 ",
+                owner,
+                ")",
+            )
         return (
-            f"🚨 流失风险:{e.account}({t(e.stage)})的 {e.signal} 已连续 {e.quiet_days} 天为 0(负责人 {who_owns})"
-            if zh
-            else f"🚨 Churn risk: {e.account} ({t(e.stage)}) has reported zero {e.signal} for {e.quiet_days} days "
-            f"(owner {who_owns})"
+            "🚨 Churn risk: ",
+            acc,
+            f" ({t(e.stage)}) has reported zero {e.signal} for {e.quiet_days} days (owner ",
+            owner,
+            ")",
         )
     raise AssertionError(f"no rendering for {type(e).__name__}")  # pragma: no cover
+
+
+LABELS = {
+    "stage": Text("Stage", "阶段"),
+    "owner_team": Text("Owner team", "负责团队"),
+    "owner": Text("Owner", "负责人"),
+    "in_stage": Text("Time in stage", "停留时间"),
+    "amount": Text("Amount", "金额"),
+    "segment": Text("Segment", "细分"),
+    "contract_end": Text("Contract end", "合同到期"),
+    "checklist": Text("Checklist", "检查项"),
+    "required": Text(" (required to leave)", "(离开前必须完成)"),
+    "next": Text("Next", "可推进到"),
+    "from": Text("From", "当前阶段"),
+    "to": Text("To", "申请推进到"),
+    "requested_by": Text("Requested by", "申请人"),
+    "reason": Text("Reason", "理由"),
+    "note": Text("Note", "备注"),
+}
+
+
+def short_stage(p: Pipeline, key: str | None, lang: Lang = "en") -> str:
+    """A stage's title in one language (where space is short: titles, buttons)."""
+    st = p.stage_by_key.get(key or "")
+    return st.title(lang) if st else (key or "-")
+
+
+def event_title(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
+    """The title of an event's card."""
+    zh, acc = lang == "zh", strong(e.account)
+    if isinstance(e, ev.StageChanged):
+        frm, to = short_stage(p, e.from_stage, lang), short_stage(p, e.to_stage, lang)
+        return (acc, f":{frm} → {to}") if zh else (acc, f": {frm} → {to}")
+    if isinstance(e, ev.ApprovalRequested | ev.ApprovalDecided):
+        return approval_title(e.account, e.to_stage, p, lang)
+    if isinstance(e, ev.HandoffOpened | ev.HandoffClaimed):
+        return handoff_title(e.account, lang)
+    return (acc,)
+
+
+def approval_note(e: ev.ApprovalRequested, p: Pipeline, lang: Lang = "en") -> Line:
+    """Under an approval request: its number, who may decide, when, and where a rejection sends the account."""
+    zh = lang == "zh"
+    team = team_label(p, e.team, lang)
+    back = stage_title(p, e.reject_to or e.from_stage, lang)
+    parts = [
+        f"{'审批' if zh else 'Approval'} #{e.approval_id}",
+        f"{team}{'审批人' if zh else ' approvers'}",
+        utc(e.at),
+        f"驳回后退回 {back}" if zh else f"if rejected → {back}",
+    ]
+    return (" · ".join(parts),)
+
+
+def decided_line(decision: str, actor: str, lang: Lang = "en", *, at: datetime | None = None, note: str = "") -> Line:
+    """Who approved or rejected, and when if known (and their note)."""
+    zh, when_ = lang == "zh", (f" 于 {utc(at)}" if lang == "zh" else f" at {utc(at)}") if at else ""
+    if decision == "approved":
+        line: Line = ("✅ 已由 ", who(actor), f"{when_} 批准") if zh else ("✅ Approved by ", who(actor), when_)
+    else:
+        line = ("❌ 已由 ", who(actor), f"{when_} 驳回") if zh else ("❌ Rejected by ", who(actor), when_)
+    return line + ((f" — {note}",) if note else ())
+
+
+def claimed_line(actor: str, lang: Lang = "en", *, at: datetime | None = None) -> Line:
+    """Who took a handoff, and when if known."""
+    if lang == "zh":
+        return ("✅ 已由 ", who(actor), f" 于 {utc(at)} 接手" if at else " 接手")
+    return ("✅ Taken by ", who(actor), f" at {utc(at)}" if at else "")
+
+
+def approval_title(account: str, to_stage: str | None, p: Pipeline, lang: Lang = "en") -> Line:
+    return ("审批:" if lang == "zh" else "Approval: ", strong(account), f" → {short_stage(p, to_stage, lang)}")
+
+
+def handoff_title(account: str, lang: Lang = "en") -> Line:
+    return ("交接:" if lang == "zh" else "Handoff: ", strong(account))
+
+
+def history_line(ln: HistoryLine, p: Pipeline, lang: Lang = "en") -> Line:
+    """One change in an account's history: when, who, via what, from and to which stage, and why."""
+    to = strong(stage_title(p, ln.to_stage, lang))
+    if ln.from_stage is None:
+        move: Line = ("新建于 " if lang == "zh" else "created in ", to)
+    else:
+        move = (f"{stage_title(p, ln.from_stage, lang)} → ", to)
+    via = f" via {ln.via}" if ln.via else ""
+    why = f" — {ln.reason}" if ln.reason else ""
+    return (Span(when(ln.at), "code"), " ", who(ln.actor), f"{via}: ", *move, why)
+
+
+def history_notes(h: History, lang: Lang = "en") -> tuple[str, str | None]:
+    """The line for changes a reply leaves out (`{n}`, `{shown}`) and, if the core cut the history, the note."""
+    zh = lang == "zh"
+    more = (
+        "…更早的 {n} 条未显示;`history` 只显示最近 {shown} 条。"
+        if zh
+        else "… {n} earlier changes not shown; `history` shows the last {shown}."
+    )
+    if not h.truncated:
+        return more, None
+    n = len(h.lines)
+    return more, (
+        f"(更早的变更未载入;以上为最近 {n} 条。)"
+        if zh
+        else f"(Earlier changes were not loaded; these are the last {n}.)"
+    )

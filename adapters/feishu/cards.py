@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.common import text as tx
-from adapters.common.actions import Button, buttons_for
+from adapters.common import view as vw
+from adapters.common import views
+from adapters.common.actions import Button
 from adapters.common.grammar import help_text
+from adapters.common.view import Tone
 from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Lang, Text
 from lifecycle.domain.pipeline import Pipeline
@@ -140,6 +143,26 @@ def _div(s: str) -> dict[str, Any]:
     return {"tag": "div", "text": {"tag": "plain_text", "content": s}}
 
 
+def _fields(fields: Sequence[tuple[Text, str]], lang: Lang, text_bytes: int) -> list[dict[str, Any]]:
+    """Label/value pairs as columns, two to a row: a grey label above its value."""
+    grey = {"text_size": "notation", "text_color": "grey"}
+
+    def column(label: Text, value: str) -> dict[str, Any]:
+        top = {"tag": "div", "text": {**plain(label, lang, LABEL_LIMIT), **grey}}
+        return {
+            "tag": "column",
+            "width": "weighted",
+            "weight": 1,
+            "elements": [top, _div(clip_bytes(value, text_bytes))],
+        }
+
+    rows = [fields[n : n + 2] for n in range(0, len(fields), 2)]
+    return [
+        {"tag": "column_set", "flex_mode": "none", "columns": [column(label, value) for label, value in row]}
+        for row in rows
+    ]
+
+
 def card(
     title: Text,
     body: Sequence[Body],
@@ -150,8 +173,10 @@ def card(
     note: Text | None = None,
     image: dict[str, Any] | None = None,
     row_buttons: bool = False,
+    fields: Sequence[tuple[Text, str]] = (),
 ) -> Card:
-    """A card 2.0: header, an optional image, text sections, buttons in a row, an optional grey note.
+    """A card 2.0: header, an optional image, label/value fields, text sections, buttons in a row, an
+    optional grey note.
 
     `Text` sections are shown in `lang`; a `Listing` is shortened to what fits. With `row_buttons`,
     button n belongs to the listing's row n and goes when its row does.
@@ -160,6 +185,7 @@ def card(
 
     def build(keep: int, text_bytes: int, n_buttons: int) -> Card:
         elements: list[dict[str, Any]] = [image] if image else []
+        elements += _fields(fields, lang, text_bytes)
         for b in sections:
             s = b.render(keep, text_bytes) if isinstance(b, Listing) else clip_bytes(b(lang), text_bytes)
             elements.append(_div(s))
@@ -249,24 +275,11 @@ def reply(ans: object, pipeline: Pipeline, lang: Lang = "en") -> Card:
     """The card answering one command: an outcome, a read model, help, or a refusal."""
     p = pipeline
     if isinstance(ans, Outcome):
-        a = ans.account
-        return card(
-            Text(f"{a.name}: {_stage(p, a.stage, 'en')}", f"{a.name}:{_stage(p, a.stage, 'zh')}"),
-            [both(lambda lg: tx.outcome(ans, p, lg))],
-            lang=lang,
-            template="orange" if ans.kind == "approval_requested" else "green",
-        )
+        return draw(lambda lg: views.card_for_outcome(ans, p, lg), lang)
     if isinstance(ans, AccountCard):
-        a = ans.account
-        return card(
-            Text(f"{a.name} · {_stage(p, a.stage, 'en')}", f"{a.name} · {_stage(p, a.stage, 'zh')}"),
-            [both(lambda lg: tx.card(ans, p, lg))],
-            lang=lang,
-            template="red" if ans.overdue else "blue",
-        )
+        return draw(lambda lg: views.card_for_account(ans, p, lg), lang)
     if isinstance(ans, History):
-        name = ans.account.name
-        return card(Text(f"History: {name}", f"历史:{name}"), [_history(ans, p, lang)], lang=lang)
+        return draw(lambda lg: views.card_for_history(ans, p, lg), lang)
     if isinstance(ans, AccountList):
         body: Body = _accounts(ans, p, lang) if ans.total else Text(*(tx.account_list(ans, p, lg) for lg in LANGS))
         return card(Text("Accounts", "客户列表"), [body], lang=lang)
@@ -294,14 +307,12 @@ def report_card(r: Report, pipeline: Pipeline, lang: Lang = "en", *, image_key: 
     Without an image (the upload failed, or charts are not installed) the table stands alone with a
     note saying so; the figures are never held back for the picture.
     """
-    title = Text(f"Report · team {r.team}", f"报表 · {r.team} 团队") if r.team else Text("Report", "报表")
     note = None if image_key else Text("The chart could not be attached this time.", "本次未能附上图表。")
     image = None
     if image_key:
         alt = plain(Text("Funnel and time in stage", "漏斗与阶段停留时间"), lang, TITLE_LIMIT)
         image = {"tag": "img", "img_key": image_key, "alt": alt, "scale_type": "fit_horizontal", "preview": True}
-    body = [both(lambda lg: tx.report(r, pipeline, lg))]
-    return card(title, body, lang=lang, template="indigo", note=note, image=image)
+    return draw(lambda lg: views.card_for_report(r, pipeline, lg), lang, image=image, note=note)
 
 
 def help_card(topic: str | None = None, lang: Lang = "en", *, extra: Text | None = None) -> Card:
@@ -360,59 +371,22 @@ def _accounts(al: AccountList, p: Pipeline, lang: Lang) -> Listing:
     return Listing("", rows, more, hidden=al.total - len(flat))
 
 
-def _history(h: History, p: Pipeline, lang: Lang) -> Listing:
-    zh = lang == "zh"
-    rows = []
-    for ln in h.lines:
-        if ln.from_stage is None:
-            move = f"{'新建于' if zh else 'created in'} {tx.stage_title(p, ln.to_stage, lang)}"
-        else:
-            move = f"{tx.stage_title(p, ln.from_stage, lang)} → {tx.stage_title(p, ln.to_stage, lang)}"
-        why = f" — {ln.reason}" if ln.reason else ""
-        rows.append(("", f"  {tx.when(ln.at)}  {tx.person(ln.actor)} via {ln.via}: {move}{why}"))
-
-    def more(n: int, first: int | None) -> str:
-        # No command shows older changes in chat: say how many were left out here, and that there are
-        # more still when the core already cut the history (`hidden` is 1 then, as a flag, not a count).
-        dropped = n - (1 if h.truncated else 0)
-        if zh:
-            count = f"{dropped} 条" if dropped else ""
-            older = "(以及更早的)" if h.truncated and dropped else ""
-            return f"  …{count}更早的变更未显示{older},以下为最近的变更"
-        count = f"{dropped} " if dropped else ""
-        older = " (and older ones)" if h.truncated and dropped else ""
-        return f"  … {count}earlier changes not shown{older}; the newest follow"
-
-    head = f"{h.account.name} (#{h.account.id}) — {'历史' if zh else 'history'}:"
-    return Listing(head, tuple(rows), more, hidden=1 if h.truncated else 0, newest_last=True)
-
-
 def _approvals(al: ApprovalList, p: Pipeline, lang: Lang) -> Listing:
-    zh = lang == "zh"
     shown = al.approvals[:MAX_ROWS]
-    rows = tuple(
-        (
-            "",
-            f"  #{ap.id} {ap.account}: {ap.from_stage} → {ap.to_stage}  {tx.person(ap.requested_by)} "
-            f"{tx.when(ap.requested_at)}  "
-            f"({'批准' if zh else 'approve'} {ap.id} / {'驳回' if zh else 'reject'} {ap.id})",
-        )
-        for ap in shown
-    )
+    rows = tuple(("", tx.approval_row(ap, lang)) for ap in shown)
 
     def more(n: int, first: int | None) -> str:
         return _more(lang, n, f"show #{shown[first].account_id}" if first is not None else None)
 
-    head = "待处理审批:" if zh else "Waiting approvals:"
+    head = tx.approvals_head(lang)
     return Listing(head, rows, more, hidden=len(al.approvals) - len(shown))
 
 
 def _handoffs(hl: HandoffList, p: Pipeline, lang: Lang) -> Listing:
-    zh = lang == "zh"
     shown = hl.handoffs[:MAX_ROWS]
     rows = []
     for a, h in shown:
-        team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
+        team = tx.team_label(p, h.to_team, lang)
         rows.append(
             (
                 "",
@@ -425,118 +399,102 @@ def _handoffs(hl: HandoffList, p: Pipeline, lang: Lang) -> Listing:
         # The handoffs not shown are accounts waiting in their stage: listing the stage shows them.
         return _more(lang, n, f"list {shown[first][1].stage}" if first is not None else None)
 
-    head = "等待接手的交接:" if zh else "Handoffs waiting to be taken:"
+    head = tx.handoffs_head(lang)
     return Listing(head, tuple(rows), more, hidden=len(hl.handoffs) - len(shown))
 
 
 def _tasks(tl: TaskList, lang: Lang) -> Listing:
-    zh = lang == "zh"
     shown = tl.tasks[:MAX_ROWS]
-    rows = []
-    for t in shown:
-        who_does = f" → {tx.person(t.assignee)}" if t.assignee else ""
-        title = t.title_zh if zh else t.title_en
-        rows.append(("", f"  #{t.id} {t.account}: {title}{who_does}  (done {t.id})"))
+    rows = [("", tx.task_row(t, lang)) for t in shown]
 
     def more(n: int, first: int | None) -> str:
         if tl.account is None and first is not None:
             return _more(lang, n, f"tasks #{shown[first].account_id}")  # one account's tasks at a time
         return _more(lang, n, None)
 
-    if tl.account:
-        head = f"{tl.account} 的待办任务:" if zh else f"Open tasks of {tl.account}:"
-    else:
-        head = "待办任务:" if zh else "Open tasks:"
+    head = tx.tasks_head(tl.account, lang)
     return Listing(head, tuple(rows), more, hidden=len(tl.tasks) - len(shown))
 
 
 # ---------------------------------------------------------------- notifications and decisions
 
 
-def _stage(p: Pipeline, key: str | None, lang: Lang) -> str:
-    st = p.stage_by_key.get(key or "")
-    return st.title(lang) if st else (key or "-")
+_TEMPLATE: dict[Tone, str] = {
+    "info": "blue",
+    "ask": "orange",
+    "handoff": "purple",
+    "good": "green",
+    "bad": "red",
+    "figures": "indigo",
+}
 
 
-def _title(e: ev.Event, p: Pipeline) -> Text:
-    if isinstance(e, ev.StageChanged):
-        return Text(
-            f"{e.account}: {_stage(p, e.from_stage, 'en')} → {_stage(p, e.to_stage, 'en')}",
-            f"{e.account}:{_stage(p, e.from_stage, 'zh')} → {_stage(p, e.to_stage, 'zh')}",
+def _lines(lines: Sequence[vw.Line]) -> str:
+    return "\n".join(vw.plain(line) for line in lines)
+
+
+def draw(
+    build: Callable[[Lang], vw.Card],
+    lang: Lang = "en",
+    *,
+    image: dict[str, Any] | None = None,
+    note: Text | None = None,
+) -> Card:
+    """A view-model card, built in both languages, as a card 2.0: its short texts in both, its body in
+    `lang`; an `image` above the body and a `note` of Feishu's own replace the card's notes."""
+    en, zh = build("en"), build("zh")
+    shown = zh if lang == "zh" else en
+    fields = [
+        (Text(f_en.label, f_zh.label), vw.plain(f.value))
+        for f_en, f_zh, f in zip(en.fields, zh.fields, shown.fields, strict=True)
+    ]
+    body: list[Body] = []
+    if shown.more is None:
+        body.append(Text(*(_lines(c.lines) for c in (en, zh))))
+    else:  # a list: as many rows as fit, then a line saying how many more
+        rows = tuple(("", vw.plain(line)) for line in shown.lines)
+        total, more = len(rows) + shown.hidden, shown.more
+        body.append(
+            Listing(
+                "",
+                rows,
+                lambda n, _first: more.format(n=n, shown=total - n),
+                hidden=shown.hidden,
+                newest_last=shown.newest_last,
+            )
         )
-    if isinstance(e, ev.ApprovalRequested | ev.ApprovalDecided):
-        return Text(
-            f"Approval: {e.account} → {_stage(p, e.to_stage, 'en')}",
-            f"审批:{e.account} → {_stage(p, e.to_stage, 'zh')}",
-        )
-    if isinstance(e, ev.HandoffOpened | ev.HandoffClaimed):
-        return Text(f"Handoff: {e.account}", f"交接:{e.account}")
-    return Text(e.account, e.account)
-
-
-_TEMPLATE = {"ApprovalRequested": "orange", "HandoffOpened": "purple", "StageChanged": "blue"}
+    return card(
+        Text(vw.plain(en.title), vw.plain(zh.title)),
+        body,
+        lang=lang,
+        template=_TEMPLATE[shown.tone],
+        buttons=shown.buttons,
+        note=note if note is not None or not shown.notes else Text(*(_lines(c.notes) for c in (en, zh))),
+        image=image,
+        fields=fields,
+    )
 
 
 def notification(e: ev.Event, pipeline: Pipeline, lang: Lang = "en") -> Card:
     """The card posted to an owner team's group chat; approvals and handoffs carry their buttons."""
-    p = pipeline
-    body = [both(lambda lg: tx.notification(e, p, lg))]
-    note = None
-    if isinstance(e, ev.ApprovalRequested):
-        back = e.reject_to or e.from_stage
-        team = p.team_by_key.get(e.team)
-        en_team, zh_team = (team.label("en"), team.label("zh")) if team else (e.team, e.team)
-        note = Text(
-            f"Approval #{e.approval_id} · only {en_team} approvers may decide · if rejected → {_stage(p, back, 'en')}",
-            f"审批 #{e.approval_id} · 仅{zh_team}审批人可操作 · 驳回后退回 {_stage(p, back, 'zh')}",
-        )
-    return card(
-        _title(e, p), body, lang=lang, template=_TEMPLATE.get(e.kind, "blue"), buttons=buttons_for(e), note=note
-    )
+    return draw(lambda lg: views.card_for_event(e, pipeline, lg), lang)
 
 
 def decided(e: ev.ApprovalDecided, pipeline: Pipeline, lang: Lang = "en", *, requested: ev.Event | None = None) -> Card:
     """The approval card after the decision: no buttons; who decided and when, for everyone in the chat."""
-    p = pipeline
-    body = [both(lambda lg: tx.notification(requested, p, lg))] if isinstance(requested, ev.ApprovalRequested) else []
-    who, at = tx.person(e.actor), tx.when(e.at)
-    line = (
-        Text(f"✅ Approved by {who} at {at} UTC", f"✅ 已由 {who} 于 {at} (UTC) 批准")
-        if e.decision == "approved"
-        else Text(f"❌ Rejected by {who} at {at} UTC", f"❌ 已由 {who} 于 {at} (UTC) 驳回")
-    )
-    body.append(line)
-    return card(_title(e, p), body, lang=lang, template="green" if e.decision == "approved" else "red")
+    req = requested if isinstance(requested, ev.ApprovalRequested) else None
+    return draw(lambda lg: views.decided_card(e, pipeline, lg, requested=req), lang)
 
 
 def claimed(e: ev.HandoffClaimed, pipeline: Pipeline, lang: Lang = "en", *, opened: ev.Event | None = None) -> Card:
     """The handoff prompt after someone took it: no button; who took it and when."""
-    p = pipeline
-    body = [both(lambda lg: tx.notification(opened, p, lg))] if isinstance(opened, ev.HandoffOpened) else []
-    who, at = tx.person(e.actor), tx.when(e.at)
-    body.append(Text(f"✅ Taken by {who} at {at} UTC", f"✅ 已由 {who} 于 {at} (UTC) 接手"))
-    return card(_title(e, p), body, lang=lang, template="green")
+    first = opened if isinstance(opened, ev.HandoffOpened) else None
+    return draw(lambda lg: views.claimed_card(e, pipeline, lg, opened=first), lang)
 
 
 def decision_from_outcome(o: Outcome, pipeline: Pipeline, lang: Lang = "en", *, by: str) -> Card:
     """The card shown right after a button press (by `by`) decided an approval or took a handoff."""
-    p = pipeline
-    a = o.account
-    who = tx.person(by)
-    if o.kind == "claimed":
-        title = Text(f"Handoff: {a.name}", f"交接:{a.name}")
-        line = Text(f"✅ Taken by {who}", f"✅ 已由 {who} 接手")
-    else:
-        title = Text(
-            f"Approval: {a.name} → {_stage(p, o.to_stage, 'en')}", f"审批:{a.name} → {_stage(p, o.to_stage, 'zh')}"
-        )
-        line = (
-            Text(f"✅ Approved by {who}", f"✅ 已由 {who} 批准")
-            if o.kind == "approved"
-            else Text(f"❌ Rejected by {who}", f"❌ 已由 {who} 驳回")
-        )
-    body = [both(lambda lg: tx.outcome(o.model_copy(update={"replayed": False}), p, lg)), line]
-    return card(title, body, lang=lang, template="red" if o.kind == "rejected" else "green")
+    return draw(lambda lg: views.decision_card(o, pipeline, lg, by=by), lang)
 
 
 def toast(kind: str, message: Text, lang: Lang = "en") -> dict[str, Any]:
@@ -552,10 +510,16 @@ def _as_text(t: dict[str, Any]) -> Text:
 
 
 def card_text(c: Card) -> Text:
-    """Everything a card says, as text: its title, then each text section (the plain-text form
-    sent where Feishu refuses the card)."""
+    """Everything a card says, as text: its title, then each field and text section (the plain-text
+    form sent where Feishu refuses the card)."""
     parts = [_as_text(c["header"]["title"])]
-    parts += [_as_text(e["text"]) for e in c["body"]["elements"] if e.get("tag") == "div"]
+    for e in c["body"]["elements"]:
+        if e.get("tag") == "div":
+            parts.append(_as_text(e["text"]))
+        for col in e.get("columns") or []:
+            texts = [_as_text(x["text"]) for x in col["elements"] if x.get("tag") == "div"]
+            if len(texts) == 2:  # a field: label above value
+                parts.append(Text(f"{texts[0].en}: {texts[1].en}", f"{texts[0].zh}:{texts[1].zh}"))
     return Text("\n".join(t.en for t in parts), "\n".join(t.zh for t in parts))
 
 

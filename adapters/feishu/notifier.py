@@ -28,6 +28,7 @@ from lark_oapi.api.im.v1 import (
 from lark_oapi.core.token.manager import TokenManager
 
 from adapters.common import text as tx
+from adapters.common.fanout import TeamNotifier, shown_handoff, shown_request
 from adapters.common.pacing import APP, Pacer, Pacing
 from adapters.feishu import cards
 from lifecycle.delivery.outbox import Delivery, DeliveryError, Posted, PostedCard
@@ -52,7 +53,6 @@ PERMANENT = {
     99991672: "the app lacks a permission (scope)",
 }
 CARD_REFUSED = frozenset({230099, 230025, 230001})  # the card itself: fall back to plain text
-SILENT = (ev.ChecklistTicked,)  # too small to post; visible on the account card
 
 
 def forget_token(app_id: str) -> None:
@@ -63,7 +63,7 @@ def forget_token(app_id: str) -> None:
     TokenManager.cache.set(f"self_tenant_token:{app_id}", "", 0)
 
 
-class FeishuNotifier:
+class FeishuNotifier(TeamNotifier):
     target = TARGET
 
     def __init__(
@@ -88,19 +88,14 @@ class FeishuNotifier:
         self.lang = lang
         self.pacer: Pacing = pacer or Pacer(min_interval, clock)  # serve passes the shared one
 
-    def deliver(self, delivery: Delivery) -> Iterable[Posted]:
+    def places(self) -> Mapping[str, str]:
+        return self.chats
+
+    def poster(self, delivery: Delivery) -> Callable[[str, list[Posted]], Posted]:
         e = delivery.event
-        if isinstance(e, SILENT):
-            return ()
-        if isinstance(e, ev.ApprovalDecided | ev.HandoffClaimed):
-            return self._update_card(delivery)
         card = cards.notification(e, self.pipeline, self.lang)
-        posted: list[Posted] = []
-        for team in e.audience:
-            chat = self.chats.get(team)
-            if chat is None or chat in delivery.already_posted:
-                continue  # no chat configured for this team, or posted before a retry
-            self.pacer.take(chat, posted)
+
+        def post(chat: str, posted: list[Posted]) -> Posted:
             uuid = "sb-" + hashlib.sha256(f"{delivery.delivery_key}:{chat}".encode()).hexdigest()[:40]
             resp = self._send(partial(self._create, chat, "interactive", cards.content(card), uuid), chat, posted)
             if not resp.success() and resp.code in CARD_REFUSED:
@@ -111,9 +106,9 @@ class FeishuNotifier:
                 resp = self._send(partial(self._create, chat, "text", plain, uuid + "t"), chat, posted)
             if not resp.success():
                 raise self._error(resp, chat, posted)
-            message_id = str(getattr(resp.data, "message_id", "") or "")
-            posted.append(Posted(channel=chat, message_id=message_id))
-        return posted
+            return Posted(channel=chat, message_id=str(getattr(resp.data, "message_id", "") or ""))
+
+        return post
 
     def _create(self, chat: str, msg_type: str, content: str, uuid: str) -> Any:
         body = (
@@ -129,10 +124,10 @@ class FeishuNotifier:
             return ()  # the card was never posted to Feishu (no chat, or posted elsewhere)
         shown = posted_card.event
         if isinstance(e, ev.ApprovalDecided):
-            card = cards.decided(e, self.pipeline, self.lang, requested=shown)
+            card = cards.decided(e, self.pipeline, self.lang, requested=shown_request(shown))
         else:
             assert isinstance(e, ev.HandoffClaimed)
-            card = cards.claimed(e, self.pipeline, self.lang, opened=shown)
+            card = cards.claimed(e, self.pipeline, self.lang, opened=shown_handoff(shown))
         body = PatchMessageRequestBody.builder().content(cards.content(card)).build()
         req = PatchMessageRequest.builder().message_id(posted_card.message_id).request_body(body).build()
         resp = self._send(lambda: self.client.im.v1.message.patch(req), posted_card.channel, [])

@@ -7,11 +7,9 @@ adapters/common/text.py and the button values from adapters/common/actions.py.
 from __future__ import annotations
 
 import copy
-import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -29,8 +27,10 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from adapters.common import text as tx
+from adapters.common import views
 from adapters.common.actions import Button, buttons_for, encode
 from adapters.common.grammar import help_text
+from adapters.common.view import Card, Line, Segment
 from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Lang, Text
 from lifecycle.domain.pipeline import Pipeline
@@ -43,7 +43,6 @@ from lifecycle.domain.views import (
     HandoffList,
     HandoffView,
     History,
-    HistoryLine,
     Outcome,
     Report,
     TaskList,
@@ -81,9 +80,6 @@ NAME_IN_LINE = 200  # an account name inside a list line; the card header shows 
 MAX_ITEMS = tx.MAX_LINES  # accounts, approvals or history lines per reply, as on every platform
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
-# Placeholders put into a copy of the model before text.py renders it, so that after escaping
-# the user's text we can put back a bold account name and real <@U…> mentions.
-_NAME, _ACTOR, _OWNER = "\x00n\x00", "\x00a\x00", "\x00o\x00"
 
 
 @dataclass(frozen=True)
@@ -158,24 +154,12 @@ def _stage(p: Pipeline, key: str | None, lang: Lang) -> str:
 
 
 def _team(p: Pipeline, key: str, lang: Lang) -> str:
-    team = p.team_by_key.get(key)
-    return escape(team.label(lang) if team else key)
-
-
-def _utc(at: datetime | None) -> str:
-    if at is None:
-        return "-"
-    return tx.when(at.astimezone(UTC) if at.tzinfo else at) + " UTC"
+    return escape(tx.team_label(p, key, lang))
 
 
 def _fallback(s: str) -> str:
     # The top-level text is mrkdwn too, so it is escaped like the blocks.
     return clip(escape(s), FALLBACK_TEXT) or "-"
-
-
-def _rev(*parts: object) -> str:
-    """A short digest that changes whenever what a block shows changes (a new block_id per revision)."""
-    return hashlib.blake2s(repr(parts).encode(), digest_size=4).hexdigest()
 
 
 # ---------------------------------------------------------------- block builders
@@ -374,27 +358,6 @@ def _take(head: list[Block], units: Sequence[_Unit], budget: int, text: int = LI
 _T = Text
 _CONFIRM_TITLE = _T("Are you sure?", "确定吗?")
 _CANCEL = _T("Cancel", "取消")
-_L = {
-    "stage": _T("Stage", "阶段"),
-    "owner_team": _T("Owner team", "负责团队"),
-    "owner": _T("Owner", "负责人"),
-    "in_stage": _T("Time in stage", "停留时间"),
-    "amount": _T("Amount", "金额"),
-    "segment": _T("Segment", "细分"),
-    "contract_end": _T("Contract end", "合同到期"),
-    "checklist": _T("Checklist", "检查项"),
-    "required": _T(" (required to leave)", "(离开前必须完成)"),
-    "next": _T("Next", "可推进到"),
-    "from": _T("From", "当前阶段"),
-    "to": _T("To", "申请推进到"),
-    "requested_by": _T("Requested by", "申请人"),
-    "reason": _T("Reason", "理由"),
-    "note": _T("Note", "备注"),
-}
-
-
-def _l(key: str, lang: Lang) -> str:
-    return _L[key](lang)
 
 
 # ---------------------------------------------------------------- replies to commands
@@ -407,11 +370,11 @@ def reply(
 ) -> SlackMessage:
     """The ephemeral reply to a command: an outcome sentence or a read model, within 50 blocks."""
     if isinstance(answer, Outcome):
-        return _outcome(answer, pipeline, lang)
+        return message(views.card_for_outcome(answer, pipeline, lang), lang)
     if isinstance(answer, AccountCard):
-        return _card(answer, pipeline, lang)
+        return message(views.card_for_account(answer, pipeline, lang), lang)
     if isinstance(answer, History):
-        return _history(answer, pipeline, lang)
+        return message(views.card_for_history(answer, pipeline, lang), lang)
     if isinstance(answer, AccountList):
         return _account_list(answer, pipeline, lang)
     if isinstance(answer, ApprovalList):
@@ -421,9 +384,7 @@ def reply(
     if isinstance(answer, TaskList):
         return _task_list(answer, pipeline, lang)
     if isinstance(answer, Report):
-        body = tx.report(answer, pipeline, lang)
-        chunks = _pack(escape(body).splitlines(), SECTION_TEXT - 10)
-        return SlackMessage(_fallback(body), _dicts([_section(f"```{chunk}```") for chunk, _ in chunks][:MAX_BLOCKS]))
+        return message(views.card_for_report(answer, pipeline, lang), lang)
     raise TypeError(f"no Slack rendering for {type(answer).__name__}")
 
 
@@ -434,119 +395,6 @@ def _report_section(r: Report, p: Pipeline, lang: Lang) -> SectionBlock:
     while lines and sum(size(x) + 1 for x in lines) > SECTION_TEXT - size(hint) - 10:
         lines.pop()
     return _section("```" + "\n".join(lines) + "```\n" + hint)
-
-
-def _outcome(o: Outcome, p: Pipeline, lang: Lang) -> SlackMessage:
-    a = o.account
-    masked = a.model_copy(update={"name": _NAME, "owner": _OWNER if a.owner else None})
-    sentence = escape(tx.outcome(o.model_copy(update={"account": masked}), p, lang))
-    sentence = sentence.replace(_NAME, _bold(_name(a.name, 1000))).replace(_OWNER, mention(a.owner))
-    return SlackMessage(_fallback(tx.outcome(o, p, lang)), _dicts([_section(sentence)]))
-
-
-def _card(cd: AccountCard, p: Pipeline, lang: Lang) -> SlackMessage:
-    a, zh = cd.account, lang == "zh"
-    st = p.stage_by_key.get(a.stage)
-    in_stage = tx.duration(cd.time_in_stage_seconds, lang)
-    if cd.sla_days:
-        in_stage += f" / SLA {cd.sla_days}{'天' if zh else 'd'}"
-        if cd.overdue:
-            in_stage += " ⚠ 超期" if zh else " ⚠ overdue"
-    pairs = [
-        (_l("stage", lang), _stage(p, a.stage, lang)),
-        (_l("owner_team", lang), escape(p.owner_labels(st, lang)) if st else "-"),
-        (_l("owner", lang), mention(a.owner)),
-        (_l("in_stage", lang), in_stage),
-        (_l("amount", lang), tx.amount(a.amount)),
-    ]
-    if a.segment:
-        pairs.append((_l("segment", lang), _name(a.segment)))
-    if a.contract_end:
-        pairs.append((_l("contract_end", lang), a.contract_end.isoformat()))
-    suffix = f" (#{a.id})"
-    blocks: list[Block] = [_header(clip(a.name, HEADER_TEXT - size(suffix)) + suffix), _fields(pairs)]
-
-    if cd.checklist:
-        title = f"*{_l('checklist', lang)}*" + (_l("required", lang) if st and st.require_checklist else "")
-        lines = [title]
-        for item in cd.checklist:
-            by = f" — {mention(item.by)} {tx.when(item.at)}" if item.done and item.by else ""
-            lines.append(f"{'✅' if item.done else '⬜'} {item.number}. {escape(item.zh if zh else item.en)}{by}")
-        blocks += [_section(chunk) for chunk, _ in _pack(lines)]
-
-    notes: list[str] = []
-    if cd.allowed_next:
-        notes.append(f"{_l('next', lang)}: " + ", ".join(_stage(p, k, lang) for k in cd.allowed_next))
-    if cd.pending_approval:
-        ap = cd.pending_approval
-        waiting = "等待审批" if zh else "Waiting for approval"
-        notes.append(
-            f"⏳ {waiting} #{ap.id} → {_stage(p, ap.to_stage, lang)}"
-            f" · {mention(ap.requested_by)} · {_utc(ap.requested_at)}"
-        )
-    for h in cd.open_handoffs:
-        team = _team(p, h.to_team, lang)
-        notes.append(
-            f"🤝 待{team}接手,自 {_utc(h.opened_at)}" if zh else f"🤝 Handoff open for {team} since {_utc(h.opened_at)}"
-        )
-    if notes:
-        blocks.append(_context(notes))
-    return SlackMessage(_fallback(tx.card(cd, p, lang)), _dicts(blocks))
-
-
-def _history_line(ln: HistoryLine, p: Pipeline, lang: Lang) -> str:
-    zh = lang == "zh"
-    if ln.from_stage is None:
-        move = f"{'新建于' if zh else 'created in'} *{_stage(p, ln.to_stage, lang)}*"
-    else:
-        move = f"{_stage(p, ln.from_stage, lang)} → *{_stage(p, ln.to_stage, lang)}*"
-    why = f" — {_name(ln.reason, 1500)}" if ln.reason else ""
-    via = f" via {escape(ln.via)}" if ln.via else ""
-    return f"`{tx.when(ln.at)}` {mention(ln.actor)}{via}: {move}{why}"
-
-
-def _history(h: History, p: Pipeline, lang: Lang) -> SlackMessage:
-    zh = lang == "zh"
-    head = _header(f"{h.account.name} (#{h.account.id}) — {'历史' if zh else 'history'}")
-    lines = sorted(h.lines, key=lambda ln: ln.at)  # newest last; sorted() is stable for equal times
-    recent = lines[-MAX_ITEMS:]
-    chunks = _pack([_history_line(ln, p, lang) for ln in recent])
-    budget = MAX_BLOCKS - 1 - 2  # the header and up to two notes
-    kept: list[tuple[str, int]] = []
-    used = text_size(head)
-    for chunk in reversed(chunks):  # the newest lines that fit
-        if len(kept) == budget or used + size(chunk[0]) > LIST_TEXT:
-            break
-        kept.insert(0, chunk)
-        used += size(chunk[0])
-    chunks = kept
-    shown = sum(n for _, n in chunks)
-    blocks: list[Block] = [head]
-    if not lines:
-        blocks.append(_section("还没有阶段变更。" if zh else "No stage changes yet."))
-    blocks += [_section(c) for c, _ in chunks]
-    hidden = len(lines) - shown
-    if hidden:
-        blocks.append(
-            _context(
-                [
-                    f"…更早的 {hidden} 条未显示;`history` 只显示最近 {shown} 条。"
-                    if zh
-                    else f"… {hidden} earlier changes not shown; `history` shows the last {shown}."
-                ]
-            )
-        )
-    if h.truncated:
-        blocks.append(
-            _context(
-                [
-                    f"(更早的变更未载入;以上为最近 {len(h.lines)} 条。)"
-                    if zh
-                    else f"(Earlier changes were not loaded; these are the last {len(h.lines)}.)"
-                ]
-            )
-        )
-    return SlackMessage(_fallback(tx.history(h, p, lang)), _dicts(blocks))
 
 
 def _account_line(a: AccountView, lang: Lang, since: bool = False) -> str:
@@ -576,7 +424,7 @@ def _account_list(al: AccountList, p: Pipeline, lang: Lang) -> SlackMessage:
     zh = lang == "zh"
     fallback = _fallback(tx.account_list(al, p, lang))
     if al.total == 0:
-        return SlackMessage(fallback, _dicts([_section("没有符合条件的客户。" if zh else "No accounts match.")]))
+        return SlackMessage(fallback, _dicts([_section(escape(tx.account_list(al, p, lang)))]))
     if al.stage_filter:
         title = f"{tx.stage_title(p, al.stage_filter, lang)} — {al.total}"
     elif al.mine:
@@ -606,7 +454,7 @@ def _approval_item(ap: ApprovalView, p: Pipeline, lang: Lang) -> str:
     zh = lang == "zh"
     lines = [
         f"*#{ap.id}* {_bold(_name(ap.account))}: {_stage(p, ap.from_stage, lang)} → *{_stage(p, ap.to_stage, lang)}*",
-        f"{mention(ap.requested_by)} · {_utc(ap.requested_at)}"
+        f"{mention(ap.requested_by)} · {tx.utc(ap.requested_at)}"
         + (f" · {'理由' if zh else 'reason'}: {_name(ap.reason, 1000)}" if ap.reason else ""),
     ]
     return "\n".join(lines)
@@ -616,7 +464,7 @@ def _approval_list(al: ApprovalList, p: Pipeline, lang: Lang) -> SlackMessage:
     zh = lang == "zh"
     fallback = _fallback(tx.approval_list(al, p, lang))
     if not al.approvals:
-        return SlackMessage(fallback, _dicts([_section("没有待处理的审批。" if zh else "No approvals are waiting.")]))
+        return SlackMessage(fallback, _dicts([_section(escape(tx.approval_list(al, p, lang)))]))
     head = _header(f"{'待处理审批' if zh else 'Waiting approvals'} — {len(al.approvals)}")
     items = [_approval_item(ap, p, lang) for ap in al.approvals[:MAX_ITEMS]]
     units = [_Unit([_section(chunk)], n) for chunk, n in _pack(items)]
@@ -647,8 +495,8 @@ def _handoff_list(hl: HandoffList, p: Pipeline, lang: Lang) -> SlackMessage:
     head = _header(f"{'等待接手' if zh else 'Handoffs waiting'} — {len(hl.handoffs)}")
     units: list[_Unit] = []
     for a, h in hl.handoffs[:MAX_ITEMS]:
-        team = p.team_by_key[h.to_team].label(lang) if h.to_team in p.team_by_key else h.to_team
-        line = f"{_bold(_name(a.name, 200))} → {escape(team)}, {escape(p.stage(h.stage).title(lang))}"
+        team = tx.team_label(p, h.to_team, lang)
+        line = f"{_bold(_name(a.name, 200))} → {escape(team)}, {escape(tx.short_stage(p, h.stage, lang))}"
         take = ButtonElement(
             text=PlainTextObject(text="接手" if zh else "Take ownership"),
             action_id="stagebot:claim",
@@ -727,81 +575,74 @@ def error_message(message: str) -> SlackMessage:
 # ---------------------------------------------------------------- notifications
 
 
-def _sentence(e: ev.Event, p: Pipeline, lang: Lang) -> str:
-    """text.notification as mrkdwn: escaped, with the account in bold and people as mentions."""
-    update: dict[str, Any] = {"account": _NAME, "actor": _ACTOR}
-    owner = getattr(e, "owner", None)
-    if owner:
-        update["owner"] = _OWNER
-    s = escape(tx.notification(e.model_copy(update=update), p, lang))
-    for ref in getattr(e, "escalate_to", ()):  # escalations notify the approvers by name
-        s = s.replace(escape(tx.person(ref)), mention(ref))
-    return (
-        s.replace(_NAME, _bold(_name(e.account, 1000)))
-        .replace(_ACTOR, mention(e.actor))
-        .replace(_OWNER, mention(owner))
-    )
+def _segment(seg: Segment) -> str:
+    if isinstance(seg, str):
+        return escape(seg)
+    if seg.kind == "person":
+        return mention(seg.ref)
+    if seg.kind == "code":
+        return f"`{escape(seg.text)}`"
+    return _bold(_name(seg.text, 1000))
 
 
-def _block_id(kind: str, ident: int, e: ev.Event) -> str:
-    return f"stagebot:{kind}:{ident}:{_rev(e.model_dump_json())}"
+def mrkdwn(line: Line) -> str:
+    """A view-model line as mrkdwn: user text escaped, account names bold, people as mentions."""
+    return "".join(_segment(seg) for seg in line)
 
 
-def _approval_header(account: str, to_stage: str, p: Pipeline, lang: Lang) -> HeaderBlock:
-    st = p.stage_by_key.get(to_stage)
-    to = st.title(lang) if st else to_stage
-    prefix = "审批:" if lang == "zh" else "Approval: "
-    suffix = f" → {to}"
-    room = max(HEADER_TEXT - size(prefix) - size(suffix), 10)
-    return _header(prefix + clip(account, room) + suffix)
+def _title(line: Line) -> str:
+    """A card title for a header; an account name in it gives way so the rest stays readable."""
+    rest = size("".join(seg for seg in line if isinstance(seg, str)))
+    room = max(HEADER_TEXT - rest, 10)
+    return "".join(seg if isinstance(seg, str) else clip(seg.text, room) for seg in line)
 
 
-def _approval_fields(
-    p: Pipeline, lang: Lang, *, from_stage: str, to_stage: str, requested_by: str, req: ev.ApprovalRequested | None
-) -> SectionBlock:
-    pairs = [(_l("from", lang), _stage(p, from_stage, lang)), (_l("to", lang), _stage(p, to_stage, lang))]
-    if req is not None:
-        pairs.append((_l("amount", lang), tx.amount(req.amount)))
-    pairs.append((_l("requested_by", lang), mention(requested_by)))
-    if req is not None and req.owner:
-        pairs.append((_l("owner", lang), mention(req.owner)))
-    if req is not None and req.reason:
-        pairs.append((_l("reason", lang), _name(req.reason, FIELD_TEXT - 40)))
-    return _fields(pairs)
+def _rows(chunks: list[tuple[str, int]], used: int, budget: int, newest_last: bool) -> tuple[list[Block], int]:
+    """The sections of a list that fit in `budget` blocks and LIST_TEXT; the newest when `newest_last`."""
+    kept: list[tuple[str, int]] = []
+    for chunk in reversed(chunks) if newest_last else chunks:
+        if len(kept) == budget or used + size(chunk[0]) > LIST_TEXT:
+            break
+        kept.append(chunk)
+        used += size(chunk[0])
+    if newest_last:
+        kept.reverse()
+    return [_section(c) for c, _ in kept], sum(n for _, n in kept)
 
 
-def _approval_context(e: ev.ApprovalRequested, p: Pipeline, lang: Lang) -> ContextBlock:
-    zh = lang == "zh"
-    team = _team(p, e.team, lang)
-    parts = [
-        f"{'审批' if zh else 'Approval'} #{e.approval_id}",
-        f"{team}{'审批人' if zh else ' approvers'}",
-        _utc(e.at),
-    ]
-    back = e.reject_to or e.from_stage
-    parts.append(f"驳回后退回 {_stage(p, back, lang)}" if zh else f"if rejected → {_stage(p, back, lang)}")
-    return _context([" · ".join(parts)])
+def draw(card: Card, lang: Lang) -> list[Block]:
+    """A view-model card as blocks: header, fields, lines (a list cut to fit, saying so), context notes
+    and the buttons."""
+    blocks: list[Block] = [] if card.compact else [_header(_title(card.title))]
+    if card.fields:
+        blocks.append(_fields((f.label, mrkdwn(f.value)) for f in card.fields))
+    if card.table:  # monospace, each section a whole number of rows
+        chunks = _pack([mrkdwn(line) for line in card.lines], SECTION_TEXT - 10)
+        return blocks + [_section(f"```{chunk}```") for chunk, _ in chunks]
+    chunks = _pack([mrkdwn(line) for line in card.lines])
+    if card.more is None:
+        blocks += [_section(chunk) for chunk, _ in chunks]
+    else:  # a list: room is kept for two notes
+        rows, shown = _rows(chunks, text_size(blocks), MAX_BLOCKS - len(blocks) - 2, card.newest_last)
+        blocks += rows
+        hidden = card.hidden + len(card.lines) - shown
+        if hidden:
+            blocks.append(_context([escape(card.more.format(n=hidden, shown=shown))]))
+    if card.notes:
+        blocks.append(_context([mrkdwn(line) for line in card.notes]))
+    if card.buttons:
+        blocks.append(_actions(card.buttons, lang, f"stagebot:{card.key}"))
+    return blocks
+
+
+def message(card: Card, lang: Lang = "en") -> SlackMessage:
+    """A view-model card as a message, with its plain text as the fallback."""
+    return SlackMessage(_fallback(card.text), _dicts(draw(card, lang)))
 
 
 def notification(e: ev.Event, pipeline: Pipeline, lang: Lang = "en") -> SlackMessage:
     """A message for an owner-team channel; approvals and handoffs carry their buttons."""
-    p = pipeline
-    fallback = _fallback(tx.notification(e, p, lang))
-    buttons = buttons_for(e)
-    blocks: list[Block]
-    if isinstance(e, ev.ApprovalRequested):
-        blocks = [
-            _approval_header(e.account, e.to_stage, p, lang),
-            _approval_fields(p, lang, from_stage=e.from_stage, to_stage=e.to_stage, requested_by=e.actor, req=e),
-            _approval_context(e, p, lang),
-        ]
-        ident = e.approval_id
-    else:
-        blocks = [_section(_sentence(e, p, lang))]
-        ident = e.handoff_id if isinstance(e, ev.HandoffOpened) else e.account_id
-    if buttons:
-        blocks.append(_actions(buttons, lang, _block_id(e.kind, ident, e)))
-    return SlackMessage(fallback, _dicts(blocks))
+    return message(views.card_for_event(e, pipeline, lang), lang)
 
 
 def decided_card(
@@ -815,22 +656,7 @@ def decided_card(
 
     Pass the original `requested` event to keep the amount, owner and reason fields of the card.
     """
-    e, p, zh = event, pipeline, lang == "zh"
-    who, at = mention(e.actor), _utc(e.at)
-    if e.decision == "approved":
-        line = f"✅ 已由 {who} 于 {at} 批准" if zh else f"✅ Approved by {who} at {at}"
-    else:
-        line = f"❌ 已由 {who} 于 {at} 驳回" if zh else f"❌ Rejected by {who} at {at}"
-    if e.note:
-        line += f" — {_name(e.note, 1000)}"
-    blocks: list[Block] = [
-        _approval_header(e.account, e.to_stage, p, lang),
-        _approval_fields(
-            p, lang, from_stage=e.from_stage, to_stage=e.to_stage, requested_by=e.requested_by, req=requested
-        ),
-        _context([line]),
-    ]
-    return SlackMessage(_fallback(tx.notification(e, p, lang)), _dicts(blocks))
+    return message(views.decided_card(event, pipeline, lang, requested=requested), lang)
 
 
 def claimed_card(
@@ -844,12 +670,7 @@ def claimed_card(
 
     Pass the original `opened` event to keep the prompt's sentence; otherwise the claim is shown.
     """
-    e, p, zh = event, pipeline, lang == "zh"
-    first = _sentence(opened, p, lang) if opened is not None else _sentence(e, p, lang)
-    who, at = mention(e.actor), _utc(e.at)
-    line = f"✅ 已由 {who} 于 {at} 接手" if zh else f"✅ Taken by {who} at {at}"
-    blocks: list[Block] = [_section(first), _context([line])]
-    return SlackMessage(_fallback(tx.notification(e, p, lang)), _dicts(blocks))
+    return message(views.claimed_card(event, pipeline, lang, opened=opened), lang)
 
 
 # ---------------------------------------------------------------- App Home
@@ -930,7 +751,9 @@ def home_view(
             _Unit(
                 [
                     _section(_approval_item(ap, p, lang)),
-                    _actions(buttons_for(e), lang, f"stagebot:home:approval:{ap.id}:{_rev(ap.model_dump_json())}"),
+                    _actions(
+                        buttons_for(e), lang, f"stagebot:home:approval:{ap.id}:{views.revision(ap.model_dump_json())}"
+                    ),
                 ],
                 1,
             )
@@ -941,9 +764,9 @@ def home_view(
         line = (
             f"🤝 {_bold(_name(a.name))} — {_stage(p, h.stage, lang)} · "
             + (f"待{_team(p, h.to_team, lang)}接手" if zh else f"open for {_team(p, h.to_team, lang)}")
-            + f" · {_utc(h.opened_at)}"
+            + f" · {tx.utc(h.opened_at)}"
         )
-        bid = f"stagebot:home:handoff:{h.id}:{_rev(a.model_dump_json(), h.model_dump_json())}"
+        bid = f"stagebot:home:handoff:{h.id}:{views.revision(a.model_dump_json(), h.model_dump_json())}"
         waiting_units.append(_Unit([_section(line, block_id=bid, accessory=_button(take, lang))], 1))
 
     parts = [

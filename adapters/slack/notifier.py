@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
+from adapters.common.fanout import TeamNotifier, shown_handoff, shown_request
 from adapters.common.pacing import Pacer, Pacing
 from adapters.slack import blocks
 from lifecycle.delivery.outbox import Delivery, DeliveryError, Posted, PostedCard
@@ -49,10 +50,9 @@ PERMANENT = frozenset(
 )
 # Slack refused the blocks, not the message: the plain text still goes (see SlackNotifier._post).
 REFUSED_BLOCKS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
-SILENT = (ev.ChecklistTicked,)  # too small to post; visible on the account card
 
 
-class SlackNotifier:
+class SlackNotifier(TeamNotifier):
     target = TARGET
 
     def __init__(
@@ -75,19 +75,13 @@ class SlackNotifier:
         self.lang = lang
         self.pacer: Pacing = pacer or Pacer(min_interval, clock)  # serve passes the shared one
 
-    def deliver(self, delivery: Delivery) -> Iterable[Posted]:
-        e = delivery.event
-        if isinstance(e, SILENT):
-            return ()
-        if isinstance(e, ev.ApprovalDecided | ev.HandoffClaimed):
-            return self._update_card(delivery)
-        posted: list[Posted] = []
-        msg = blocks.notification(e, self.pipeline, self.lang)
-        for team in e.audience:
-            channel = self.channels.get(team)
-            if channel is None or channel in delivery.already_posted:
-                continue  # no channel configured for this team, or posted before a retry
-            self.pacer.take(channel, posted)
+    def places(self) -> Mapping[str, str]:
+        return self.channels
+
+    def poster(self, delivery: Delivery) -> Callable[[str, list[Posted]], Posted]:
+        msg = blocks.notification(delivery.event, self.pipeline, self.lang)
+
+        def post(channel: str, posted: list[Posted]) -> Posted:
             try:
                 resp = self._post(channel, msg)
             except SlackApiError as exc:
@@ -96,8 +90,9 @@ class SlackNotifier:
                 raise DeliveryError(
                     f"{channel}: {type(exc).__name__}: {exc}", posted=posted, code="connection"
                 ) from None
-            posted.append(Posted(channel=str(resp.get("channel") or channel), message_id=str(resp.get("ts", ""))))
-        return posted
+            return Posted(channel=str(resp.get("channel") or channel), message_id=str(resp.get("ts", "")))
+
+        return post
 
     def _post(self, channel: str, msg: blocks.SlackMessage) -> SlackResponse:
         """Post with blocks; if Slack refuses the blocks themselves, post the plain text instead, so
@@ -119,12 +114,10 @@ class SlackNotifier:
         channel, ts, shown = card.channel, card.message_id, card.event
         # Redraw the card from the event it showed, plus the decision.
         if isinstance(e, ev.ApprovalDecided):
-            requested = shown if isinstance(shown, ev.ApprovalRequested) else None
-            msg = blocks.decided_card(e, self.pipeline, self.lang, requested=requested)
+            msg = blocks.decided_card(e, self.pipeline, self.lang, requested=shown_request(shown))
         else:
             assert isinstance(e, ev.HandoffClaimed)
-            opened = shown if isinstance(shown, ev.HandoffOpened) else None
-            msg = blocks.claimed_card(e, self.pipeline, self.lang, opened=opened)
+            msg = blocks.claimed_card(e, self.pipeline, self.lang, opened=shown_handoff(shown))
         try:
             self.client.chat_update(channel=channel, ts=ts, text=msg.text, blocks=msg.blocks)
         except SlackApiError as exc:

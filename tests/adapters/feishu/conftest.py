@@ -141,7 +141,8 @@ class FeishuDriver:
 
 
 def card_texts(content: Any, locale: str = "en_us") -> str:
-    """Every text of a card (title and body) as a reader with `locale` sees it, joined by newlines.
+    """Every text of a card (title, fields as `label: value`, body) as a reader with `locale` sees it,
+    joined by newlines.
 
     Short texts carry `i18n_content`; body texts are sent once, in the bot's language (`content`).
     """
@@ -153,6 +154,10 @@ def card_texts(content: Any, locale: str = "en_us") -> str:
     for el in content["body"]["elements"]:
         if el.get("tag") == "div":
             out.append(shown(el["text"]))
+        for col in el.get("columns") or []:
+            texts = [shown(x["text"]) for x in col["elements"] if x.get("tag") == "div"]
+            if len(texts) == 2:  # a field: its label above its value
+                out.append(f"{texts[0]}: {texts[1]}")
     return "\n".join(out)
 
 

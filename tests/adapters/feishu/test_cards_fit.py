@@ -118,9 +118,10 @@ def test_a_long_history_keeps_the_newest_changes() -> None:
     text = body_text(card)
     kept = [n for n in range(40) if f"r{n}😀" in text]
     assert kept == list(range(40 - len(kept), 40)) and 0 < len(kept) < 40
-    assert f"… {40 - len(kept)} earlier changes not shown; the newest follow" in text
+    assert f"… {40 - len(kept)} earlier changes not shown; `history` shows the last {len(kept)}." in text
     cut_by_core = cards.reply(History(account=account(1, "SQL"), lines=lines[:2], truncated=True), P, "en")
-    assert "… earlier changes not shown; the newest follow" in body_text(cut_by_core)  # no "0 earlier"
+    assert "not shown" not in body_text(cut_by_core)  # no "0 earlier"
+    assert "(Earlier changes were not loaded; these are the last 2.)" in cards.card_text(cut_by_core).en
 
 
 def test_tasks_not_shown_lose_their_done_buttons_too() -> None:

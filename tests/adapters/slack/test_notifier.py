@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 from slack_sdk import WebClient
 
+from adapters.common.fanout import SILENT
 from adapters.slack.blocks import notification
-from adapters.slack.notifier import SILENT, SlackNotifier
+from adapters.slack.notifier import SlackNotifier
 from lifecycle.delivery.outbox import Delivery, PostedCard
 from lifecycle.domain import events as ev
 from lifecycle.domain.pipeline import load_preset

@@ -1,0 +1,79 @@
+"""The neutral view model every reply, notification and card is built as, before a renderer draws it.
+
+Renderers: adapters/common/text.py (plain text), adapters/slack/blocks.py, adapters/feishu/cards.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from adapters.common.actions import Button
+
+SpanKind = Literal["strong", "person", "code"]
+Tone = Literal["info", "ask", "handoff", "good", "bad", "figures"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A piece of a line a renderer may draw specially: an account or stage name (strong), a person
+    (a mention), or a time or command (code)."""
+
+    text: str  # as plain text shows it
+    kind: SpanKind = "strong"
+    ref: str | None = None  # a person's `platform:user` ref, for a real mention where the platform has one
+
+
+Segment = str | Span
+Line = tuple[Segment, ...]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A label/value pair (Slack section fields, Feishu columns, `label: value` in text)."""
+
+    label: str
+    value: Line
+
+
+@dataclass(frozen=True)
+class Card:
+    """One message as what it says, not how a platform draws it.
+
+    `compact`: a one-sentence message; chat platforms draw no header for it. `key`: a stable id of
+    what the card shows (for block ids). `text`: the message as plain text (console, fallbacks).
+    `lines` of a list are its rows; a renderer keeps as many as its platform's limits allow.
+    """
+
+    title: Line
+    text: str
+    fields: tuple[Field, ...] = ()
+    lines: tuple[Line, ...] = ()
+    notes: tuple[Line, ...] = ()  # small print under the body (Slack context, Feishu grey note)
+    buttons: tuple[Button, ...] = ()
+    more: str | None = None  # the line under a list cut short; `{n}` rows not shown, `{shown}` shown
+    hidden: int = 0  # rows left out before drawing (beyond text.MAX_LINES)
+    newest_last: bool = False  # the lines are oldest first: a cut drops the oldest
+    tone: Tone = "info"
+    compact: bool = False
+    table: bool = False  # the lines are a fixed-width table, drawn monospace
+    key: str = ""
+
+
+def strong(s: str) -> Span:
+    return Span(s, "strong")
+
+
+def plain(line: Line) -> str:
+    """A line as plain text."""
+    return "".join(s if isinstance(s, str) else s.text for s in line)
+
+
+def joined(parts: list[Line], sep: str) -> Line:
+    """Lines joined into one by `sep`."""
+    out: list[Segment] = []
+    for n, part in enumerate(parts):
+        if n:
+            out.append(sep)
+        out += part
+    return tuple(out)

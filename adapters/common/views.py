@@ -1,0 +1,202 @@
+"""The view model of each notification and approval/handoff card, built once for every platform.
+
+Words come from adapters/common/text.py, buttons from adapters/common/actions.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from adapters.common import text as tx
+from adapters.common.actions import buttons_for
+from adapters.common.view import Card, Field, Line, Tone, strong
+from lifecycle.domain import events as ev
+from lifecycle.domain.i18n import Lang
+from lifecycle.domain.pipeline import Pipeline
+from lifecycle.domain.views import AccountCard, History, Outcome, Report
+
+_TONE: dict[str, Tone] = {"ApprovalRequested": "ask", "HandoffOpened": "handoff"}
+
+
+def revision(*parts: object) -> str:
+    """A short digest that changes whenever what a card shows changes (a new block_id per revision)."""
+    return hashlib.blake2s(repr(parts).encode(), digest_size=4).hexdigest()
+
+
+def _event_key(e: ev.Event, ident: int) -> str:
+    try:
+        dump = e.model_dump_json()
+    except ValueError:  # a lone surrogate in user text cannot be JSON (Feishu sends it as U+FFFD)
+        dump = repr(e.model_dump())
+    return f"{e.kind}:{ident}:{revision(dump)}"
+
+
+def _label(key: str, lang: Lang) -> str:
+    return tx.LABELS[key](lang)
+
+
+def _approval_fields(
+    p: Pipeline, lang: Lang, *, from_stage: str, to_stage: str, requested_by: str, req: ev.ApprovalRequested | None
+) -> tuple[Field, ...]:
+    pairs: list[tuple[str, Line]] = [
+        ("from", (tx.stage_title(p, from_stage, lang),)),
+        ("to", (tx.stage_title(p, to_stage, lang),)),
+    ]
+    if req is not None:
+        pairs.append(("amount", (tx.amount(req.amount),)))
+    pairs.append(("requested_by", (tx.who(requested_by),)))
+    if req is not None and req.owner:
+        pairs.append(("owner", (tx.who(req.owner),)))
+    if req is not None and req.reason:
+        pairs.append(("reason", (req.reason,)))
+    return tuple(Field(_label(k, lang), v) for k, v in pairs)
+
+
+def card_for_event(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Card:
+    """A notification for an owner team's channel; approvals and handoffs carry their buttons."""
+    title, text, buttons = tx.event_title(e, p, lang), tx.notification(e, p, lang), tuple(buttons_for(e))
+    tone = _TONE.get(e.kind, "info")
+    if isinstance(e, ev.ApprovalRequested):
+        fields = _approval_fields(p, lang, from_stage=e.from_stage, to_stage=e.to_stage, requested_by=e.actor, req=e)
+        key = _event_key(e, e.approval_id)
+        return Card(title, text, fields, notes=(tx.approval_note(e, p, lang),), buttons=buttons, tone=tone, key=key)
+    ident = e.handoff_id if isinstance(e, ev.HandoffOpened) else e.account_id
+    key = _event_key(e, ident)
+    line = tx.notification_line(e, p, lang)
+    return Card(title, text, lines=(line,), buttons=buttons, tone=tone, compact=True, key=key)
+
+
+def decided_card(
+    e: ev.ApprovalDecided, p: Pipeline, lang: Lang = "en", *, requested: ev.ApprovalRequested | None = None
+) -> Card:
+    """The approval card after the decision: no buttons, who decided and when.
+
+    With the original `requested` event the amount, owner and reason fields stay on the card.
+    """
+    fields = _approval_fields(
+        p, lang, from_stage=e.from_stage, to_stage=e.to_stage, requested_by=e.requested_by, req=requested
+    )
+    tone: Tone = "good" if e.decision == "approved" else "bad"
+    return Card(
+        tx.event_title(e, p, lang),
+        tx.notification(e, p, lang),
+        fields,
+        notes=(tx.decided_line(e.decision, e.actor, lang, at=e.at, note=e.note or ""),),
+        tone=tone,
+    )
+
+
+def claimed_card(
+    e: ev.HandoffClaimed, p: Pipeline, lang: Lang = "en", *, opened: ev.HandoffOpened | None = None
+) -> Card:
+    """The handoff prompt after someone took it: no button, the prompt's sentence, who took it and when."""
+    first = tx.notification_line(opened if opened is not None else e, p, lang)
+    return Card(
+        tx.event_title(e, p, lang),
+        tx.notification(e, p, lang),
+        lines=(first,),
+        notes=(tx.claimed_line(e.actor, lang, at=e.at),),
+        tone="good",
+        compact=True,
+    )
+
+
+def card_for_outcome(o: Outcome, p: Pipeline, lang: Lang = "en") -> Card:
+    """What a command did: a sentence or two under the account and its stage."""
+    a = o.account
+    title: Line = (strong(a.name), (":" if lang == "zh" else ": ") + tx.short_stage(p, a.stage, lang))
+    tone: Tone = "ask" if o.kind == "approval_requested" else "good"
+    return Card(title, tx.outcome(o, p, lang), lines=tx.outcome_lines(o, p, lang), tone=tone, compact=True)
+
+
+def card_for_account(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> Card:
+    """An account's card: its facts as fields, its checklist, and what waits on it."""
+    a, zh = cd.account, lang == "zh"
+    st = p.stage_by_key.get(a.stage)
+    in_stage = tx.duration(cd.time_in_stage_seconds, lang)
+    if cd.sla_days:
+        in_stage += f" / SLA {cd.sla_days}{'天' if zh else 'd'}"
+        if cd.overdue:
+            in_stage += " ⚠ 超期" if zh else " ⚠ overdue"
+    pairs: list[tuple[str, Line]] = [
+        ("stage", (tx.stage_title(p, a.stage, lang),)),
+        ("owner_team", (p.owner_labels(st, lang) if st else "-",)),
+        ("owner", (tx.who(a.owner),)),
+        ("in_stage", (in_stage,)),
+        ("amount", (tx.amount(a.amount),)),
+    ]
+    if a.segment:
+        pairs.append(("segment", (a.segment,)))
+    if a.contract_end:
+        pairs.append(("contract_end", (a.contract_end.isoformat(),)))
+    lines: list[Line] = []
+    if cd.checklist:
+        lines.append(
+            (strong(_label("checklist", lang)), _label("required", lang) if st and st.require_checklist else "")
+        )
+        for item in cd.checklist:
+            by: Line = (" — ", tx.who(item.by), f" {tx.when(item.at)}") if item.done and item.by else ()
+            lines.append((f"{'✅' if item.done else '⬜'} {item.number}. ", item.zh if zh else item.en, *by))
+    notes: list[Line] = []
+    if cd.allowed_next:
+        notes.append((f"{_label('next', lang)}: " + ", ".join(tx.stage_title(p, k, lang) for k in cd.allowed_next),))
+    if cd.pending_approval:
+        ap = cd.pending_approval
+        waiting = "等待审批" if zh else "Waiting for approval"
+        to = tx.stage_title(p, ap.to_stage, lang)
+        notes.append((f"⏳ {waiting} #{ap.id} → {to} · ", tx.who(ap.requested_by), f" · {tx.utc(ap.requested_at)}"))
+    for h in cd.open_handoffs:
+        team, since = tx.team_label(p, h.to_team, lang), tx.utc(h.opened_at)
+        notes.append((f"🤝 待{team}接手,自 {since}" if zh else f"🤝 Handoff open for {team} since {since}",))
+    return Card(
+        (strong(a.name), f" (#{a.id})"),
+        tx.card(cd, p, lang),
+        tuple(Field(_label(k, lang), v) for k, v in pairs),
+        lines=tuple(lines),
+        notes=tuple(notes),
+        tone="bad" if cd.overdue else "info",
+    )
+
+
+def card_for_history(h: History, p: Pipeline, lang: Lang = "en") -> Card:
+    """An account's stage changes, oldest first; a cut keeps the newest."""
+    zh = lang == "zh"
+    ordered = sorted(h.lines, key=lambda ln: ln.at)  # stable for equal times
+    recent = ordered[-tx.MAX_LINES :]
+    lines = tuple(tx.history_line(ln, p, lang) for ln in recent)
+    if not lines:
+        lines = (("还没有阶段变更。" if zh else "No stage changes yet.",),)
+    more, cut_by_core = tx.history_notes(h, lang)
+    return Card(
+        (strong(h.account.name), f" (#{h.account.id}) — {'历史' if zh else 'history'}"),
+        tx.history(h, p, lang),
+        lines=lines,
+        notes=((cut_by_core,),) if cut_by_core else (),
+        more=more,
+        hidden=len(ordered) - len(recent),
+        newest_last=True,
+    )
+
+
+def decision_card(o: Outcome, p: Pipeline, lang: Lang = "en", *, by: str) -> Card:
+    """The card shown right after a button press (by `by`) decided an approval or took a handoff."""
+    a = o.account
+    if o.kind == "claimed":
+        title, note = tx.handoff_title(a.name, lang), tx.claimed_line(by, lang)
+    else:
+        title, note = tx.approval_title(a.name, o.to_stage, p, lang), tx.decided_line(o.kind, by, lang)
+    shown = o.model_copy(update={"replayed": False})
+    return Card(
+        title,
+        tx.outcome(shown, p, lang),
+        lines=tx.outcome_lines(shown, p, lang),
+        notes=(note,),
+        tone="bad" if o.kind == "rejected" else "good",
+    )
+
+
+def card_for_report(r: Report, p: Pipeline, lang: Lang = "en") -> Card:
+    """The funnel, forecast and renewals figures as a table."""
+    text = tx.report(r, p, lang)
+    lines = tuple((ln,) for ln in text.splitlines())
+    return Card((tx.report_title(r, lang),), text, lines=lines, tone="figures", compact=True, table=True)
