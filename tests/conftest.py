@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,6 +73,23 @@ class PgSchema:
         with self.admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
         self.admin.dispose()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Fold the PostgreSQL skips into one line of the `-ra` summary.
+
+    Without a server each PostgreSQL test skips with PG_SKIP, and the summary would print that
+    reason once per test file and line (~170 times). Pointing every such skip at this file (no line)
+    makes pytest fold them into `SKIPPED [N] tests/conftest.py: PostgreSQL tests need ...`: the reason
+    stays visible, with the count. `-rs -v` still names each skipped test."""
+    report = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and str(longrepr[2]).endswith(PG_SKIP):
+        report.longrepr = (__file__, None, longrepr[2])
+    return report
 
 
 @pytest.fixture
