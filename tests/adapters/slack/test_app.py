@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.adapters.slack.conftest import SlackDriver
+from tests.clocks import drive, take_over
 from tests.fakes.slack_api import FakeSlack
 
 
@@ -185,6 +186,8 @@ def test_app_home_is_published_once_per_event_even_when_slack_retries(slack: Sla
 
 
 def test_rate_limits_and_server_errors_delay_but_never_lose_or_repeat(slack: SlackDriver, fake: FakeSlack) -> None:
+    # Paced and retried on a clock the test moves: ~17 s of waiting on real time, now milliseconds.
+    dispatcher, clock = take_over(slack.running)
     fake.fail("chat.postMessage", status=429, error="ratelimited", retry_after=1, times=3)
     fake.fail("chat.postMessage", status=500, error="internal_error", retry_after=None, times=3)
     names = ["Acct A", "Acct B", "Acct C"]
@@ -194,8 +197,9 @@ def test_rate_limits_and_server_errors_delay_but_never_lose_or_repeat(slack: Sla
         for n in names:
             assert "→" in ephemeral_text(slack.command(f'move "{n}" {target}', user="U0ADMIN"))
     # P3 and P4 belong to CS alone: six stage changes, each to arrive in #cs exactly once.
-    texts = wait_posts(fake, "C0CS", lambda ts: sum("moved" in t for t in ts) >= 6, timeout=40)
-    moved = [t for t in texts if "moved" in t]
+    waited = drive(dispatcher, clock, lambda: sum("moved" in t for t in posts_to(fake, "C0CS")) >= 6)
+    assert waited >= 3  # three 429s asking for a second each, and one post a second per channel
+    moved = [t for t in posts_to(fake, "C0CS") if "moved" in t]
     assert len(moved) == 6 and len(set(moved)) == 6
     for n in names:
         mine = [t for t in moved if t.startswith(n)]
