@@ -338,6 +338,7 @@ def _url_and_search_path(db: Database) -> tuple[str, str]:
         return url, str(conn.execute(text("select current_schema()")).scalar_one())
 
 
+@pytest.mark.slow  # a dispatcher subprocess, SIGKILLed
 def test_a_dispatcher_process_killed_mid_batch_loses_and_repeats_nothing(
     core: Lifecycle, clock: FixedClock, tmp_path: Path
 ) -> None:
