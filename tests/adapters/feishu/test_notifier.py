@@ -3,7 +3,6 @@ rate limits, server errors, a 502 page, a revoked token, a chat the bot has left
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 from adapters.feishu.notifier import FeishuNotifier
@@ -76,6 +75,7 @@ def test_a_rejected_token_is_refreshed_and_the_message_still_arrives(feishu: Fei
 
 
 def test_a_chat_the_bot_cannot_post_to_is_tried_once_and_not_retried(feishu: FeishuDriver, fake: FakeFeishu) -> None:
+    dispatcher, clock = take_over(feishu.running)
     fake.refuse_chat("oc_cs", BOT_NOT_IN_CHAT)
     answer(feishu, "add Left --stage P3")
     answer(feishu, "move Left P4")
@@ -83,8 +83,10 @@ def test_a_chat_the_bot_cannot_post_to_is_tried_once_and_not_retried(feishu: Fei
     def tries() -> list[object]:
         return [c for c in fake.calls_of("create") if c.json.get("receive_id") == "oc_cs" and "moved" in str(c.json)]
 
-    assert fake.wait_for(lambda: len(tries()) >= 1)
-    time.sleep(1.0)  # give a wrong retry the chance to happen
+    drive(dispatcher, clock, lambda: len(tries()) >= 1)
+    for _ in range(10):  # ten minutes later, a wrong retry would have happened
+        clock.advance(60)
+        dispatcher.drain()
     assert len(tries()) == 1
 
 

@@ -209,17 +209,21 @@ def test_rate_limits_and_server_errors_delay_but_never_lose_or_repeat(slack: Sla
 
 
 def test_a_channel_slack_refuses_is_not_retried_and_admins_are_told(slack: SlackDriver, fake: FakeSlack) -> None:
+    dispatcher, clock = take_over(slack.running)
     fake.fail_channel("C0CS", "channel_not_found")
     slack.command('add "Zeta" --stage P3', user="U0ADMIN")
     slack.command("move Zeta P4", user="U0ADMIN")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not [
-        c for c in fake.calls_to("chat.postMessage") if c.body.get("channel") == "C0CS" and "moved" in str(c.body)
-    ]:
-        time.sleep(0.05)
-    time.sleep(1.0)  # give a wrong retry the chance to happen
-    tries = [c for c in fake.calls_to("chat.postMessage") if c.body.get("channel") == "C0CS" and "moved" in str(c.body)]
-    assert len(tries) == 1  # permanent: tried once, never again
+
+    def tries() -> list[Any]:
+        return [
+            c for c in fake.calls_to("chat.postMessage") if c.body.get("channel") == "C0CS" and "moved" in str(c.body)
+        ]
+
+    drive(dispatcher, clock, lambda: len(tries()) >= 1)
+    for _ in range(10):  # ten minutes later, a wrong retry would have happened
+        clock.advance(60)
+        dispatcher.drain()
+    assert len(tries()) == 1  # permanent: tried once, never again
     admin_help = slack.command("help", user="U0ADMIN").json
     assert "channel_not_found" in admin_help["text"] and "C0CS" in admin_help["text"]
     member_help = slack.command("help", user="U0CAROL").json
