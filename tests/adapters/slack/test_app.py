@@ -67,10 +67,11 @@ def test_a_command_moves_an_account_and_the_owner_channel_hears_of_it(slack: Sla
 
 
 def test_the_approval_flow_by_buttons(slack: SlackDriver, fake: FakeSlack) -> None:
+    dispatcher, clock = take_over(slack.running)  # channel pacing on a clock the test moves
     slack.command('add "Beta" --stage PQL --amount 20k', user="U0ADMIN")
     reply = slack.command("move Beta P0 trial went well", user="U0ALICE")
     assert "needs approval" in ephemeral_text(reply)
-    wait_posts(fake, "C0SALES", lambda ts: any("Approval #" in t for t in ts))
+    drive(dispatcher, clock, lambda: any("Approval #" in t for t in posts_to(fake, "C0SALES")))
     card_call = next(c for c in fake.calls_to("chat.postMessage") if "stagebot:approve" in buttons(c.body))
     assert card_call.body["channel"] == "C0SALES"
     values = buttons(card_call.body)
@@ -84,7 +85,9 @@ def test_the_approval_flow_by_buttons(slack: SlackDriver, fake: FakeSlack) -> No
 
     # The approver's press moves the account to P0 and updates the card in place.
     slack.press(values["stagebot:approve"], "stagebot:approve", user="U0BOSS")
-    update = fake.wait_for("chat.update", 1)[0]
+    fake.wait_for("response_url", 2)  # the press is answered on a followup thread
+    drive(dispatcher, clock, lambda: len(fake.calls_to("chat.update")) >= 1)
+    update = fake.calls_to("chat.update")[0]
     assert update.body["channel"] == "C0SALES" and update.body["ts"] == card_call.response["ts"]
     assert "U0BOSS" in json.dumps(update.body) and "stagebot:approve" not in json.dumps(update.body)
     assert "Stage: P0 Signed" in ephemeral_text(slack.command("show Beta"))
@@ -93,6 +96,8 @@ def test_the_approval_flow_by_buttons(slack: SlackDriver, fake: FakeSlack) -> No
     slack.press(values["stagebot:reject"], "stagebot:reject", user="U0BOSS")
     answers = fake.wait_for("response_url", 3)
     assert "already decided by slack:U0BOSS" in answers[-1].body["text"]
+    clock.advance(60)
+    dispatcher.drain()
     assert len(fake.calls_to("chat.update")) == 1
 
 
