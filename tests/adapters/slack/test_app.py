@@ -102,9 +102,10 @@ def test_the_approval_flow_by_buttons(slack: SlackDriver, fake: FakeSlack) -> No
 
 
 def test_a_button_answer_slack_refuses_as_blocks_arrives_as_plain_text(slack: SlackDriver, fake: FakeSlack) -> None:
+    dispatcher, clock = take_over(slack.running)  # the card waits its turn in #sales: jump to it
     slack.command('add "Beta" --stage PQL --amount 20k', user="U0ADMIN")
     slack.command("move Beta P0 trial went well", user="U0ALICE")
-    wait_posts(fake, "C0SALES", lambda ts: any("Approval #" in t for t in ts))
+    drive(dispatcher, clock, lambda: any("Approval #" in t for t in posts_to(fake, "C0SALES")))
     card_call = next(c for c in fake.calls_to("chat.postMessage") if "stagebot:approve" in buttons(c.body))
     fake.fail("response_url", status=400, error="invalid_blocks", retry_after=None)  # as Slack answers one
     slack.press(buttons(card_call.body)["stagebot:approve"], "stagebot:approve", user="U0ALICE")
