@@ -4,6 +4,7 @@ a fixed clock, the default pipeline with a small roster, and a Lifecycle bound t
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
@@ -53,6 +54,20 @@ def sqlite_database(path: Path) -> Database:
     engine = make_engine(f"sqlite:///{path}")
     upgrade(engine)
     return Database(engine)
+
+
+def copy_migrated(template: Path, path: Path) -> None:
+    """A fresh, fully migrated SQLite database at `path`: a copy of the session's template, ~1 ms
+    where running the migrations takes ~70 ms (hundreds of tests start from one)."""
+    shutil.copyfile(template, path)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database with every migration applied, made once per session."""
+    path = tmp_path_factory.mktemp("template") / "stagebot.db"
+    sqlite_database(path).dispose()
+    return path
 
 
 class PgSchema:
@@ -108,7 +123,8 @@ def pg_database() -> Iterator[Database]:
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """The same test on SQLite and, when a server is configured, on PostgreSQL."""
     if request.param == "sqlite":
-        db = sqlite_database(tmp_path / "stagebot.db")
+        copy_migrated(request.getfixturevalue("sqlite_template"), tmp_path / "stagebot.db")
+        db = Database(make_engine(f"sqlite:///{tmp_path / 'stagebot.db'}"))
         yield db
         db.dispose()
     else:
