@@ -31,7 +31,8 @@ class JumpClock:
 
 
 class StepClock:
-    """Monotonic seconds that stand still until told to move (for Pacer and deliver_all)."""
+    """Seconds that stand still until slept through: `clock()` for a Pacer and deliver_all's
+    `monotonic`, `sleep` for its `sleep` (a jump, recorded in `slept`), `now()` for a Dispatcher."""
 
     def __init__(self, at: float = 1000.0) -> None:
         self.at = at
@@ -39,6 +40,9 @@ class StepClock:
 
     def __call__(self) -> float:
         return self.at
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.at, UTC)
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
