@@ -72,6 +72,7 @@ def default() -> Pipeline:
     return load_preset("default")
 
 
+@pytest.mark.slow  # renders charts: ~2.7 s each
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_the_chart_is_a_png_of_the_stated_size_and_not_blank(default: Pipeline, lang: str) -> None:
     data = report_png(sample(default), default, lang)  # type: ignore[arg-type]

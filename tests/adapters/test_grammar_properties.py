@@ -254,6 +254,7 @@ button_values = st.fixed_dictionaries(
 
 # decode() promises "UsageError for anything unexpected"; a number that str.isdigit() accepts and int() refuses
 # (superscripts, more than 4300 digits) once escaped as ValueError (regression examples below).
+@pytest.mark.slow  # 300 hypothesis examples: ~3 s
 @settings(max_examples=300, deadline=None)
 @example(value={"v": 1, "op": "approve", "approval": "²"})
 @example(value={"v": 1, "op": "done", "task": "9" * 5000})

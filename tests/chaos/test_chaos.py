@@ -15,6 +15,8 @@ import pytest
 from tests.chaos.harness import KNOWN_ISSUES, ChaosOptions, run
 from tests.conftest import PG_SKIP, PG_URL
 
+pytestmark = pytest.mark.slow  # the chaos harness: replicas as subprocesses, minutes of faults
+
 # A SIGKILL between a Slack post and the commit that marks it delivered re-sends it once the lease runs out:
 # inherent to at-least-once delivery to a platform without an idempotency key, and hit only when the kill lands
 # in that window of milliseconds. The harness names each occurrence (harness.KNOWN_ISSUES) and this test reports

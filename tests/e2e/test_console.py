@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs `stagebot console` as a subprocess
+
 SCRIPT = """\
 add "Acme Corp" --amount 50k --segment enterprise
 move acme SQL first call held

@@ -26,6 +26,8 @@ from tests.fakes.feishu_api import FakeFeishu
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import FORM, SECRET, signed_headers, slash_command
 
+pytestmark = pytest.mark.slow  # runs `stagebot` as subprocesses, on a schedule
+
 REPO = Path(__file__).resolve().parents[2]
 CHANNELS = {"marketing": ("C0MARKETING", "oc_marketing"), "sales": ("C0SALES", "oc_sales")}
 CHANNELS |= {"cs": ("C0CS", "oc_cs"), "support": ("C0SUPPORT", "oc_support")}

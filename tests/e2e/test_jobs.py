@@ -64,6 +64,7 @@ def test_jobs_run_refuses_a_bad_instant_and_respects_quiet_hours(
     assert code == 0 and "outside working hours" in out
 
 
+@pytest.mark.slow  # real scheduler ticks: seconds of real time
 def test_serve_runs_the_scheduler_and_posts_reminders_to_the_owner_channel(tmp_path: Path) -> None:
     db_path = tmp_path / "serve.db"
     engine = make_engine(f"sqlite:///{db_path}")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs stagebot in subprocesses
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = textwrap.dedent(

@@ -28,6 +28,8 @@ from tests.fakes.feishu_requests import envelope, signed, text_message
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import FORM, SECRET, signed_headers, slash_command
 
+pytestmark = pytest.mark.slow  # starts `stagebot serve` as a subprocess
+
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 30.0
 

@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from bot.config import load_settings
@@ -31,6 +32,8 @@ from tests.e2e.test_serve_slack import Server, port_from_log, stop, wait_healthy
 from tests.fakes.feishu_api import FakeFeishu
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import SECRET
+
+pytestmark = pytest.mark.slow  # starts `stagebot serve` as a subprocess
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 60.0  # generous: three kinds, paced at about one message a second per channel

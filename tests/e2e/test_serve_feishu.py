@@ -37,6 +37,8 @@ from tests.e2e.test_serve_slack import ACK_LIMIT, NOTIFY_TIMEOUT, STOP_TIMEOUT, 
 from tests.fakes.feishu_api import FakeFeishu, Message
 from tests.fakes.feishu_requests import card_action, envelope, signed, text_message, url_verification
 
+pytestmark = pytest.mark.slow  # starts `stagebot serve` as a subprocess
+
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = "/feishu/events"
 REPLY_TIMEOUT = 10.0

@@ -17,6 +17,8 @@ import pytest
 from bot.cli import main
 from tests.e2e.test_serve_slack import REPO, Reply, Server, port_from_log, stop, wait_healthy
 
+pytestmark = pytest.mark.slow  # starts `stagebot serve` as a subprocess
+
 TOKEN = "test-api-token-" + uuid.uuid4().hex
 
 

@@ -37,6 +37,8 @@ from tests.fakes.slack_requests import (
     slash_command,
 )
 
+pytestmark = pytest.mark.slow  # starts `stagebot serve` as a subprocess
+
 REPO = Path(__file__).resolve().parents[2]
 ACK_LIMIT = 2.5  # Slack gives up after 3 s; a generous bound, not a benchmark
 START_TIMEOUT = 30.0

@@ -38,6 +38,7 @@ def _upgrade_when_all_are_ready(url: str, ready: Any) -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.slow  # replicas migrating one PostgreSQL database together: ~3 s
 def test_replicas_starting_together_migrate_once_without_errors() -> None:
     """Several replicas upgrading at the same instant on a fresh database: one migrates under the
     advisory lock, the others wait and find nothing to do (without the lock, they fail with

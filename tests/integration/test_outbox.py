@@ -4,6 +4,7 @@ sharing one database. Notifiers are hand-written fakes; time is a FixedClock tha
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from adapters.common.pacing import Pacer
 from lifecycle.core import Lifecycle
 from lifecycle.db.engine import make_engine
 from lifecycle.db.models import OutboxRow, PostedMessage, table
@@ -29,6 +31,7 @@ from lifecycle.domain import commands as c
 from lifecycle.domain.clock import FixedClock
 from lifecycle.domain.pipeline import Pipeline
 from lifecycle.domain.rules import Rules
+from tests.clocks import StepClock
 from tests.conftest import ADMIN, BOB, ROSTER, new_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,6 +131,42 @@ def test_five_failures_then_success_is_delivered_once_after_backoff(core: Lifecy
     clock.advance(days=30)
     assert dispatcher.drain().handled == 0
     assert len(notifier.calls) == 6
+
+
+def test_deliver_all_waits_out_a_paced_channel_on_the_clock_it_is_given(core: Lifecycle, clock: FixedClock) -> None:
+    """`deliver_all` (jobs run, the console on exit) sleeps while a channel is paced. On a StepClock
+    each sleep is a jump, so the waits themselves are checked: one post a second, in order."""
+    step = StepClock(clock.now().timestamp())
+    pacer = Pacer(1.0, step)
+    sent: list[tuple[int, float]] = []
+
+    class Paced(Recorder):
+        def deliver(self, delivery: Delivery) -> Iterable[Posted]:
+            pacer.take("C1", [])
+            sent.append((delivery.outbox_id, step()))
+            return super().deliver(delivery)
+
+    for n in range(5):
+        add(core, f"Acct {n}")
+    ids = [r.id for r in rows(core.db)]
+    dispatcher = Dispatcher(core.db, {"console": Paced()}, step, policy=FAST)
+    done = dispatcher.deliver_all(60, sleep=step.sleep, monotonic=step)
+    assert (done.left, done.report.delivered, done.report.retried) == (0, 5, 0)
+    assert done.report.deferred >= 4  # every post after the first waited for the channel
+    assert [i for i, _ in sent] == ids
+    times = [t for _, t in sent]
+    assert [round(b - a, 6) >= 1.0 for a, b in itertools.pairwise(times)] == [True] * 4
+    assert 4.0 <= sum(step.slept) <= 6.0 and all(0.05 <= s <= 1.0 for s in step.slept)
+
+
+def test_deliver_all_gives_up_at_its_deadline_and_says_how_many_are_left(core: Lifecycle, clock: FixedClock) -> None:
+    step = StepClock(clock.now().timestamp())
+    add(core, "Acme")
+    notifier = Recorder(fail=lambda d: DeliveryError("chat is down"))
+    dispatcher = Dispatcher(core.db, {"console": notifier}, step, policy=FAST)
+    done = dispatcher.deliver_all(10, sleep=step.sleep, monotonic=step)
+    assert done.left == 1 and done.report.delivered == 0 and done.report.retried >= 1
+    assert sum(step.slept) == pytest.approx(10.0)  # waited the whole 10 s for the backoff, no more
 
 
 def test_retry_after_from_the_platform_is_honoured(core: Lifecycle, clock: FixedClock) -> None:
@@ -338,6 +377,7 @@ def _url_and_search_path(db: Database) -> tuple[str, str]:
         return url, str(conn.execute(text("select current_schema()")).scalar_one())
 
 
+@pytest.mark.slow  # a dispatcher subprocess, SIGKILLed
 def test_a_dispatcher_process_killed_mid_batch_loses_and_repeats_nothing(
     core: Lifecycle, clock: FixedClock, tmp_path: Path
 ) -> None:

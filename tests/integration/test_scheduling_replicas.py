@@ -24,6 +24,8 @@ from lifecycle.domain.pipeline import load_preset
 from lifecycle.domain.rules import Rules
 from tests.conftest import ADMIN, PG_SKIP, PG_URL, ROSTER, T0, PgSchema
 
+pytestmark = pytest.mark.slow  # scheduler replicas as subprocesses
+
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNTS = 40
 TICKS = 120  # hourly ticks over five days after the SLAs ran out

@@ -292,6 +292,7 @@ def big_csv(n: int, pipeline: Pipeline) -> str:
     return "".join(lines)
 
 
+@pytest.mark.slow  # 100,000 rows: ~10-16 s
 def test_large_round_trip(
     database: Database, pipeline: Pipeline, rules: Rules, clock: FixedClock, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,6 +16,7 @@ import pytest
 from bot.config import load_settings
 from bot.serve import Running, start
 from lifecycle.delivery.outbox import RetryPolicy
+from tests.conftest import copy_migrated
 from tests.fakes.feishu_api import FakeFeishu, Message, reset_lark_token_cache
 from tests.fakes.feishu_requests import card_action, envelope, signed, text_message
 from tests.wsgi import call_wsgi
@@ -178,7 +179,8 @@ def fake() -> Iterator[FakeFeishu]:
 
 
 @pytest.fixture
-def feishu(tmp_path: Path, fake: FakeFeishu) -> Iterator[FeishuDriver]:
+def feishu(tmp_path: Path, fake: FakeFeishu, sqlite_template: Path) -> Iterator[FeishuDriver]:
+    copy_migrated(sqlite_template, tmp_path / "stagebot.db")  # start() then finds it up to date
     running = start_feishu(tmp_path, fake)
     try:
         yield FeishuDriver(running, fake)

@@ -87,6 +87,7 @@ def test_a_card_callback_over_the_long_connection_is_answered_in_the_ack(
     assert "Approved by @ou_boss" in card_texts(ack["data"]["card"]["data"])
 
 
+@pytest.mark.slow  # real-time watchdog and lark reconnect: ~12 s
 def test_the_watchdog_reconnects_a_connection_that_went_silent(
     longconn: tuple[FeishuDriver, FakeLongConnection],
 ) -> None:

@@ -3,7 +3,6 @@ rate limits, server errors, a 502 page, a revoked token, a chat the bot has left
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 from adapters.feishu.notifier import FeishuNotifier
@@ -11,6 +10,7 @@ from lifecycle.delivery.outbox import Delivery
 from lifecycle.domain import events as ev
 from tests.adapters.feishu.conftest import FeishuDriver, card_texts
 from tests.adapters.feishu.test_app import answer
+from tests.clocks import drive, take_over
 from tests.fakes.feishu_api import (
     BAD_GATEWAY,
     BOT_NOT_IN_CHAT,
@@ -31,6 +31,8 @@ def moved_cards(fake: FakeFeishu, chat: str) -> list[str]:
 
 
 def test_rate_limits_and_server_errors_delay_but_never_lose_or_repeat(feishu: FeishuDriver, fake: FakeFeishu) -> None:
+    # Paced and retried on a clock the test moves (it waited ~8.6 s of real time before).
+    dispatcher, clock = take_over(feishu.running)
     names = ["Acct A", "Acct B", "Acct C"]
     for n in names:
         answer(feishu, f'add "{n}" --stage P2')
@@ -39,9 +41,16 @@ def test_rate_limits_and_server_errors_delay_but_never_lose_or_repeat(feishu: Fe
     for target in ("P3", "P4"):
         for n in names:
             assert "→" in answer(feishu, f'move "{n}" {target}')
+    sent_at: list[float] = []  # the simulated time by which each create call had been made
+
+    def note() -> None:
+        sent_at.extend([clock()] * (len(fake.calls_of("create")) - len(sent_at)))
+
+    note()
     # P3 and P4 belong to CS alone: six stage changes, each to arrive in oc_cs exactly once.
-    assert fake.wait_for(lambda: len(moved_cards(fake, "oc_cs")) >= 6, timeout=40)
-    time.sleep(0.5)
+    drive(dispatcher, clock, lambda: len(moved_cards(fake, "oc_cs")) >= 6, each_round=note)
+    clock.advance(5.0)  # room for a (wrong) late repeat
+    dispatcher.drain()
     moved = moved_cards(fake, "oc_cs")
     assert len(moved) == 6 and len(set(moved)) == 6
     for n in names:
@@ -52,7 +61,7 @@ def test_rate_limits_and_server_errors_delay_but_never_lose_or_repeat(feishu: Fe
     # The gateway limit's reset header (1 s) was honoured: nothing was sent to Feishu until then.
     creates = fake.calls_of("create")
     first_limited = next(i for i, c in enumerate(creates) if c.code == 99991400)
-    assert creates[first_limited + 1].at - creates[first_limited].at >= 0.9
+    assert sent_at[first_limited + 1] - sent_at[first_limited] >= 0.9
 
 
 def test_a_rejected_token_is_refreshed_and_the_message_still_arrives(feishu: FeishuDriver, fake: FakeFeishu) -> None:
@@ -66,6 +75,7 @@ def test_a_rejected_token_is_refreshed_and_the_message_still_arrives(feishu: Fei
 
 
 def test_a_chat_the_bot_cannot_post_to_is_tried_once_and_not_retried(feishu: FeishuDriver, fake: FakeFeishu) -> None:
+    dispatcher, clock = take_over(feishu.running)
     fake.refuse_chat("oc_cs", BOT_NOT_IN_CHAT)
     answer(feishu, "add Left --stage P3")
     answer(feishu, "move Left P4")
@@ -73,8 +83,10 @@ def test_a_chat_the_bot_cannot_post_to_is_tried_once_and_not_retried(feishu: Fei
     def tries() -> list[object]:
         return [c for c in fake.calls_of("create") if c.json.get("receive_id") == "oc_cs" and "moved" in str(c.json)]
 
-    assert fake.wait_for(lambda: len(tries()) >= 1)
-    time.sleep(1.0)  # give a wrong retry the chance to happen
+    drive(dispatcher, clock, lambda: len(tries()) >= 1)
+    for _ in range(10):  # ten minutes later, a wrong retry would have happened
+        clock.advance(60)
+        dispatcher.drain()
     assert len(tries()) == 1
 
 

@@ -14,6 +14,7 @@ import pytest
 from bot.config import load_settings
 from bot.serve import Running, start
 from lifecycle.delivery.outbox import RetryPolicy
+from tests.conftest import copy_migrated
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_requests import (
     FORM,
@@ -96,7 +97,8 @@ def fake() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def slack(tmp_path: Path, fake: FakeSlack) -> Iterator[SlackDriver]:
+def slack(tmp_path: Path, fake: FakeSlack, sqlite_template: Path) -> Iterator[SlackDriver]:
+    copy_migrated(sqlite_template, tmp_path / "stagebot.db")  # start() then finds it up to date
     cfg = tmp_path / "stagebot.toml"
     cfg.write_text(textwrap.dedent(CONFIG).format(db=tmp_path / "stagebot.db", api=fake.base_url))
     settings = load_settings(str(cfg), {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET})

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.adapters.slack.conftest import SlackDriver
+from tests.clocks import drive, take_over
 from tests.fakes.slack_api import FakeSlack
 
 
@@ -66,10 +67,11 @@ def test_a_command_moves_an_account_and_the_owner_channel_hears_of_it(slack: Sla
 
 
 def test_the_approval_flow_by_buttons(slack: SlackDriver, fake: FakeSlack) -> None:
+    dispatcher, clock = take_over(slack.running)  # channel pacing on a clock the test moves
     slack.command('add "Beta" --stage PQL --amount 20k', user="U0ADMIN")
     reply = slack.command("move Beta P0 trial went well", user="U0ALICE")
     assert "needs approval" in ephemeral_text(reply)
-    wait_posts(fake, "C0SALES", lambda ts: any("Approval #" in t for t in ts))
+    drive(dispatcher, clock, lambda: any("Approval #" in t for t in posts_to(fake, "C0SALES")))
     card_call = next(c for c in fake.calls_to("chat.postMessage") if "stagebot:approve" in buttons(c.body))
     assert card_call.body["channel"] == "C0SALES"
     values = buttons(card_call.body)
@@ -83,7 +85,9 @@ def test_the_approval_flow_by_buttons(slack: SlackDriver, fake: FakeSlack) -> No
 
     # The approver's press moves the account to P0 and updates the card in place.
     slack.press(values["stagebot:approve"], "stagebot:approve", user="U0BOSS")
-    update = fake.wait_for("chat.update", 1)[0]
+    fake.wait_for("response_url", 2)  # the press is answered on a followup thread
+    drive(dispatcher, clock, lambda: len(fake.calls_to("chat.update")) >= 1)
+    update = fake.calls_to("chat.update")[0]
     assert update.body["channel"] == "C0SALES" and update.body["ts"] == card_call.response["ts"]
     assert "U0BOSS" in json.dumps(update.body) and "stagebot:approve" not in json.dumps(update.body)
     assert "Stage: P0 Signed" in ephemeral_text(slack.command("show Beta"))
@@ -92,13 +96,16 @@ def test_the_approval_flow_by_buttons(slack: SlackDriver, fake: FakeSlack) -> No
     slack.press(values["stagebot:reject"], "stagebot:reject", user="U0BOSS")
     answers = fake.wait_for("response_url", 3)
     assert "already decided by slack:U0BOSS" in answers[-1].body["text"]
+    clock.advance(60)
+    dispatcher.drain()
     assert len(fake.calls_to("chat.update")) == 1
 
 
 def test_a_button_answer_slack_refuses_as_blocks_arrives_as_plain_text(slack: SlackDriver, fake: FakeSlack) -> None:
+    dispatcher, clock = take_over(slack.running)  # the card waits its turn in #sales: jump to it
     slack.command('add "Beta" --stage PQL --amount 20k', user="U0ADMIN")
     slack.command("move Beta P0 trial went well", user="U0ALICE")
-    wait_posts(fake, "C0SALES", lambda ts: any("Approval #" in t for t in ts))
+    drive(dispatcher, clock, lambda: any("Approval #" in t for t in posts_to(fake, "C0SALES")))
     card_call = next(c for c in fake.calls_to("chat.postMessage") if "stagebot:approve" in buttons(c.body))
     fake.fail("response_url", status=400, error="invalid_blocks", retry_after=None)  # as Slack answers one
     slack.press(buttons(card_call.body)["stagebot:approve"], "stagebot:approve", user="U0ALICE")
@@ -185,6 +192,8 @@ def test_app_home_is_published_once_per_event_even_when_slack_retries(slack: Sla
 
 
 def test_rate_limits_and_server_errors_delay_but_never_lose_or_repeat(slack: SlackDriver, fake: FakeSlack) -> None:
+    # Paced and retried on a clock the test moves: ~17 s of waiting on real time, now milliseconds.
+    dispatcher, clock = take_over(slack.running)
     fake.fail("chat.postMessage", status=429, error="ratelimited", retry_after=1, times=3)
     fake.fail("chat.postMessage", status=500, error="internal_error", retry_after=None, times=3)
     names = ["Acct A", "Acct B", "Acct C"]
@@ -194,8 +203,9 @@ def test_rate_limits_and_server_errors_delay_but_never_lose_or_repeat(slack: Sla
         for n in names:
             assert "→" in ephemeral_text(slack.command(f'move "{n}" {target}', user="U0ADMIN"))
     # P3 and P4 belong to CS alone: six stage changes, each to arrive in #cs exactly once.
-    texts = wait_posts(fake, "C0CS", lambda ts: sum("moved" in t for t in ts) >= 6, timeout=40)
-    moved = [t for t in texts if "moved" in t]
+    waited = drive(dispatcher, clock, lambda: sum("moved" in t for t in posts_to(fake, "C0CS")) >= 6)
+    assert waited >= 3  # three 429s asking for a second each, and one post a second per channel
+    moved = [t for t in posts_to(fake, "C0CS") if "moved" in t]
     assert len(moved) == 6 and len(set(moved)) == 6
     for n in names:
         mine = [t for t in moved if t.startswith(n)]
@@ -205,17 +215,21 @@ def test_rate_limits_and_server_errors_delay_but_never_lose_or_repeat(slack: Sla
 
 
 def test_a_channel_slack_refuses_is_not_retried_and_admins_are_told(slack: SlackDriver, fake: FakeSlack) -> None:
+    dispatcher, clock = take_over(slack.running)
     fake.fail_channel("C0CS", "channel_not_found")
     slack.command('add "Zeta" --stage P3', user="U0ADMIN")
     slack.command("move Zeta P4", user="U0ADMIN")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not [
-        c for c in fake.calls_to("chat.postMessage") if c.body.get("channel") == "C0CS" and "moved" in str(c.body)
-    ]:
-        time.sleep(0.05)
-    time.sleep(1.0)  # give a wrong retry the chance to happen
-    tries = [c for c in fake.calls_to("chat.postMessage") if c.body.get("channel") == "C0CS" and "moved" in str(c.body)]
-    assert len(tries) == 1  # permanent: tried once, never again
+
+    def tries() -> list[Any]:
+        return [
+            c for c in fake.calls_to("chat.postMessage") if c.body.get("channel") == "C0CS" and "moved" in str(c.body)
+        ]
+
+    drive(dispatcher, clock, lambda: len(tries()) >= 1)
+    for _ in range(10):  # ten minutes later, a wrong retry would have happened
+        clock.advance(60)
+        dispatcher.drain()
+    assert len(tries()) == 1  # permanent: tried once, never again
     admin_help = slack.command("help", user="U0ADMIN").json
     assert "channel_not_found" in admin_help["text"] and "C0CS" in admin_help["text"]
     member_help = slack.command("help", user="U0CAROL").json

@@ -518,6 +518,7 @@ def _account_list(listed: list[AccountView], stage: str | None = None, mine: boo
     return AccountList(groups=ordered, total=len(listed), stage_filter=stage, mine=mine)
 
 
+@pytest.mark.slow  # long hypothesis run: ~5 s
 @EXAMPLES
 @given(
     st.lists(accounts, min_size=1, max_size=3),
