@@ -159,7 +159,8 @@ def _team(p: Pipeline, key: str, lang: Lang) -> str:
 
 def _fallback(s: str) -> str:
     # The top-level text is mrkdwn too, so it is escaped like the blocks.
-    return clip(escape(s), FALLBACK_TEXT) or "-"
+    text = clip(escape(s), FALLBACK_TEXT)
+    return text if text.strip() else "-"  # a blank fallback shows as an empty notification
 
 
 # ---------------------------------------------------------------- block builders
