@@ -88,7 +88,10 @@ def outcome_lines(o: Outcome, p: Pipeline, lang: Lang = "en") -> tuple[Line, ...
     """What a command did, in a sentence or two, with the account marked."""
     a = o.account
     zh = lang == "zh"
-    t = lambda k: stage_title(p, k, lang)  # noqa: E731
+
+    def t(k: str | None) -> str:
+        return stage_title(p, k, lang)
+
     n = strong(a.name)
     line: Line
     if o.kind == "added":
@@ -423,7 +426,10 @@ def notification(e: ev.Event, p: Pipeline, lang: Lang = "en") -> str:
 def notification_line(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
     """The sentence a team channel gets for an event, with the account and the people marked."""
     zh = lang == "zh"
-    t = lambda k: stage_title(p, k, lang)  # noqa: E731
+
+    def t(k: str | None) -> str:
+        return stage_title(p, k, lang)
+
     acc, by = strong(e.account), who(e.actor)
     if isinstance(e, ev.StageChanged):
         why = f" — {e.reason}" if e.reason else ""
