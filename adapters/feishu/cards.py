@@ -524,9 +524,15 @@ def card_text(c: Card) -> Text:
 
 
 def card_summary(c: Card) -> Text:
-    """The card's first text section (what a log line or a test says the card said)."""
+    """What a card is about in a line or two (a toast, a log line): its title, then the first line
+    of its first text section. Fields are columns, not text sections, so the title carries the name."""
+    title = c.get("header", {}).get("title")
     texts = [e["text"] for e in c["body"]["elements"] if e.get("tag") == "div"]
-    return _as_text(texts[0]) if texts else Text("", "")
+    parts = [_as_text(title)] if title else []
+    if texts:
+        first = _as_text(texts[0])
+        parts.append(Text(first.en.split("\n", 1)[0], first.zh.split("\n", 1)[0]))
+    return Text("\n".join(p.en for p in parts), "\n".join(p.zh for p in parts))
 
 
 def text_message(t: Text) -> str:
