@@ -8,12 +8,21 @@ from __future__ import annotations
 import hashlib
 
 from adapters.common import text as tx
-from adapters.common.actions import buttons_for
-from adapters.common.view import Card, Field, Line, Tone, strong
+from adapters.common.actions import Button, buttons_for
+from adapters.common.view import Card, Field, Line, Row, Tone, strong
 from lifecycle.domain import events as ev
-from lifecycle.domain.i18n import Lang
+from lifecycle.domain.i18n import Lang, Text
 from lifecycle.domain.pipeline import Pipeline
-from lifecycle.domain.views import AccountCard, History, Outcome, Report
+from lifecycle.domain.views import (
+    AccountCard,
+    AccountList,
+    ApprovalList,
+    HandoffList,
+    History,
+    Outcome,
+    Report,
+    TaskList,
+)
 
 _TONE: dict[str, Tone] = {"ApprovalRequested": "ask", "HandoffOpened": "handoff"}
 
@@ -200,3 +209,104 @@ def card_for_report(r: Report, p: Pipeline, lang: Lang = "en") -> Card:
     text = tx.report(r, p, lang)
     lines = tuple((ln,) for ln in text.splitlines())
     return Card((tx.report_title(r, lang),), text, lines=lines, tone="figures", compact=True, table=True)
+
+
+def _empty(title: str, text: str) -> Card:
+    return Card((title,), text, lines=((text,),), compact=True)
+
+
+def account_rows(al: AccountList, p: Pipeline, lang: Lang = "en", *, since: bool = False) -> tuple[Row, ...]:
+    """Accounts under their stage's heading, at most text.MAX_LINES; a stage past the cap keeps its heading."""
+    rows: list[Row] = []
+    left = tx.MAX_LINES
+    for stage, accounts in al.groups:
+        group: Line = (strong(tx.stage_title(p, stage, lang)), f" — {len(accounts)}")
+        taken = accounts[: max(left, 0)]
+        left -= len(taken)
+        rows += [Row((tx.account_row(a, lang, since=since),), group) for a in taken]
+        if not taken:
+            rows.append(Row((), group))
+    return tuple(rows)
+
+
+def card_for_accounts(al: AccountList, p: Pipeline, lang: Lang = "en") -> Card:
+    """Accounts by stage; a cut list names the command that narrows it: a stage first, then one's own."""
+    text = tx.account_list(al, p, lang)
+    if al.stage_filter:
+        title = tx.list_title("stage", lang, stage=tx.stage_title(p, al.stage_filter, lang))
+    else:
+        title = tx.list_title("mine" if al.mine else "accounts", lang)
+    if al.total == 0:
+        return _empty(title, text)
+    rows = account_rows(al, p, lang)
+    stage = al.stage_filter or next((k for k, accs in al.groups if accs), p.first_stage.key)
+    return Card(
+        (f"{title} — {al.total}",),
+        text,
+        rows=rows,
+        more=tx.list_more("accounts", lang),
+        command=f"list {stage}{' --mine' if al.stage_filter or al.mine else ''}",
+        hidden=al.total - sum(1 for r in rows if r.lines),
+    )
+
+
+def card_for_approvals(al: ApprovalList, p: Pipeline, lang: Lang = "en") -> Card:
+    """Approvals waiting, two lines each, with the commands that decide them."""
+    text, title = tx.approval_list(al, p, lang), tx.list_title("approvals", lang)
+    if not al.approvals:
+        return _empty(title, text)
+    shown = al.approvals[: tx.MAX_LINES]
+    return Card(
+        (f"{title} — {len(al.approvals)}",),
+        text,
+        rows=tuple(Row(tx.approval_item(ap, p, lang)) for ap in shown),
+        notes=(tx.approvals_how(lang),),
+        more=tx.list_more("approvals", lang),
+        command=tx.list_command("approvals", lang),
+        hidden=len(al.approvals) - len(shown),
+    )
+
+
+def card_for_handoffs(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> Card:
+    """Open handoffs, each with its Take ownership button (the same value as the channel prompt's)."""
+    text, title = tx.handoff_list(hl, p, lang), tx.list_title("handoffs", lang)
+    if not hl.handoffs:
+        return _empty(title, text)
+    rows = []
+    for a, h in hl.handoffs[: tx.MAX_LINES]:
+        line: Line = (strong(a.name), f" → {tx.team_label(p, h.to_team, lang)}, {tx.short_stage(p, h.stage, lang)}")
+        take = Button(Text("Take ownership", "接手"), {"v": 1, "op": "claim", "handoff": h.id}, "primary")
+        rows.append(Row((line,), button=take, key=f"handoffs:{h.id}", tag=a.name))
+    return Card(
+        (f"{title} — {len(hl.handoffs)}",),
+        text,
+        rows=tuple(rows),
+        more=tx.list_more("handoffs", lang),
+        command=tx.list_command("handoffs", lang),
+        hidden=len(hl.handoffs) - len(rows),
+    )
+
+
+def card_for_tasks(tl: TaskList, p: Pipeline, lang: Lang = "en") -> Card:
+    """Open tasks, each with its Done button; a cut list of one account's says finishing some shows the rest."""
+    text, title = tx.task_list(tl, p, lang), tx.list_title("tasks", lang)
+    if not tl.tasks:
+        return _empty(title, text)
+    rows = tuple(
+        Row(
+            (tx.task_item(t, lang),),
+            button=Button(Text("Done", "完成"), {"v": 1, "op": "done", "task": t.id}, "primary"),
+            key=f"tasks:{t.id}",
+            tag=f"#{t.id}",
+        )
+        for t in tl.tasks[: tx.MAX_LINES]
+    )
+    kind = "account_tasks" if tl.account else "tasks"
+    return Card(
+        (f"{title} — {len(tl.tasks)}",),
+        text,
+        rows=rows,
+        more=tx.list_more(kind, lang),
+        command=tx.list_command(kind, lang),
+        hidden=len(tl.tasks) - len(rows),
+    )
