@@ -768,3 +768,30 @@ def task_item(t: TaskView, lang: Lang = "en") -> Line:
     """One open task in a list: number, account, title and who does it."""
     by: Line = (" → ", who(t.assignee)) if t.assignee else ()
     return (f"#{t.id} ", strong(t.account), f": {t.title_zh if lang == 'zh' else t.title_en}", *by)
+
+
+# ---------------------------------------------------------------- help and refusals
+
+
+def help_title(lang: Lang = "en") -> str:
+    return "stagebot 帮助" if lang == "zh" else "stagebot help"
+
+
+def help_usage(lang: Lang = "en") -> Line:
+    """The line above the command list where commands are typed after a prefix (Slack's `/stage`)."""
+    return ("用法:", command("命令")) if lang == "zh" else ("Usage: ", command("COMMAND"))
+
+
+def help_chat_intro(lang: Lang = "en") -> Line:
+    """The line above the command list where commands are typed to the bot in a chat (Feishu)."""
+    if lang == "zh":
+        return ("在私聊中直接发命令给我,或在群里 @stagebot 后输入,例如 ", command("推进 Acme P2 已发送首次测试"), "。")
+    return (
+        "Type a command to me in a direct chat, or after @stagebot in a group, e.g. ",
+        command("move Acme P2 first test sent"),
+        ".",
+    )
+
+
+def error_title(lang: Lang = "en") -> str:
+    return "未执行" if lang == "zh" else "Not done"

@@ -11,7 +11,7 @@ from typing import Literal
 from adapters.common.actions import Button
 
 SpanKind = Literal["strong", "person", "code", "command"]
-Tone = Literal["info", "ask", "handoff", "good", "bad", "figures"]
+Tone = Literal["info", "ask", "handoff", "good", "bad", "figures", "quiet", "warn"]  # warn: a refusal
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class Card:
     tone: Tone = "info"
     compact: bool = False
     table: bool = False  # the lines are a fixed-width table, drawn monospace
+    lead: Line = ()  # a sentence above the lines (outside a table's monospace)
     key: str = ""
     rows: tuple[Row, ...] = ()
     command: str = ""

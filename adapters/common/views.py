@@ -9,7 +9,8 @@ import hashlib
 
 from adapters.common import text as tx
 from adapters.common.actions import Button, buttons_for
-from adapters.common.view import Card, Field, Line, Row, Tone, strong
+from adapters.common.grammar import help_text
+from adapters.common.view import Card, Field, Line, Row, Tone, plain, strong
 from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Lang, Text
 from lifecycle.domain.pipeline import Pipeline
@@ -310,3 +311,21 @@ def card_for_tasks(tl: TaskList, p: Pipeline, lang: Lang = "en") -> Card:
         command=tx.list_command(kind, lang),
         hidden=len(tl.tasks) - len(rows),
     )
+
+
+def card_for_help(topic: str | None = None, lang: Lang = "en", *, intro: Line | None = None) -> Card:
+    """The command list, or one command's usage, under `intro` (by default: type `COMMAND` after the prefix).
+
+    Raises grammar.UsageError for an unknown topic, like help_text.
+    """
+    body = help_text(topic, lang)
+    lead = tx.help_usage(lang) if intro is None else intro
+    lines = tuple((ln,) for ln in body.splitlines())
+    return Card(
+        (tx.help_title(lang),), f"{plain(lead)}\n{body}", lines=lines, lead=lead, tone="quiet", compact=True, table=True
+    )
+
+
+def card_for_error(message: str, lang: Lang = "en") -> Card:
+    """A refusal or failure, already in the reader's language."""
+    return Card((tx.error_title(lang),), message, lines=((message,),), tone="warn", compact=True)

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from adapters.common import text as tx
 from adapters.common import view as vw
 from adapters.common import views
 from adapters.common.actions import Button
-from adapters.common.grammar import help_text
 from adapters.common.view import Tone
 from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Lang, Text
@@ -307,18 +307,11 @@ def report_card(r: Report, pipeline: Pipeline, lang: Lang = "en", *, image_key: 
 
 def help_card(topic: str | None = None, lang: Lang = "en", *, extra: Text | None = None) -> Card:
     """Usage; in Feishu the commands are typed to the bot in a direct chat, or after @bot in a group."""
-    intro = Text(
-        "Type a command to me in a direct chat, or after @stagebot in a group, e.g. `move Acme P2 first test sent`.",
-        "在私聊中直接发命令给我,或在群里 @stagebot 后输入,例如 `推进 Acme P2 已发送首次测试`。",
-    )
-    body = [intro, both(lambda lg: help_text(topic, lg))]
-    if extra is not None:
-        body.append(extra)
-    return card(Text("stagebot help", "stagebot 帮助"), body, lang=lang, template="grey")
+    return draw(lambda lg: views.card_for_help(topic, lg, intro=tx.help_chat_intro(lg)), lang, extra=extra)
 
 
 def error_card(message: Text, lang: Lang = "en") -> Card:
-    return card(Text("Not done", "未执行"), [message], lang=lang, template="red")
+    return draw(lambda lg: views.card_for_error(message.zh if lg == "zh" else message.en, lg), lang)
 
 
 # ---------------------------------------------------------------- notifications and decisions
@@ -331,11 +324,18 @@ _TEMPLATE: dict[Tone, str] = {
     "good": "green",
     "bad": "red",
     "figures": "indigo",
+    "quiet": "grey",
+    "warn": "red",
 }
 
 
+def _plain(line: vw.Line) -> str:
+    """A view-model line as plain text, a command in backticks (typed as is: Feishu has no prefix)."""
+    return "".join(s if isinstance(s, str) else f"`{COMMAND}{s.text}`" if s.kind == "command" else s.text for s in line)
+
+
 def _lines(lines: Sequence[vw.Line]) -> str:
-    return "\n".join(vw.plain(line) for line in lines)
+    return "\n".join(_plain(line) for line in lines)
 
 
 def _tagged(b: Button, tag: str) -> Button:
@@ -349,26 +349,30 @@ def draw(
     *,
     image: dict[str, Any] | None = None,
     note: Text | None = None,
+    extra: Text | None = None,
 ) -> Card:
     """A view-model card, built in both languages, as a card 2.0: its short texts in both, its body in
-    `lang`; an `image` above the body and a `note` of Feishu's own replace the card's notes."""
+    `lang`; an `image` above the body, a section of Feishu's own (`extra`) below it, and a `note` of
+    Feishu's own replace the card's notes."""
     en, zh = build("en"), build("zh")
     shown = zh if lang == "zh" else en
     fields = [
         (Text(f_en.label, f_zh.label), vw.plain(f.value))
         for f_en, f_zh, f in zip(en.fields, zh.fields, shown.fields, strict=True)
     ]
-    body: list[Body] = []
+    body: list[Body] = [Text(_plain(en.lead), _plain(zh.lead))] if shown.lead else []
     buttons = shown.buttons
     listed = [r for r in shown.rows if r.lines]  # a heading alone is left out: its rows say their stage
     if shown.rows:  # items, each under its group's line; a row's button is in the row of buttons below
-        rows = tuple((vw.plain(r.group or ()), "\n".join(vw.plain(line) for line in r.lines)) for r in listed)
+        rows = tuple((vw.plain(r.group or ()), _lines(r.lines)) for r in listed)
         buttons = tuple(_tagged(r.button, r.tag) for r in listed if r.button)[:MAX_ROW_BUTTONS]
     elif shown.more is not None:  # lines of a list
-        rows = tuple(("", vw.plain(line)) for line in shown.lines)
+        rows = tuple(("", _plain(line)) for line in shown.lines)
     else:
         rows = ()
         body.append(Text(*(_lines(c.lines) for c in (en, zh))))
+    if extra is not None:
+        body.append(extra)
     if shown.more is not None:  # as many rows as fit, then a line saying how many more
         total, more, command = len(rows) + shown.hidden, shown.more, COMMAND + shown.command
         body.append(

@@ -29,7 +29,6 @@ from slack_sdk.models.views import View
 from adapters.common import text as tx
 from adapters.common import views
 from adapters.common.actions import Button, buttons_for, encode
-from adapters.common.grammar import help_text
 from adapters.common.view import Card, Line, Row, Segment
 from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Lang, Text
@@ -405,19 +404,15 @@ def _report_section(r: Report, p: Pipeline, lang: Lang) -> SectionBlock:
 
 def help_message(lang: Lang = "en", topic: str | None = None) -> SlackMessage:
     """Usage of `/stage`; raises grammar.UsageError for an unknown topic, like help_text."""
-    body = help_text(topic, lang)
-    intro = "用法:`/stage 命令`" if lang == "zh" else "Usage: `/stage COMMAND`"
-    chunks = _pack(escape(body).splitlines(), SECTION_TEXT - size(intro) - 10)
-    blocks = [_section((intro + "\n" if n == 0 else "") + f"```{chunk}```") for n, (chunk, _) in enumerate(chunks)][
-        :MAX_BLOCKS
-    ]
-    plain_intro = "用法:/stage 命令" if lang == "zh" else "Usage: /stage COMMAND"
-    return SlackMessage(_fallback(f"{plain_intro}\n{body}"), _dicts(blocks))
+    card = views.card_for_help(topic, lang)
+    text = "\n".join(_plain_line(line) for line in (card.lead, *card.lines))
+    return SlackMessage(_fallback(text), _dicts(draw(card, lang)))
 
 
 def error_message(message: str) -> SlackMessage:
     """A user-safe error (already in the user's language) as one warning section."""
-    return SlackMessage(_fallback(message), _dicts([_section(":warning: " + escape(message))]))
+    card = views.card_for_error(message)
+    return SlackMessage(_fallback(card.text), _dicts(draw(card, "en")))
 
 
 # ---------------------------------------------------------------- notifications
@@ -433,6 +428,13 @@ def _segment(seg: Segment) -> str:
     if seg.kind == "command":
         return f"`{COMMAND}{escape(seg.text)}`"
     return _bold(_name(seg.text, 1000))
+
+
+def _plain_line(line: Line) -> str:
+    """A view-model line as plain text, a command with Slack's prefix."""
+    return "".join(
+        seg if isinstance(seg, str) else (COMMAND if seg.kind == "command" else "") + seg.text for seg in line
+    )
 
 
 def mrkdwn(line: Line) -> str:
@@ -509,10 +511,16 @@ def draw(card: Card, lang: Lang) -> list[Block]:
         return _list(card, blocks, lang)
     if card.fields:
         blocks.append(_fields((f.label, mrkdwn(f.value)) for f in card.fields))
-    if card.table:  # monospace, each section a whole number of rows
-        chunks = _pack([mrkdwn(line) for line in card.lines], SECTION_TEXT - 10)
-        return blocks + [_section(f"```{chunk}```") for chunk, _ in chunks]
-    chunks = _pack([mrkdwn(line) for line in card.lines])
+    if card.table:  # monospace, each section a whole number of rows; the lead above the first
+        lead = mrkdwn(card.lead)
+        chunks = _pack([mrkdwn(line) for line in card.lines], SECTION_TEXT - size(lead) - 10)
+        return blocks + [
+            _section((lead + "\n" if n == 0 and lead else "") + f"```{chunk}```") for n, (chunk, _) in enumerate(chunks)
+        ]
+    items = [mrkdwn(line) for line in card.lines]
+    if items and card.tone == "warn":
+        items[0] = ":warning: " + items[0]
+    chunks = _pack(items)
     if card.more is None:
         blocks += [_section(chunk) for chunk, _ in chunks]
     else:  # a list: room is kept for two notes
