@@ -6,6 +6,8 @@ Words come from adapters/common/text.py, buttons from adapters/common/actions.py
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from typing import Any
 
 from adapters.common import text as tx
 from adapters.common.actions import Button, buttons_for
@@ -230,6 +232,29 @@ def account_rows(al: AccountList, p: Pipeline, lang: Lang = "en", *, since: bool
     return tuple(rows)
 
 
+def _list(
+    title: str,
+    text: str,
+    total: int,
+    rows: tuple[Row, ...],
+    kind: str,
+    lang: Lang,
+    *,
+    notes: tuple[Line, ...] = (),
+    command: str | None = None,
+) -> Card:
+    """A list reply: its title with the count, the rows, and the line a cut list ends with (`kind`'s words)."""
+    return Card(
+        (f"{title} — {total}",),
+        text,
+        rows=rows,
+        notes=notes,
+        more=tx.list_more(kind, lang),
+        command=command or tx.list_command(kind, lang),
+        hidden=total - sum(1 for r in rows if r.lines),
+    )
+
+
 def card_for_accounts(al: AccountList, p: Pipeline, lang: Lang = "en") -> Card:
     """Accounts by stage; a cut list names the command that narrows it: a stage first, then one's own."""
     text = tx.account_list(al, p, lang)
@@ -239,16 +264,9 @@ def card_for_accounts(al: AccountList, p: Pipeline, lang: Lang = "en") -> Card:
         title = tx.list_title("mine" if al.mine else "accounts", lang)
     if al.total == 0:
         return _empty(title, text)
-    rows = account_rows(al, p, lang)
     stage = al.stage_filter or next((k for k, accs in al.groups if accs), p.first_stage.key)
-    return Card(
-        (f"{title} — {al.total}",),
-        text,
-        rows=rows,
-        more=tx.list_more("accounts", lang),
-        command=f"list {stage}{' --mine' if al.stage_filter or al.mine else ''}",
-        hidden=al.total - sum(1 for r in rows if r.lines),
-    )
+    command = f"list {stage}{' --mine' if al.stage_filter or al.mine else ''}"
+    return _list(title, text, al.total, account_rows(al, p, lang), "accounts", lang, command=command)
 
 
 def card_for_approvals(al: ApprovalList, p: Pipeline, lang: Lang = "en") -> Card:
@@ -256,16 +274,8 @@ def card_for_approvals(al: ApprovalList, p: Pipeline, lang: Lang = "en") -> Card
     text, title = tx.approval_list(al, p, lang), tx.list_title("approvals", lang)
     if not al.approvals:
         return _empty(title, text)
-    shown = al.approvals[: tx.MAX_LINES]
-    return Card(
-        (f"{title} — {len(al.approvals)}",),
-        text,
-        rows=tuple(Row(tx.approval_item(ap, p, lang)) for ap in shown),
-        notes=(tx.approvals_how(lang),),
-        more=tx.list_more("approvals", lang),
-        command=tx.list_command("approvals", lang),
-        hidden=len(al.approvals) - len(shown),
-    )
+    rows = tuple(Row(tx.approval_item(ap, p, lang)) for ap in al.approvals[: tx.MAX_LINES])
+    return _list(title, text, len(al.approvals), rows, "approvals", lang, notes=(tx.approvals_how(lang),))
 
 
 def card_for_handoffs(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> Card:
@@ -278,14 +288,7 @@ def card_for_handoffs(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> Card:
         line: Line = (strong(a.name), f" → {tx.team_label(p, h.to_team, lang)}, {tx.short_stage(p, h.stage, lang)}")
         take = Button(Text("Take ownership", "接手"), {"v": 1, "op": "claim", "handoff": h.id}, "primary")
         rows.append(Row((line,), button=take, key=f"handoffs:{h.id}", tag=a.name))
-    return Card(
-        (f"{title} — {len(hl.handoffs)}",),
-        text,
-        rows=tuple(rows),
-        more=tx.list_more("handoffs", lang),
-        command=tx.list_command("handoffs", lang),
-        hidden=len(hl.handoffs) - len(rows),
-    )
+    return _list(title, text, len(hl.handoffs), tuple(rows), "handoffs", lang)
 
 
 def card_for_tasks(tl: TaskList, p: Pipeline, lang: Lang = "en") -> Card:
@@ -293,24 +296,17 @@ def card_for_tasks(tl: TaskList, p: Pipeline, lang: Lang = "en") -> Card:
     text, title = tx.task_list(tl, p, lang), tx.list_title("tasks", lang)
     if not tl.tasks:
         return _empty(title, text)
+    done = Text("Done", "完成")
     rows = tuple(
         Row(
             (tx.task_item(t, lang),),
-            button=Button(Text("Done", "完成"), {"v": 1, "op": "done", "task": t.id}, "primary"),
+            button=Button(done, {"v": 1, "op": "done", "task": t.id}, "primary"),
             key=f"tasks:{t.id}",
             tag=f"#{t.id}",
         )
         for t in tl.tasks[: tx.MAX_LINES]
     )
-    kind = "account_tasks" if tl.account else "tasks"
-    return Card(
-        (f"{title} — {len(tl.tasks)}",),
-        text,
-        rows=rows,
-        more=tx.list_more(kind, lang),
-        command=tx.list_command(kind, lang),
-        hidden=len(tl.tasks) - len(rows),
-    )
+    return _list(title, text, len(tl.tasks), rows, "account_tasks" if tl.account else "tasks", lang)
 
 
 def card_for_help(topic: str | None = None, lang: Lang = "en", *, intro: Line | None = None) -> Card:
@@ -329,3 +325,23 @@ def card_for_help(topic: str | None = None, lang: Lang = "en", *, intro: Line | 
 def card_for_error(message: str, lang: Lang = "en") -> Card:
     """A refusal or failure, already in the reader's language."""
     return Card((tx.error_title(lang),), message, lines=((message,),), tone="warn", compact=True)
+
+
+_CARDS: dict[type, Callable[[Any, Pipeline, Lang], Card]] = {
+    Outcome: card_for_outcome,
+    AccountCard: card_for_account,
+    History: card_for_history,
+    AccountList: card_for_accounts,
+    ApprovalList: card_for_approvals,
+    HandoffList: card_for_handoffs,
+    TaskList: card_for_tasks,
+    Report: card_for_report,
+}
+
+
+def card_for(answer: object, p: Pipeline, lang: Lang = "en") -> Card:
+    """The card answering a command with an outcome or a read model; TypeError for anything else."""
+    build = _CARDS.get(type(answer))
+    if build is None:
+        raise TypeError(f"no card for {type(answer).__name__}")
+    return build(answer, p, lang)

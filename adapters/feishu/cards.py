@@ -29,14 +29,8 @@ from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Lang, Text
 from lifecycle.domain.pipeline import Pipeline
 from lifecycle.domain.views import (
-    AccountCard,
-    AccountList,
-    ApprovalList,
-    HandoffList,
-    History,
     Outcome,
     Report,
-    TaskList,
 )
 
 Card = dict[str, Any]
@@ -271,24 +265,9 @@ def content(c: Card) -> str:
 
 def reply(ans: object, pipeline: Pipeline, lang: Lang = "en") -> Card:
     """The card answering one command: an outcome, a read model, help, or a refusal."""
-    p = pipeline
-    if isinstance(ans, Outcome):
-        return draw(lambda lg: views.card_for_outcome(ans, p, lg), lang)
-    if isinstance(ans, AccountCard):
-        return draw(lambda lg: views.card_for_account(ans, p, lg), lang)
-    if isinstance(ans, History):
-        return draw(lambda lg: views.card_for_history(ans, p, lg), lang)
-    if isinstance(ans, AccountList):
-        return draw(lambda lg: views.card_for_accounts(ans, p, lg), lang)
-    if isinstance(ans, ApprovalList):
-        return draw(lambda lg: views.card_for_approvals(ans, p, lg), lang)
-    if isinstance(ans, HandoffList):
-        return draw(lambda lg: views.card_for_handoffs(ans, p, lg), lang)
-    if isinstance(ans, TaskList):
-        return draw(lambda lg: views.card_for_tasks(ans, p, lg), lang)
     if isinstance(ans, Report):
-        return report_card(ans, p, lang)
-    raise TypeError(f"no card for {type(ans).__name__}")
+        return report_card(ans, pipeline, lang)
+    return draw(lambda lg: views.card_for(ans, pipeline, lg), lang)
 
 
 def report_card(r: Report, pipeline: Pipeline, lang: Lang = "en", *, image_key: str | None = None) -> Card:

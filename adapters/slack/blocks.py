@@ -371,23 +371,7 @@ def reply(
     lang: Lang = "en",
 ) -> SlackMessage:
     """The ephemeral reply to a command: an outcome sentence or a read model, within 50 blocks."""
-    if isinstance(answer, Outcome):
-        return message(views.card_for_outcome(answer, pipeline, lang), lang)
-    if isinstance(answer, AccountCard):
-        return message(views.card_for_account(answer, pipeline, lang), lang)
-    if isinstance(answer, History):
-        return message(views.card_for_history(answer, pipeline, lang), lang)
-    if isinstance(answer, AccountList):
-        return message(views.card_for_accounts(answer, pipeline, lang), lang)
-    if isinstance(answer, ApprovalList):
-        return message(views.card_for_approvals(answer, pipeline, lang), lang)
-    if isinstance(answer, HandoffList):
-        return message(views.card_for_handoffs(answer, pipeline, lang), lang)
-    if isinstance(answer, TaskList):
-        return message(views.card_for_tasks(answer, pipeline, lang), lang)
-    if isinstance(answer, Report):
-        return message(views.card_for_report(answer, pipeline, lang), lang)
-    raise TypeError(f"no Slack rendering for {type(answer).__name__}")
+    return message(views.card_for(answer, pipeline, lang), lang)
 
 
 def _report_section(r: Report, p: Pipeline, lang: Lang) -> SectionBlock:
