@@ -19,6 +19,7 @@ from lifecycle.domain.views import (
     ApprovalList,
     ApprovalView,
     HandoffList,
+    HandoffView,
     History,
     HistoryLine,
     Outcome,
@@ -795,3 +796,37 @@ def help_chat_intro(lang: Lang = "en") -> Line:
 
 def error_title(lang: Lang = "en") -> str:
     return "未执行" if lang == "zh" else "Not done"
+
+
+# ---------------------------------------------------------------- the App Home
+
+
+def home_part(kind: str, lang: Lang = "en") -> tuple[str, str, str, str]:
+    """A Home part's title, its sentence when empty, its line for `{n}` more and the `{command}` it names."""
+    zh = lang == "zh"
+    parts = {
+        "mine": (
+            ("我的客户(按阶段)", "你名下还没有客户。", "…还有 {n} 个;用 `{command}` 查看"),
+            ("My accounts by stage", "You own no accounts yet.", "… and {n} more — `{command}`"),
+            "list --mine",
+        ),
+        "waiting": (
+            ("待我处理", "没有等你处理的审批或交接。", "…还有 {n} 项;用 `{command}` 查看"),
+            ("Waiting on you", "No approvals or handoffs are waiting on you.", "… and {n} more — `{command}`"),
+            "approvals",
+        ),
+        "stale": (
+            ("超期未推进(超过 SLA)", "没有超期的客户。", "…还有 {n} 个;用 `{command}` 查看"),
+            ("Stale (past SLA)", "Nothing is past its SLA.", "… and {n} more — `{command}`"),
+            "list --mine",
+        ),
+    }
+    in_zh, in_en, command = parts[kind]
+    return (*(in_zh if zh else in_en), command)
+
+
+def home_handoff(a: AccountView, h: HandoffView, p: Pipeline, lang: Lang = "en") -> Line:
+    """A handoff waiting on the viewer's team, in the Home."""
+    team = team_label(p, h.to_team, lang)
+    waits = f"待{team}接手" if lang == "zh" else f"open for {team}"
+    return ("🤝 ", strong(a.name), f" — {stage_title(p, h.stage, lang)} · {waits} · {utc(h.opened_at)}")

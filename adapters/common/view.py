@@ -39,17 +39,19 @@ class Field:
 
 @dataclass(frozen=True)
 class Row:
-    """One item of a list: its lines, the heading of the group it is in, and a button of its own.
+    """One item of a list: its lines, the heading of the group it is in, and buttons of its own.
 
     A row without lines is a group's heading alone (its items were left out). `key`: a stable id for the
-    button's block; `tag`: what the row goes by (`#12`), for a button drawn away from its row.
+    buttons' block; `tag`: what the row goes by (`#12`), for a button drawn away from its row; `beside`:
+    the one button is drawn beside the row where the platform can (Slack's accessory).
     """
 
     lines: tuple[Line, ...]
     group: Line | None = None
-    button: Button | None = None
+    buttons: tuple[Button, ...] = ()
     key: str = ""
     tag: str = ""
+    beside: bool = False
 
 
 @dataclass(frozen=True)

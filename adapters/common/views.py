@@ -6,7 +6,7 @@ Words come from adapters/common/text.py, buttons from adapters/common/actions.py
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from adapters.common import text as tx
@@ -19,8 +19,11 @@ from lifecycle.domain.pipeline import Pipeline
 from lifecycle.domain.views import (
     AccountCard,
     AccountList,
+    AccountView,
     ApprovalList,
+    ApprovalView,
     HandoffList,
+    HandoffView,
     History,
     Outcome,
     Report,
@@ -287,7 +290,7 @@ def card_for_handoffs(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> Card:
     for a, h in hl.handoffs[: tx.MAX_LINES]:
         line: Line = (strong(a.name), f" → {tx.team_label(p, h.to_team, lang)}, {tx.short_stage(p, h.stage, lang)}")
         take = Button(Text("Take ownership", "接手"), {"v": 1, "op": "claim", "handoff": h.id}, "primary")
-        rows.append(Row((line,), button=take, key=f"handoffs:{h.id}", tag=a.name))
+        rows.append(Row((line,), buttons=(take,), key=f"handoffs:{h.id}", tag=a.name))
     return _list(title, text, len(hl.handoffs), tuple(rows), "handoffs", lang)
 
 
@@ -300,7 +303,7 @@ def card_for_tasks(tl: TaskList, p: Pipeline, lang: Lang = "en") -> Card:
     rows = tuple(
         Row(
             (tx.task_item(t, lang),),
-            button=Button(done, {"v": 1, "op": "done", "task": t.id}, "primary"),
+            buttons=(Button(done, {"v": 1, "op": "done", "task": t.id}, "primary"),),
             key=f"tasks:{t.id}",
             tag=f"#{t.id}",
         )
@@ -325,6 +328,76 @@ def card_for_help(topic: str | None = None, lang: Lang = "en", *, intro: Line | 
 def card_for_error(message: str, lang: Lang = "en") -> Card:
     """A refusal or failure, already in the reader's language."""
     return Card((tx.error_title(lang),), message, lines=((message,),), tone="warn", compact=True)
+
+
+def _approval_request(ap: ApprovalView) -> ev.ApprovalRequested:
+    # The Home buttons come from the same buttons_for() as the channel card, so their values match.
+    return ev.ApprovalRequested(
+        account_id=ap.account_id,
+        account=ap.account,
+        at=ap.requested_at,
+        actor=ap.requested_by,
+        approval_id=ap.id,
+        from_stage=ap.from_stage,
+        to_stage=ap.to_stage,
+        reject_to=ap.reject_to,
+        team=ap.team,
+        reason=ap.reason,
+    )
+
+
+def _handoff_opened(a: AccountView, h: HandoffView) -> ev.HandoffOpened:
+    return ev.HandoffOpened(
+        account_id=a.id,
+        account=a.name,
+        at=h.opened_at,
+        actor=a.owner or "-",
+        handoff_id=h.id,
+        stage=h.stage,
+        from_teams=(),
+        to_team=h.to_team,
+        owner=a.owner,
+        amount=a.amount,
+    )
+
+
+def _home_part(kind: str, rows: tuple[Row, ...], total: int, lang: Lang) -> Card:
+    """A part of the Home: its title, its rows, the sentence for none and the line for more (`{n}`, `{command}`)."""
+    title, empty, more, command = tx.home_part(kind, lang)
+    return Card(
+        (title,),
+        empty,
+        rows=rows,
+        more=more,
+        command=command,
+        hidden=total - sum(1 for r in rows if r.lines),
+    )
+
+
+def home_cards(
+    mine: AccountList,
+    approvals: Sequence[ApprovalView],
+    handoffs: Sequence[tuple[AccountView, HandoffView]],
+    stale: AccountList,
+    p: Pipeline,
+    lang: Lang = "en",
+) -> tuple[Card, Card, Card]:
+    """The Home's parts: the viewer's accounts by stage, what waits on the viewer (approvals with
+    Approve / Reject, handoffs with Take ownership, the same values as the channel cards), and what is
+    past its SLA."""
+    waiting: list[Row] = []
+    for ap in approvals:
+        key = f"home:approval:{ap.id}:{revision(ap.model_dump_json())}"
+        waiting.append(Row(tx.approval_item(ap, p, lang), buttons=tuple(buttons_for(_approval_request(ap))), key=key))
+    for a, h in handoffs:
+        key = f"home:handoff:{h.id}:{revision(a.model_dump_json(), h.model_dump_json())}"
+        line = tx.home_handoff(a, h, p, lang)
+        waiting.append(Row((line,), buttons=tuple(buttons_for(_handoff_opened(a, h))), key=key, beside=True))
+    return (
+        _home_part("mine", account_rows(mine, p, lang), mine.total, lang),
+        _home_part("waiting", tuple(waiting), len(waiting), lang),
+        _home_part("stale", account_rows(stale, p, lang, since=True), stale.total, lang),
+    )
 
 
 _CARDS: dict[type, Callable[[Any, Pipeline, Lang], Card]] = {

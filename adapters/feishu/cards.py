@@ -344,7 +344,7 @@ def draw(
     listed = [r for r in shown.rows if r.lines]  # a heading alone is left out: its rows say their stage
     if shown.rows:  # items, each under its group's line; a row's button is in the row of buttons below
         rows = tuple((vw.plain(r.group or ()), _lines(r.lines)) for r in listed)
-        buttons = tuple(_tagged(r.button, r.tag) for r in listed if r.button)[:MAX_ROW_BUTTONS]
+        buttons = tuple(_tagged(b, r.tag) for r in listed for b in r.buttons)[:MAX_ROW_BUTTONS]
     elif shown.more is not None:  # lines of a list
         rows = tuple(("", _plain(line)) for line in shown.lines)
     else:

@@ -28,7 +28,7 @@ from slack_sdk.models.views import View
 
 from adapters.common import text as tx
 from adapters.common import views
-from adapters.common.actions import Button, buttons_for, encode
+from adapters.common.actions import Button, encode
 from adapters.common.view import Card, Line, Row, Segment
 from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Lang, Text
@@ -465,10 +465,15 @@ def _row_units(rows: Sequence[Row], lang: Lang) -> list[_Unit]:
             flush()
             run.append(mrkdwn(row.group))
             heading, group = True, row.group
-        if row.button is not None:
+        if row.buttons and row.beside:
             flush()
             heading = False
-            units.append(_Unit([_section(item), _actions([row.button], lang, f"stagebot:{row.key}")], 1))
+            beside = _button(row.buttons[0], lang)
+            units.append(_Unit([_section(item, block_id=f"stagebot:{row.key}", accessory=beside)], 1))
+        elif row.buttons:
+            flush()
+            heading = False
+            units.append(_Unit([_section(item), _actions(row.buttons, lang, f"stagebot:{row.key}")], 1))
         elif row.lines:
             run.append(item)
     flush()
@@ -561,35 +566,9 @@ def claimed_card(
 # ---------------------------------------------------------------- App Home
 
 
-def _approval_request(ap: ApprovalView) -> ev.ApprovalRequested:
-    # The Home buttons come from the same buttons_for() as the channel card, so their values match.
-    return ev.ApprovalRequested(
-        account_id=ap.account_id,
-        account=ap.account,
-        at=ap.requested_at,
-        actor=ap.requested_by,
-        approval_id=ap.id,
-        from_stage=ap.from_stage,
-        to_stage=ap.to_stage,
-        reject_to=ap.reject_to,
-        team=ap.team,
-        reason=ap.reason,
-    )
-
-
-def _handoff_opened(a: AccountView, h: HandoffView) -> ev.HandoffOpened:
-    return ev.HandoffOpened(
-        account_id=a.id,
-        account=a.name,
-        at=h.opened_at,
-        actor=a.owner or "-",
-        handoff_id=h.id,
-        stage=h.stage,
-        from_teams=(),
-        to_team=h.to_team,
-        owner=a.owner,
-        amount=a.amount,
-    )
+def _more_line(card: Card) -> Callable[[int], str]:
+    """The line under a Home part cut short, for `n` not shown."""
+    return lambda n: escape((card.more or "").format(n=n, command=COMMAND + card.command))
 
 
 @dataclass
@@ -629,53 +608,15 @@ def home_view(
     """
     p, zh = pipeline, lang == "zh"
     approvals = waiting.approvals if isinstance(waiting, ApprovalList) else tuple(waiting)
-    waiting_units: list[_Unit] = []
-    for ap in approvals:
-        e = _approval_request(ap)
-        waiting_units.append(
-            _Unit(
-                [
-                    _section("\n".join(mrkdwn(line) for line in tx.approval_item(ap, p, lang))),
-                    _actions(
-                        buttons_for(e), lang, f"stagebot:home:approval:{ap.id}:{views.revision(ap.model_dump_json())}"
-                    ),
-                ],
-                1,
-            )
-        )
-    for a, h in handoffs:
-        e2 = _handoff_opened(a, h)
-        (take,) = buttons_for(e2)
-        line = (
-            f"🤝 {_bold(_name(a.name))} — {_stage(p, h.stage, lang)} · "
-            + (f"待{_team(p, h.to_team, lang)}接手" if zh else f"open for {_team(p, h.to_team, lang)}")
-            + f" · {tx.utc(h.opened_at)}"
-        )
-        bid = f"stagebot:home:handoff:{h.id}:{views.revision(a.model_dump_json(), h.model_dump_json())}"
-        waiting_units.append(_Unit([_section(line, block_id=bid, accessory=_button(take, lang))], 1))
-
     parts = [
         _Part(
-            "我的客户(按阶段)" if zh else "My accounts by stage",
-            _row_units(views.account_rows(mine, p, lang), lang),
-            mine.total,
-            "你名下还没有客户。" if zh else "You own no accounts yet.",
-            lambda n: f"…还有 {n} 个;用 `/stage list --mine` 查看" if zh else f"… and {n} more — `/stage list --mine`",
-        ),
-        _Part(
-            "待我处理" if zh else "Waiting on you",
-            waiting_units,
-            len(approvals) + len(handoffs),
-            "没有等你处理的审批或交接。" if zh else "No approvals or handoffs are waiting on you.",
-            lambda n: f"…还有 {n} 项;用 `/stage approvals` 查看" if zh else f"… and {n} more — `/stage approvals`",
-        ),
-        _Part(
-            "超期未推进(超过 SLA)" if zh else "Stale (past SLA)",
-            _row_units(views.account_rows(stale, p, lang, since=True), lang),
-            stale.total,
-            "没有超期的客户。" if zh else "Nothing is past its SLA.",
-            lambda n: f"…还有 {n} 个;用 `/stage list --mine` 查看" if zh else f"… and {n} more — `/stage list --mine`",
-        ),
+            _plain_line(c.title),
+            _row_units(c.rows, lang),
+            c.hidden + sum(1 for r in c.rows if r.lines),
+            c.text,
+            _more_line(c),
+        )
+        for c in views.home_cards(mine, approvals, handoffs, stale, p, lang)
     ]
     if reports:
         parts.append(
