@@ -806,23 +806,33 @@ def home_part(kind: str, lang: Lang = "en") -> tuple[str, str, str, str]:
     zh = lang == "zh"
     parts = {
         "mine": (
-            ("我的客户(按阶段)", "你名下还没有客户。", "…还有 {n} 个;用 `{command}` 查看"),
-            ("My accounts by stage", "You own no accounts yet.", "… and {n} more — `{command}`"),
-            "list --mine",
+            ("我的客户(按阶段)", "你名下还没有客户。", "…还有 {n} 个;用 `{command}` 查看", "list --mine"),
+            ("My accounts by stage", "You own no accounts yet.", "… and {n} more — `{command}`", "list --mine"),
         ),
         "waiting": (
-            ("待我处理", "没有等你处理的审批或交接。", "…还有 {n} 项;用 `{command}` 查看"),
-            ("Waiting on you", "No approvals or handoffs are waiting on you.", "… and {n} more — `{command}`"),
-            "approvals",
+            ("待我处理", "没有等你处理的审批或交接。", "…还有 {n} 项;用 `{command}` 查看", "approvals"),
+            (
+                "Waiting on you",
+                "No approvals or handoffs are waiting on you.",
+                "… and {n} more — `{command}`",
+                "approvals",
+            ),
         ),
         "stale": (
-            ("超期未推进(超过 SLA)", "没有超期的客户。", "…还有 {n} 个;用 `{command}` 查看"),
-            ("Stale (past SLA)", "Nothing is past its SLA.", "… and {n} more — `{command}`"),
-            "list --mine",
+            ("超期未推进(超过 SLA)", "没有超期的客户。", "…还有 {n} 个;用 `{command}` 查看", "list --mine"),
+            ("Stale (past SLA)", "Nothing is past its SLA.", "… and {n} more — `{command}`", "list --mine"),
+        ),
+        "reports": (
+            ("团队报表", "", "…还有 {n} 个团队;用 `{command}` 查看", "report --team 团队"),
+            ("Team figures", "", "… and {n} more teams — `{command}`", "report --team TEAM"),
         ),
     }
-    in_zh, in_en, command = parts[kind]
-    return (*(in_zh if zh else in_en), command)
+    return parts[kind][0 if zh else 1]
+
+
+def report_chart_hint(lang: Lang = "en") -> Line:
+    """Under a team's figures in the Home: the command that answers with the chart too."""
+    return (command("report"), " 会附上图表" if lang == "zh" else " adds the chart")
 
 
 def home_handoff(a: AccountView, h: HandoffView, p: Pipeline, lang: Lang = "en") -> Line:

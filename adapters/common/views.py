@@ -361,7 +361,7 @@ def _handoff_opened(a: AccountView, h: HandoffView) -> ev.HandoffOpened:
     )
 
 
-def _home_part(kind: str, rows: tuple[Row, ...], total: int, lang: Lang) -> Card:
+def home_part(kind: str, rows: tuple[Row, ...], total: int, lang: Lang) -> Card:
     """A part of the Home: its title, its rows, the sentence for none and the line for more (`{n}`, `{command}`)."""
     title, empty, more, command = tx.home_part(kind, lang)
     return Card(
@@ -394,9 +394,9 @@ def home_cards(
         line = tx.home_handoff(a, h, p, lang)
         waiting.append(Row((line,), buttons=tuple(buttons_for(_handoff_opened(a, h))), key=key, beside=True))
     return (
-        _home_part("mine", account_rows(mine, p, lang), mine.total, lang),
-        _home_part("waiting", tuple(waiting), len(waiting), lang),
-        _home_part("stale", account_rows(stale, p, lang, since=True), stale.total, lang),
+        home_part("mine", account_rows(mine, p, lang), mine.total, lang),
+        home_part("waiting", tuple(waiting), len(waiting), lang),
+        home_part("stale", account_rows(stale, p, lang, since=True), stale.total, lang),
     )
 
 

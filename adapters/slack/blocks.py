@@ -377,7 +377,7 @@ def reply(
 def _report_section(r: Report, p: Pipeline, lang: Lang) -> SectionBlock:
     """One team's report in one section: the table, cut at whole lines to fit."""
     lines = escape(tx.report(r, p, lang)).splitlines()
-    hint = "`/stage report` 会附上图表" if lang == "zh" else "`/stage report` adds the chart"
+    hint = mrkdwn(tx.report_chart_hint(lang))
     while lines and sum(size(x) + 1 for x in lines) > SECTION_TEXT - size(hint) - 10:
         lines.pop()
     return _section("```" + "\n".join(lines) + "```\n" + hint)
@@ -606,7 +606,7 @@ def home_view(
     Each list shows at most text.MAX_LINES items; the 100 blocks are shared round robin between
     the parts, and a cut part ends with "… and N more".
     """
-    p, zh = pipeline, lang == "zh"
+    p = pipeline
     approvals = waiting.approvals if isinstance(waiting, ApprovalList) else tuple(waiting)
     parts = [
         _Part(
@@ -619,19 +619,9 @@ def home_view(
         for c in views.home_cards(mine, approvals, handoffs, stale, p, lang)
     ]
     if reports:
-        parts.append(
-            _Part(
-                "团队报表" if zh else "Team figures",
-                [_Unit([_report_section(r, p, lang)], 1) for r in reports],
-                len(reports),
-                "",
-                lambda n: (
-                    f"…还有 {n} 个团队;用 `/stage report --team 团队` 查看"
-                    if zh
-                    else f"… and {n} more teams — `/stage report --team TEAM`"
-                ),
-            )
-        )
+        figures = views.home_part("reports", (), len(reports), lang)
+        units = [_Unit([_report_section(r, p, lang)], 1) for r in reports]
+        parts.append(_Part(_plain_line(figures.title), units, len(reports), figures.text, _more_line(figures)))
     # Fixed blocks: a header per part, a divider between parts, and one note per part.
     budget = MAX_VIEW_BLOCKS - len(parts) * 2 - (len(parts) - 1) - (len(notice) + 1 if notice else 0)
     text_left = VIEW_TEXT - sum(size(part.title) + 300 for part in parts)  # 300: room for each part's note
