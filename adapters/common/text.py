@@ -15,9 +15,11 @@ from lifecycle.domain.pipeline import Pipeline
 from lifecycle.domain.views import (
     AccountCard,
     AccountList,
+    AccountView,
     ApprovalList,
     ApprovalView,
     HandoffList,
+    HandoffView,
     History,
     HistoryLine,
     Outcome,
@@ -675,3 +677,166 @@ def history_notes(h: History, lang: Lang = "en") -> tuple[str, str | None]:
         if zh
         else f"(Earlier changes were not loaded; these are the last {n}.)"
     )
+
+
+# ---------------------------------------------------------------- list replies (adapters/common/views.py)
+
+
+def command(s: str) -> Span:
+    """A command a reader may type; each renderer puts its platform's prefix before it (`/stage ` on Slack)."""
+    return Span(s, "command")
+
+
+def list_title(kind: str, lang: Lang = "en", *, stage: str | None = None) -> str:
+    """The header of a list reply: `accounts`, `mine`, `stage` (with `stage`), `approvals`, `handoffs`, `tasks`."""
+    zh = lang == "zh"
+    titles = {
+        "accounts": "客户" if zh else "Accounts",
+        "mine": "我的客户" if zh else "My accounts",
+        "stage": stage or "",
+        "approvals": "待处理审批" if zh else "Waiting approvals",
+        "handoffs": "等待接手" if zh else "Handoffs waiting",
+        "tasks": "待办任务" if zh else "Open tasks",
+    }
+    return titles[kind]
+
+
+def list_more(kind: str, lang: Lang = "en") -> str:
+    """The line under a list cut short: `{n}` not shown, `{command}` (prefixed by the renderer) shows more."""
+    zh = lang == "zh"
+    lines = {
+        "accounts": ("…还有 {n} 个未显示;用 `{command}` 缩小范围。", "… {n} more not shown; narrow with `{command}`."),
+        "approvals": (
+            "…还有 {n} 个未显示;处理上面的之后再用 `{command}` 查看。",
+            "… {n} more not shown; decide these, then `{command}` lists the rest.",
+        ),
+        "handoffs": (
+            "…还有 {n} 个未显示;用 `{command}` 按名称接手。",
+            "… {n} more not shown; take one by name with `{command}`.",
+        ),
+        "account_tasks": (
+            "…还有 {n} 个未显示;用 `{command}` 完成一些后再查看。",
+            "… {n} more not shown; finish some with `{command}` to see the rest.",
+        ),
+        "tasks": (
+            "…还有 {n} 个未显示;用 `{command}` 只看一个客户的。",
+            "… {n} more not shown; `{command}` shows one account's.",
+        ),
+    }
+    return lines[kind][0 if zh else 1]
+
+
+def list_command(kind: str, lang: Lang = "en") -> str:
+    """The command a cut list's line names (without the platform's prefix), for the kinds that need no argument."""
+    zh = lang == "zh"
+    return {
+        "approvals": "approvals",
+        "handoffs": "claim 客户" if zh else "claim ACCOUNT",
+        "account_tasks": "done 任务编号" if zh else "done TASK_ID",
+        "tasks": "tasks 客户" if zh else "tasks ACCOUNT",
+    }[kind]
+
+
+def approvals_how(lang: Lang = "en") -> Line:
+    """The note under an approval list: the commands that decide one."""
+    if lang == "zh":
+        return ("用 ", command("approve ID"), " 或 ", command("reject ID 理由"), " 处理。")
+    return ("Decide with ", command("approve ID"), " or ", command("reject ID REASON"), ".")
+
+
+def account_row(a: AccountView, lang: Lang = "en", *, since: bool = False) -> Line:
+    """One account in a list: number, name, owner, amount (and since when it is in its stage)."""
+    row: list[Segment] = [f"• #{a.id} ", strong(a.name), " · ", who(a.owner), f" · {amount(a.amount)}"]
+    if since:
+        row.append(f" · {'自 ' if lang == 'zh' else 'since '}{when(a.stage_entered_at)}")
+    return tuple(row)
+
+
+def approval_item(ap: ApprovalView, p: Pipeline, lang: Lang = "en") -> tuple[Line, Line]:
+    """One waiting approval in a list: what moves where, then who asked, when and why."""
+    first: Line = (
+        strong(f"#{ap.id}"),
+        " ",
+        strong(ap.account),
+        f": {stage_title(p, ap.from_stage, lang)} → ",
+        strong(stage_title(p, ap.to_stage, lang)),
+    )
+    why = f" · {'理由' if lang == 'zh' else 'reason'}: {ap.reason}" if ap.reason else ""
+    return first, (who(ap.requested_by), f" · {utc(ap.requested_at)}{why}")
+
+
+def task_item(t: TaskView, lang: Lang = "en") -> Line:
+    """One open task in a list: number, account, title and who does it."""
+    by: Line = (" → ", who(t.assignee)) if t.assignee else ()
+    return (f"#{t.id} ", strong(t.account), f": {t.title_zh if lang == 'zh' else t.title_en}", *by)
+
+
+# ---------------------------------------------------------------- help and refusals
+
+
+def help_title(lang: Lang = "en") -> str:
+    return "stagebot 帮助" if lang == "zh" else "stagebot help"
+
+
+def help_usage(lang: Lang = "en") -> Line:
+    """The line above the command list where commands are typed after a prefix (Slack's `/stage`)."""
+    return ("用法:", command("命令")) if lang == "zh" else ("Usage: ", command("COMMAND"))
+
+
+def help_chat_intro(lang: Lang = "en") -> Line:
+    """The line above the command list where commands are typed to the bot in a chat (Feishu)."""
+    if lang == "zh":
+        return ("在私聊中直接发命令给我,或在群里 @stagebot 后输入,例如 ", command("推进 Acme P2 已发送首次测试"), "。")
+    return (
+        "Type a command to me in a direct chat, or after @stagebot in a group, e.g. ",
+        command("move Acme P2 first test sent"),
+        ".",
+    )
+
+
+def error_title(lang: Lang = "en") -> str:
+    return "未执行" if lang == "zh" else "Not done"
+
+
+# ---------------------------------------------------------------- the App Home
+
+
+def home_part(kind: str, lang: Lang = "en") -> tuple[str, str, str, str]:
+    """A Home part's title, its sentence when empty, its line for `{n}` more and the `{command}` it names."""
+    zh = lang == "zh"
+    parts = {
+        "mine": (
+            ("我的客户(按阶段)", "你名下还没有客户。", "…还有 {n} 个;用 `{command}` 查看", "list --mine"),
+            ("My accounts by stage", "You own no accounts yet.", "… and {n} more — `{command}`", "list --mine"),
+        ),
+        "waiting": (
+            ("待我处理", "没有等你处理的审批或交接。", "…还有 {n} 项;用 `{command}` 查看", "approvals"),
+            (
+                "Waiting on you",
+                "No approvals or handoffs are waiting on you.",
+                "… and {n} more — `{command}`",
+                "approvals",
+            ),
+        ),
+        "stale": (
+            ("超期未推进(超过 SLA)", "没有超期的客户。", "…还有 {n} 个;用 `{command}` 查看", "list --mine"),
+            ("Stale (past SLA)", "Nothing is past its SLA.", "… and {n} more — `{command}`", "list --mine"),
+        ),
+        "reports": (
+            ("团队报表", "", "…还有 {n} 个团队;用 `{command}` 查看", "report --team 团队"),
+            ("Team figures", "", "… and {n} more teams — `{command}`", "report --team TEAM"),
+        ),
+    }
+    return parts[kind][0 if zh else 1]
+
+
+def report_chart_hint(lang: Lang = "en") -> Line:
+    """Under a team's figures in the Home: the command that answers with the chart too."""
+    return (command("report"), " 会附上图表" if lang == "zh" else " adds the chart")
+
+
+def home_handoff(a: AccountView, h: HandoffView, p: Pipeline, lang: Lang = "en") -> Line:
+    """A handoff waiting on the viewer's team, in the Home."""
+    team = team_label(p, h.to_team, lang)
+    waits = f"待{team}接手" if lang == "zh" else f"open for {team}"
+    return ("🤝 ", strong(a.name), f" — {stage_title(p, h.stage, lang)} · {waits} · {utc(h.opened_at)}")

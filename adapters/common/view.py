@@ -10,14 +10,15 @@ from typing import Literal
 
 from adapters.common.actions import Button
 
-SpanKind = Literal["strong", "person", "code"]
-Tone = Literal["info", "ask", "handoff", "good", "bad", "figures"]
+SpanKind = Literal["strong", "person", "code", "command"]
+Tone = Literal["info", "ask", "handoff", "good", "bad", "figures", "quiet", "warn"]  # warn: a refusal
 
 
 @dataclass(frozen=True)
 class Span:
     """A piece of a line a renderer may draw specially: an account or stage name (strong), a person
-    (a mention), or a time or command (code)."""
+    (a mention), a time (code), or a command a reader may type (command: drawn as code after the
+    platform's prefix, `/stage ` on Slack)."""
 
     text: str  # as plain text shows it
     kind: SpanKind = "strong"
@@ -37,12 +38,30 @@ class Field:
 
 
 @dataclass(frozen=True)
+class Row:
+    """One item of a list: its lines, the heading of the group it is in, and buttons of its own.
+
+    A row without lines is a group's heading alone (its items were left out). `key`: a stable id for the
+    buttons' block; `tag`: what the row goes by (`#12`), for a button drawn away from its row; `beside`:
+    the one button is drawn beside the row where the platform can (Slack's accessory).
+    """
+
+    lines: tuple[Line, ...]
+    group: Line | None = None
+    buttons: tuple[Button, ...] = ()
+    key: str = ""
+    tag: str = ""
+    beside: bool = False
+
+
+@dataclass(frozen=True)
 class Card:
     """One message as what it says, not how a platform draws it.
 
     `compact`: a one-sentence message; chat platforms draw no header for it. `key`: a stable id of
     what the card shows (for block ids). `text`: the message as plain text (console, fallbacks).
-    `lines` of a list are its rows; a renderer keeps as many as its platform's limits allow.
+    `lines` (or `rows`, for a list of items) are cut to what a platform's limits allow; `more` then says
+    how many are left out and names `command`, which the renderer prefixes for its platform.
     """
 
     title: Line
@@ -51,13 +70,16 @@ class Card:
     lines: tuple[Line, ...] = ()
     notes: tuple[Line, ...] = ()  # small print under the body (Slack context, Feishu grey note)
     buttons: tuple[Button, ...] = ()
-    more: str | None = None  # the line under a list cut short; `{n}` rows not shown, `{shown}` shown
+    more: str | None = None  # the line under a cut list: `{n}` not shown, `{shown}` shown, `{command}`
     hidden: int = 0  # rows left out before drawing (beyond text.MAX_LINES)
     newest_last: bool = False  # the lines are oldest first: a cut drops the oldest
     tone: Tone = "info"
     compact: bool = False
     table: bool = False  # the lines are a fixed-width table, drawn monospace
+    lead: Line = ()  # a sentence above the lines (outside a table's monospace)
     key: str = ""
+    rows: tuple[Row, ...] = ()
+    command: str = ""
 
 
 def strong(s: str) -> Span:

@@ -6,14 +6,29 @@ Words come from adapters/common/text.py, buttons from adapters/common/actions.py
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from adapters.common import text as tx
-from adapters.common.actions import buttons_for
-from adapters.common.view import Card, Field, Line, Tone, strong
+from adapters.common.actions import Button, buttons_for
+from adapters.common.grammar import help_text
+from adapters.common.view import Card, Field, Line, Row, Tone, plain, strong
 from lifecycle.domain import events as ev
-from lifecycle.domain.i18n import Lang
+from lifecycle.domain.i18n import Lang, Text
 from lifecycle.domain.pipeline import Pipeline
-from lifecycle.domain.views import AccountCard, History, Outcome, Report
+from lifecycle.domain.views import (
+    AccountCard,
+    AccountList,
+    AccountView,
+    ApprovalList,
+    ApprovalView,
+    HandoffList,
+    HandoffView,
+    History,
+    Outcome,
+    Report,
+    TaskList,
+)
 
 _TONE: dict[str, Tone] = {"ApprovalRequested": "ask", "HandoffOpened": "handoff"}
 
@@ -200,3 +215,206 @@ def card_for_report(r: Report, p: Pipeline, lang: Lang = "en") -> Card:
     text = tx.report(r, p, lang)
     lines = tuple((ln,) for ln in text.splitlines())
     return Card((tx.report_title(r, lang),), text, lines=lines, tone="figures", compact=True, table=True)
+
+
+def _empty(title: str, text: str) -> Card:
+    return Card((title,), text, lines=((text,),), compact=True)
+
+
+def account_rows(al: AccountList, p: Pipeline, lang: Lang = "en", *, since: bool = False) -> tuple[Row, ...]:
+    """Accounts under their stage's heading, at most text.MAX_LINES; a stage past the cap keeps its heading."""
+    rows: list[Row] = []
+    left = tx.MAX_LINES
+    for stage, accounts in al.groups:
+        group: Line = (strong(tx.stage_title(p, stage, lang)), f" — {len(accounts)}")
+        taken = accounts[: max(left, 0)]
+        left -= len(taken)
+        rows += [Row((tx.account_row(a, lang, since=since),), group) for a in taken]
+        if not taken:
+            rows.append(Row((), group))
+    return tuple(rows)
+
+
+def _list(
+    title: str,
+    text: str,
+    total: int,
+    rows: tuple[Row, ...],
+    kind: str,
+    lang: Lang,
+    *,
+    notes: tuple[Line, ...] = (),
+    command: str | None = None,
+) -> Card:
+    """A list reply: its title with the count, the rows, and the line a cut list ends with (`kind`'s words)."""
+    return Card(
+        (f"{title} — {total}",),
+        text,
+        rows=rows,
+        notes=notes,
+        more=tx.list_more(kind, lang),
+        command=command or tx.list_command(kind, lang),
+        hidden=total - sum(1 for r in rows if r.lines),
+    )
+
+
+def card_for_accounts(al: AccountList, p: Pipeline, lang: Lang = "en") -> Card:
+    """Accounts by stage; a cut list names the command that narrows it: a stage first, then one's own."""
+    text = tx.account_list(al, p, lang)
+    if al.stage_filter:
+        title = tx.list_title("stage", lang, stage=tx.stage_title(p, al.stage_filter, lang))
+    else:
+        title = tx.list_title("mine" if al.mine else "accounts", lang)
+    if al.total == 0:
+        return _empty(title, text)
+    stage = al.stage_filter or next((k for k, accs in al.groups if accs), p.first_stage.key)
+    command = f"list {stage}{' --mine' if al.stage_filter or al.mine else ''}"
+    return _list(title, text, al.total, account_rows(al, p, lang), "accounts", lang, command=command)
+
+
+def card_for_approvals(al: ApprovalList, p: Pipeline, lang: Lang = "en") -> Card:
+    """Approvals waiting, two lines each, with the commands that decide them."""
+    text, title = tx.approval_list(al, p, lang), tx.list_title("approvals", lang)
+    if not al.approvals:
+        return _empty(title, text)
+    rows = tuple(Row(tx.approval_item(ap, p, lang)) for ap in al.approvals[: tx.MAX_LINES])
+    return _list(title, text, len(al.approvals), rows, "approvals", lang, notes=(tx.approvals_how(lang),))
+
+
+def card_for_handoffs(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> Card:
+    """Open handoffs, each with its Take ownership button (the same value as the channel prompt's)."""
+    text, title = tx.handoff_list(hl, p, lang), tx.list_title("handoffs", lang)
+    if not hl.handoffs:
+        return _empty(title, text)
+    rows = []
+    for a, h in hl.handoffs[: tx.MAX_LINES]:
+        line: Line = (strong(a.name), f" → {tx.team_label(p, h.to_team, lang)}, {tx.short_stage(p, h.stage, lang)}")
+        take = Button(Text("Take ownership", "接手"), {"v": 1, "op": "claim", "handoff": h.id}, "primary")
+        rows.append(Row((line,), buttons=(take,), key=f"handoffs:{h.id}", tag=a.name))
+    return _list(title, text, len(hl.handoffs), tuple(rows), "handoffs", lang)
+
+
+def card_for_tasks(tl: TaskList, p: Pipeline, lang: Lang = "en") -> Card:
+    """Open tasks, each with its Done button; a cut list of one account's says finishing some shows the rest."""
+    text, title = tx.task_list(tl, p, lang), tx.list_title("tasks", lang)
+    if not tl.tasks:
+        return _empty(title, text)
+    done = Text("Done", "完成")
+    rows = tuple(
+        Row(
+            (tx.task_item(t, lang),),
+            buttons=(Button(done, {"v": 1, "op": "done", "task": t.id}, "primary"),),
+            key=f"tasks:{t.id}",
+            tag=f"#{t.id}",
+        )
+        for t in tl.tasks[: tx.MAX_LINES]
+    )
+    return _list(title, text, len(tl.tasks), rows, "account_tasks" if tl.account else "tasks", lang)
+
+
+def card_for_help(topic: str | None = None, lang: Lang = "en", *, intro: Line | None = None) -> Card:
+    """The command list, or one command's usage, under `intro` (by default: type `COMMAND` after the prefix).
+
+    Raises grammar.UsageError for an unknown topic, like help_text.
+    """
+    body = help_text(topic, lang)
+    lead = tx.help_usage(lang) if intro is None else intro
+    lines = tuple((ln,) for ln in body.splitlines())
+    return Card(
+        (tx.help_title(lang),), f"{plain(lead)}\n{body}", lines=lines, lead=lead, tone="quiet", compact=True, table=True
+    )
+
+
+def card_for_error(message: str, lang: Lang = "en") -> Card:
+    """A refusal or failure, already in the reader's language."""
+    return Card((tx.error_title(lang),), message, lines=((message,),), tone="warn", compact=True)
+
+
+def _approval_request(ap: ApprovalView) -> ev.ApprovalRequested:
+    # The Home buttons come from the same buttons_for() as the channel card, so their values match.
+    return ev.ApprovalRequested(
+        account_id=ap.account_id,
+        account=ap.account,
+        at=ap.requested_at,
+        actor=ap.requested_by,
+        approval_id=ap.id,
+        from_stage=ap.from_stage,
+        to_stage=ap.to_stage,
+        reject_to=ap.reject_to,
+        team=ap.team,
+        reason=ap.reason,
+    )
+
+
+def _handoff_opened(a: AccountView, h: HandoffView) -> ev.HandoffOpened:
+    return ev.HandoffOpened(
+        account_id=a.id,
+        account=a.name,
+        at=h.opened_at,
+        actor=a.owner or "-",
+        handoff_id=h.id,
+        stage=h.stage,
+        from_teams=(),
+        to_team=h.to_team,
+        owner=a.owner,
+        amount=a.amount,
+    )
+
+
+def home_part(kind: str, rows: tuple[Row, ...], total: int, lang: Lang) -> Card:
+    """A part of the Home: its title, its rows, the sentence for none and the line for more (`{n}`, `{command}`)."""
+    title, empty, more, command = tx.home_part(kind, lang)
+    return Card(
+        (title,),
+        empty,
+        rows=rows,
+        more=more,
+        command=command,
+        hidden=total - sum(1 for r in rows if r.lines),
+    )
+
+
+def home_cards(
+    mine: AccountList,
+    approvals: Sequence[ApprovalView],
+    handoffs: Sequence[tuple[AccountView, HandoffView]],
+    stale: AccountList,
+    p: Pipeline,
+    lang: Lang = "en",
+) -> tuple[Card, Card, Card]:
+    """The Home's parts: the viewer's accounts by stage, what waits on the viewer (approvals with
+    Approve / Reject, handoffs with Take ownership, the same values as the channel cards), and what is
+    past its SLA."""
+    waiting: list[Row] = []
+    for ap in approvals:
+        key = f"home:approval:{ap.id}:{revision(ap.model_dump_json())}"
+        waiting.append(Row(tx.approval_item(ap, p, lang), buttons=tuple(buttons_for(_approval_request(ap))), key=key))
+    for a, h in handoffs:
+        key = f"home:handoff:{h.id}:{revision(a.model_dump_json(), h.model_dump_json())}"
+        line = tx.home_handoff(a, h, p, lang)
+        waiting.append(Row((line,), buttons=tuple(buttons_for(_handoff_opened(a, h))), key=key, beside=True))
+    return (
+        home_part("mine", account_rows(mine, p, lang), mine.total, lang),
+        home_part("waiting", tuple(waiting), len(waiting), lang),
+        home_part("stale", account_rows(stale, p, lang, since=True), stale.total, lang),
+    )
+
+
+_CARDS: dict[type, Callable[[Any, Pipeline, Lang], Card]] = {
+    Outcome: card_for_outcome,
+    AccountCard: card_for_account,
+    History: card_for_history,
+    AccountList: card_for_accounts,
+    ApprovalList: card_for_approvals,
+    HandoffList: card_for_handoffs,
+    TaskList: card_for_tasks,
+    Report: card_for_report,
+}
+
+
+def card_for(answer: object, p: Pipeline, lang: Lang = "en") -> Card:
+    """The card answering a command with an outcome or a read model; TypeError for anything else."""
+    build = _CARDS.get(type(answer))
+    if build is None:
+        raise TypeError(f"no card for {type(answer).__name__}")
+    return build(answer, p, lang)

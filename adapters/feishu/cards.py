@@ -17,27 +17,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from adapters.common import text as tx
 from adapters.common import view as vw
 from adapters.common import views
 from adapters.common.actions import Button
-from adapters.common.grammar import help_text
 from adapters.common.view import Tone
 from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Lang, Text
 from lifecycle.domain.pipeline import Pipeline
 from lifecycle.domain.views import (
-    AccountCard,
-    AccountList,
-    ApprovalList,
-    HandoffList,
-    History,
     Outcome,
     Report,
-    TaskList,
 )
 
 Card = dict[str, Any]
@@ -54,7 +47,8 @@ MIN_TEXT_BYTES = 200  # what fitting leaves of a text at least
 TITLE_LIMIT = 100  # characters of a title or summary
 LABEL_LIMIT = 40  # characters of a button label
 CONFIRM_LIMIT = 300  # characters of a confirmation
-MAX_ROWS = tx.MAX_LINES  # rows of a list, as on every platform
+MAX_ROW_BUTTONS = 10  # a list's buttons (one per row, for its first rows) in the row under it
+COMMAND = ""  # what a command a reader may type starts with: a direct chat, or after @stagebot in a group
 
 
 def clip(s: str, limit: int) -> str:
@@ -103,35 +97,33 @@ def _buttons(buttons: Sequence[Button], lang: Lang) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Listing:
-    """A list body that `_fit` may shorten: `head`, then the rows (each under its group's line, if any).
+    """A list body that `_fit` may shorten: the rows, each under its group's line, if any.
 
-    `more(n)` is the line for `n` rows not shown, naming the command that shows them; `hidden` rows
-    were already left out by the core. With `newest_last`, the first rows are the ones dropped.
+    `more(n)` is the line for `n` rows not shown, naming the command that shows more; `hidden` rows
+    were already left out before drawing. With `newest_last`, the first rows are the ones dropped.
     """
 
-    head: str
     rows: tuple[tuple[str, str], ...]  # (group line or "", row)
-    more: Callable[[int, int | None], str]  # (rows not shown, index of the first of them, if listed) -> the line
+    more: Callable[[int], str]  # rows not shown -> the line
     hidden: int = 0
     newest_last: bool = False
 
     def render(self, keep: int, limit: int) -> str:
         n = len(self.rows)
         keep = min(keep, n)
-        kept = list(enumerate(self.rows))
-        kept = kept[n - keep :] if self.newest_last else kept[:keep]
-        lines = [self.head] if self.head else []
+        kept = self.rows[n - keep :] if self.newest_last else self.rows[:keep]
+        lines: list[str] = []
         missing = self.hidden + n - keep
         if missing and self.newest_last:
-            lines.append(self.more(missing, None))
+            lines.append(self.more(missing))
         group = None
-        for _, (g, row) in kept:
+        for g, row in kept:
             if g and g != group:
                 lines.append(g)
             group = g
             lines.append(row)
         if missing and not self.newest_last:
-            lines.append(self.more(missing, keep if keep < n else None))
+            lines.append(self.more(missing))
         # Each row is clipped on its own so one long name cannot push the others out.
         return "\n".join(clip_bytes(line, limit) for line in lines)
 
@@ -273,32 +265,9 @@ def content(c: Card) -> str:
 
 def reply(ans: object, pipeline: Pipeline, lang: Lang = "en") -> Card:
     """The card answering one command: an outcome, a read model, help, or a refusal."""
-    p = pipeline
-    if isinstance(ans, Outcome):
-        return draw(lambda lg: views.card_for_outcome(ans, p, lg), lang)
-    if isinstance(ans, AccountCard):
-        return draw(lambda lg: views.card_for_account(ans, p, lg), lang)
-    if isinstance(ans, History):
-        return draw(lambda lg: views.card_for_history(ans, p, lg), lang)
-    if isinstance(ans, AccountList):
-        body: Body = _accounts(ans, p, lang) if ans.total else Text(*(tx.account_list(ans, p, lg) for lg in LANGS))
-        return card(Text("Accounts", "客户列表"), [body], lang=lang)
-    if isinstance(ans, ApprovalList):
-        body = _approvals(ans, p, lang) if ans.approvals else Text(*(tx.approval_list(ans, p, lg) for lg in LANGS))
-        return card(Text("Approvals", "审批"), [body], lang=lang)
-    if isinstance(ans, HandoffList):
-        body = _handoffs(ans, p, lang) if ans.handoffs else Text(*(tx.handoff_list(ans, p, lg) for lg in LANGS))
-        return card(Text("Handoffs", "交接"), [body], lang=lang)
     if isinstance(ans, Report):
-        return report_card(ans, p, lang)
-    if isinstance(ans, TaskList):
-        buttons = [
-            Button(Text(f"Done #{t.id}", f"完成 #{t.id}"), {"v": 1, "op": "done", "task": t.id}, "primary")
-            for t in ans.tasks[:10]
-        ]
-        body = _tasks(ans, lang) if ans.tasks else Text(*(tx.task_list(ans, p, lg) for lg in LANGS))
-        return card(Text("Tasks", "待办任务"), [body], lang=lang, buttons=buttons, row_buttons=True)
-    raise TypeError(f"no card for {type(ans).__name__}")
+        return report_card(ans, pipeline, lang)
+    return draw(lambda lg: views.card_for(ans, pipeline, lg), lang)
 
 
 def report_card(r: Report, pipeline: Pipeline, lang: Lang = "en", *, image_key: str | None = None) -> Card:
@@ -317,103 +286,11 @@ def report_card(r: Report, pipeline: Pipeline, lang: Lang = "en", *, image_key: 
 
 def help_card(topic: str | None = None, lang: Lang = "en", *, extra: Text | None = None) -> Card:
     """Usage; in Feishu the commands are typed to the bot in a direct chat, or after @bot in a group."""
-    intro = Text(
-        "Type a command to me in a direct chat, or after @stagebot in a group, e.g. `move Acme P2 first test sent`.",
-        "在私聊中直接发命令给我,或在群里 @stagebot 后输入,例如 `推进 Acme P2 已发送首次测试`。",
-    )
-    body = [intro, both(lambda lg: help_text(topic, lg))]
-    if extra is not None:
-        body.append(extra)
-    return card(Text("stagebot help", "stagebot 帮助"), body, lang=lang, template="grey")
+    return draw(lambda lg: views.card_for_help(topic, lg, intro=tx.help_chat_intro(lg)), lang, extra=extra)
 
 
 def error_card(message: Text, lang: Lang = "en") -> Card:
-    return card(Text("Not done", "未执行"), [message], lang=lang, template="red")
-
-
-# ---------------------------------------------------------------- lists Feishu may shorten
-
-LANGS: tuple[Lang, Lang] = ("en", "zh")
-
-
-def _more(lang: Lang, n: int, command: str | None) -> str:
-    """The line under a shortened list: how many more, and the command that shows them."""
-    if command:
-        return (
-            f"…还有 {n} 条未显示,发送 `{command}` 查看" if lang == "zh" else f"… and {n} more: `{command}` shows them"
-        )
-    return f"…还有 {n} 条未显示" if lang == "zh" else f"… and {n} more not shown"
-
-
-def _accounts(al: AccountList, p: Pipeline, lang: Lang) -> Listing:
-    everything = [(stage, a) for stage, accounts in al.groups for a in accounts]
-    flat = everything[:MAX_ROWS]
-    count = {stage: len(accounts) for stage, accounts in al.groups}
-    rows = tuple(
-        (
-            f"{tx.stage_title(p, stage, lang)} — {count[stage]}",
-            f"  #{a.id} {a.name}  {tx.person(a.owner)}  {tx.amount(a.amount)}",
-        )
-        for stage, a in flat
-    )
-    mine = " --mine" if al.mine else ""
-
-    def more(n: int, first: int | None) -> str:
-        # The stage of the first account not shown: cut by the fit, by MAX_ROWS, or (unknown) by the core.
-        at = first if first is not None else len(flat)
-        stage = everything[at][0] if at < len(everything) else (al.groups[-1][0] if al.groups else None)
-        if al.stage_filter is None and len(al.groups) > 1 and stage:
-            return _more(lang, n, f"list {stage}{mine}")  # one stage at a time
-        if not al.mine and stage:
-            return _more(lang, n, f"list {stage} --mine")  # one stage already: only one's own
-        return _more(lang, n, None)
-
-    return Listing("", rows, more, hidden=al.total - len(flat))
-
-
-def _approvals(al: ApprovalList, p: Pipeline, lang: Lang) -> Listing:
-    shown = al.approvals[:MAX_ROWS]
-    rows = tuple(("", tx.approval_row(ap, lang)) for ap in shown)
-
-    def more(n: int, first: int | None) -> str:
-        return _more(lang, n, f"show #{shown[first].account_id}" if first is not None else None)
-
-    head = tx.approvals_head(lang)
-    return Listing(head, rows, more, hidden=len(al.approvals) - len(shown))
-
-
-def _handoffs(hl: HandoffList, p: Pipeline, lang: Lang) -> Listing:
-    shown = hl.handoffs[:MAX_ROWS]
-    rows = []
-    for a, h in shown:
-        team = tx.team_label(p, h.to_team, lang)
-        rows.append(
-            (
-                "",
-                f"  #{a.id} {a.name} → {team}, {tx.stage_title(p, h.stage, lang)}, {tx.when(h.opened_at)}"
-                f"  (claim #{a.id})",
-            )
-        )
-
-    def more(n: int, first: int | None) -> str:
-        # The handoffs not shown are accounts waiting in their stage: listing the stage shows them.
-        return _more(lang, n, f"list {shown[first][1].stage}" if first is not None else None)
-
-    head = tx.handoffs_head(lang)
-    return Listing(head, tuple(rows), more, hidden=len(hl.handoffs) - len(shown))
-
-
-def _tasks(tl: TaskList, lang: Lang) -> Listing:
-    shown = tl.tasks[:MAX_ROWS]
-    rows = [("", tx.task_row(t, lang)) for t in shown]
-
-    def more(n: int, first: int | None) -> str:
-        if tl.account is None and first is not None:
-            return _more(lang, n, f"tasks #{shown[first].account_id}")  # one account's tasks at a time
-        return _more(lang, n, None)
-
-    head = tx.tasks_head(tl.account, lang)
-    return Listing(head, tuple(rows), more, hidden=len(tl.tasks) - len(shown))
+    return draw(lambda lg: views.card_for_error(message.zh if lg == "zh" else message.en, lg), lang)
 
 
 # ---------------------------------------------------------------- notifications and decisions
@@ -426,11 +303,23 @@ _TEMPLATE: dict[Tone, str] = {
     "good": "green",
     "bad": "red",
     "figures": "indigo",
+    "quiet": "grey",
+    "warn": "red",
 }
 
 
+def _plain(line: vw.Line) -> str:
+    """A view-model line as plain text, a command in backticks (typed as is: Feishu has no prefix)."""
+    return "".join(s if isinstance(s, str) else f"`{COMMAND}{s.text}`" if s.kind == "command" else s.text for s in line)
+
+
 def _lines(lines: Sequence[vw.Line]) -> str:
-    return "\n".join(vw.plain(line) for line in lines)
+    return "\n".join(_plain(line) for line in lines)
+
+
+def _tagged(b: Button, tag: str) -> Button:
+    """A row's button named after its row (`Done #12`): Feishu shows a list's buttons in one row below it."""
+    return replace(b, label=Text(f"{b.label.en} {tag}", f"{b.label.zh} {tag}")) if tag else b
 
 
 def draw(
@@ -439,26 +328,36 @@ def draw(
     *,
     image: dict[str, Any] | None = None,
     note: Text | None = None,
+    extra: Text | None = None,
 ) -> Card:
     """A view-model card, built in both languages, as a card 2.0: its short texts in both, its body in
-    `lang`; an `image` above the body and a `note` of Feishu's own replace the card's notes."""
+    `lang`; an `image` above the body, a section of Feishu's own (`extra`) below it, and a `note` of
+    Feishu's own replace the card's notes."""
     en, zh = build("en"), build("zh")
     shown = zh if lang == "zh" else en
     fields = [
         (Text(f_en.label, f_zh.label), vw.plain(f.value))
         for f_en, f_zh, f in zip(en.fields, zh.fields, shown.fields, strict=True)
     ]
-    body: list[Body] = []
-    if shown.more is None:
+    body: list[Body] = [Text(_plain(en.lead), _plain(zh.lead))] if shown.lead else []
+    buttons = shown.buttons
+    listed = [r for r in shown.rows if r.lines]  # a heading alone is left out: its rows say their stage
+    if shown.rows:  # items, each under its group's line; a row's button is in the row of buttons below
+        rows = tuple((vw.plain(r.group or ()), _lines(r.lines)) for r in listed)
+        buttons = tuple(_tagged(b, r.tag) for r in listed for b in r.buttons)[:MAX_ROW_BUTTONS]
+    elif shown.more is not None:  # lines of a list
+        rows = tuple(("", _plain(line)) for line in shown.lines)
+    else:
+        rows = ()
         body.append(Text(*(_lines(c.lines) for c in (en, zh))))
-    else:  # a list: as many rows as fit, then a line saying how many more
-        rows = tuple(("", vw.plain(line)) for line in shown.lines)
-        total, more = len(rows) + shown.hidden, shown.more
+    if extra is not None:
+        body.append(extra)
+    if shown.more is not None:  # as many rows as fit, then a line saying how many more
+        total, more, command = len(rows) + shown.hidden, shown.more, COMMAND + shown.command
         body.append(
             Listing(
-                "",
                 rows,
-                lambda n, _first: more.format(n=n, shown=total - n),
+                lambda n: more.format(n=n, shown=total - n, command=command),
                 hidden=shown.hidden,
                 newest_last=shown.newest_last,
             )
@@ -468,7 +367,8 @@ def draw(
         body,
         lang=lang,
         template=_TEMPLATE[shown.tone],
-        buttons=shown.buttons,
+        buttons=buttons,
+        row_buttons=bool(shown.rows),
         note=note if note is not None or not shown.notes else Text(*(_lines(c.notes) for c in (en, zh))),
         image=image,
         fields=fields,

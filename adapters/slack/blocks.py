@@ -28,9 +28,8 @@ from slack_sdk.models.views import View
 
 from adapters.common import text as tx
 from adapters.common import views
-from adapters.common.actions import Button, buttons_for, encode
-from adapters.common.grammar import help_text
-from adapters.common.view import Card, Line, Segment
+from adapters.common.actions import Button, encode
+from adapters.common.view import Card, Line, Row, Segment
 from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Lang, Text
 from lifecycle.domain.pipeline import Pipeline
@@ -78,6 +77,8 @@ VIEW_TEXT = 30_000
 FALLBACK_TEXT = 4000  # Slack's advice for the top-level `text`; it hard-truncates at 40,000
 NAME_IN_LINE = 200  # an account name inside a list line; the card header shows the rest
 MAX_ITEMS = tx.MAX_LINES  # accounts, approvals or history lines per reply, as on every platform
+
+COMMAND = "/stage "  # what a command a reader may type starts with on Slack
 
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
 
@@ -370,187 +371,16 @@ def reply(
     lang: Lang = "en",
 ) -> SlackMessage:
     """The ephemeral reply to a command: an outcome sentence or a read model, within 50 blocks."""
-    if isinstance(answer, Outcome):
-        return message(views.card_for_outcome(answer, pipeline, lang), lang)
-    if isinstance(answer, AccountCard):
-        return message(views.card_for_account(answer, pipeline, lang), lang)
-    if isinstance(answer, History):
-        return message(views.card_for_history(answer, pipeline, lang), lang)
-    if isinstance(answer, AccountList):
-        return _account_list(answer, pipeline, lang)
-    if isinstance(answer, ApprovalList):
-        return _approval_list(answer, pipeline, lang)
-    if isinstance(answer, HandoffList):
-        return _handoff_list(answer, pipeline, lang)
-    if isinstance(answer, TaskList):
-        return _task_list(answer, pipeline, lang)
-    if isinstance(answer, Report):
-        return message(views.card_for_report(answer, pipeline, lang), lang)
-    raise TypeError(f"no Slack rendering for {type(answer).__name__}")
+    return message(views.card_for(answer, pipeline, lang), lang)
 
 
 def _report_section(r: Report, p: Pipeline, lang: Lang) -> SectionBlock:
     """One team's report in one section: the table, cut at whole lines to fit."""
     lines = escape(tx.report(r, p, lang)).splitlines()
-    hint = "`/stage report` 会附上图表" if lang == "zh" else "`/stage report` adds the chart"
+    hint = mrkdwn(tx.report_chart_hint(lang))
     while lines and sum(size(x) + 1 for x in lines) > SECTION_TEXT - size(hint) - 10:
         lines.pop()
     return _section("```" + "\n".join(lines) + "```\n" + hint)
-
-
-def _account_line(a: AccountView, lang: Lang, since: bool = False) -> str:
-    parts = [f"#{a.id} {_bold(_name(a.name))}", mention(a.owner), tx.amount(a.amount)]
-    if since:
-        parts.append(("自 " if lang == "zh" else "since ") + tx.when(a.stage_entered_at))
-    return "• " + " · ".join(parts)
-
-
-def _list_units(al: AccountList, p: Pipeline, lang: Lang, *, max_items: int, since: bool = False) -> list[_Unit]:
-    """One unit per section: a stage title with its count, then as many account lines as fit."""
-    units: list[_Unit] = []
-    left = max_items
-    for stage, accounts in al.groups:
-        title = f"*{_stage(p, stage, lang)}* — {len(accounts)}"
-        lines = [_account_line(a, lang, since) for a in accounts[: max(left, 0)]]
-        left -= len(lines)
-        packed = _pack([title, *lines]) if lines or not accounts else []
-        for n, (chunk, count) in enumerate(packed):
-            units.append(_Unit([_section(chunk)], count - (1 if n == 0 else 0)))
-        if not packed:  # the item cap was reached: still show that the stage has accounts
-            units.append(_Unit([_section(title)], 0))
-    return units
-
-
-def _account_list(al: AccountList, p: Pipeline, lang: Lang) -> SlackMessage:
-    zh = lang == "zh"
-    fallback = _fallback(tx.account_list(al, p, lang))
-    if al.total == 0:
-        return SlackMessage(fallback, _dicts([_section(escape(tx.account_list(al, p, lang)))]))
-    if al.stage_filter:
-        title = f"{tx.stage_title(p, al.stage_filter, lang)} — {al.total}"
-    elif al.mine:
-        title = f"{'我的客户' if zh else 'My accounts'} — {al.total}"
-    else:
-        title = f"{'客户' if zh else 'Accounts'} — {al.total}"
-    units = _list_units(al, p, lang, max_items=MAX_ITEMS)
-    blocks, shown = _take([_header(title)], units, MAX_BLOCKS - 1)
-    more = al.total - shown
-    if more > 0:
-        # Narrow by a stage first, then to one's own accounts.
-        stage = al.stage_filter or next((k for k, accs in al.groups if accs), p.first_stage.key)
-        hint = f"`/stage list {escape(stage)}{' --mine' if al.stage_filter or al.mine else ''}`"
-        blocks.append(
-            _context(
-                [
-                    f"…还有 {more} 个未显示;用 {hint} 缩小范围。"
-                    if zh
-                    else f"… {more} more not shown; narrow with {hint}."
-                ]
-            )
-        )
-    return SlackMessage(fallback, _dicts(blocks))
-
-
-def _approval_item(ap: ApprovalView, p: Pipeline, lang: Lang) -> str:
-    zh = lang == "zh"
-    lines = [
-        f"*#{ap.id}* {_bold(_name(ap.account))}: {_stage(p, ap.from_stage, lang)} → *{_stage(p, ap.to_stage, lang)}*",
-        f"{mention(ap.requested_by)} · {tx.utc(ap.requested_at)}"
-        + (f" · {'理由' if zh else 'reason'}: {_name(ap.reason, 1000)}" if ap.reason else ""),
-    ]
-    return "\n".join(lines)
-
-
-def _approval_list(al: ApprovalList, p: Pipeline, lang: Lang) -> SlackMessage:
-    zh = lang == "zh"
-    fallback = _fallback(tx.approval_list(al, p, lang))
-    if not al.approvals:
-        return SlackMessage(fallback, _dicts([_section(escape(tx.approval_list(al, p, lang)))]))
-    head = _header(f"{'待处理审批' if zh else 'Waiting approvals'} — {len(al.approvals)}")
-    items = [_approval_item(ap, p, lang) for ap in al.approvals[:MAX_ITEMS]]
-    units = [_Unit([_section(chunk)], n) for chunk, n in _pack(items)]
-    blocks, shown = _take([head], units, MAX_BLOCKS - 1)
-    how = (
-        "用 `/stage approve ID` 或 `/stage reject ID 理由` 处理。"
-        if zh
-        else "Decide with `/stage approve ID` or `/stage reject ID REASON`."
-    )
-    notes = [how]
-    more = len(al.approvals) - shown
-    if more:
-        notes.append(
-            f"…还有 {more} 个未显示;处理上面的之后再用 `/stage approvals` 查看。"
-            if zh
-            else f"… {more} more not shown; decide these, then `/stage approvals` lists the rest."
-        )
-    blocks.append(_context(notes))
-    return SlackMessage(fallback, _dicts(blocks))
-
-
-def _handoff_list(hl: HandoffList, p: Pipeline, lang: Lang) -> SlackMessage:
-    """Open handoffs, each with its Take ownership button (the same value as the channel prompt)."""
-    zh = lang == "zh"
-    fallback = _fallback(tx.handoff_list(hl, p, lang))
-    if not hl.handoffs:
-        return SlackMessage(fallback, _dicts([_section(escape(tx.handoff_list(hl, p, lang)))]))
-    head = _header(f"{'等待接手' if zh else 'Handoffs waiting'} — {len(hl.handoffs)}")
-    units: list[_Unit] = []
-    for a, h in hl.handoffs[:MAX_ITEMS]:
-        team = tx.team_label(p, h.to_team, lang)
-        line = f"{_bold(_name(a.name, 200))} → {escape(team)}, {escape(tx.short_stage(p, h.stage, lang))}"
-        take = ButtonElement(
-            text=PlainTextObject(text="接手" if zh else "Take ownership"),
-            action_id="stagebot:claim",
-            value=encode({"v": 1, "op": "claim", "handoff": h.id}),
-            style="primary",
-        )
-        units.append(_Unit([_section(line), ActionsBlock(block_id=f"stagebot:handoffs:{h.id}", elements=[take])], 1))
-    blocks, shown = _take([head], units, MAX_BLOCKS - 1)  # a section and its button each, and a note
-    if len(hl.handoffs) > shown:
-        more = len(hl.handoffs) - shown
-        blocks.append(
-            _context(
-                [
-                    f"…还有 {more} 个未显示;用 `/stage claim 客户` 按名称接手。"
-                    if zh
-                    else f"… {more} more not shown; take one by name with `/stage claim ACCOUNT`."
-                ]
-            )
-        )
-    return SlackMessage(fallback, _dicts(blocks))
-
-
-def _task_list(tl: TaskList, p: Pipeline, lang: Lang) -> SlackMessage:
-    """Open tasks, each with its Done button (the same value as the channel message's)."""
-    zh = lang == "zh"
-    fallback = _fallback(tx.task_list(tl, p, lang))
-    if not tl.tasks:
-        return SlackMessage(fallback, _dicts([_section(escape(tx.task_list(tl, p, lang)))]))
-    head = _header(f"{'待办任务' if zh else 'Open tasks'} — {len(tl.tasks)}")
-    units: list[_Unit] = []
-    for t in tl.tasks[:MAX_ITEMS]:
-        title = t.title_zh if zh else t.title_en
-        who = f" → {mention(t.assignee)}" if t.assignee else ""
-        done = Button(Text("Done", "完成"), {"v": 1, "op": "done", "task": t.id}, "primary")
-        line = f"#{t.id} {_bold(_name(t.account, 200))}: {_name(title, 1000)}{who}"
-        units.append(_Unit([_section(line), _actions([done], lang, f"stagebot:tasks:{t.id}")], 1))
-    blocks, shown = _take([head], units, MAX_BLOCKS - 1)  # a section and its button each, and a note
-    if len(tl.tasks) > shown:
-        more = len(tl.tasks) - shown
-        if tl.account:  # one account's tasks: finishing some is the way to the rest
-            note = (
-                f"…还有 {more} 个未显示;用 `/stage done 任务编号` 完成一些后再查看。"
-                if zh
-                else f"… {more} more not shown; finish some with `/stage done TASK_ID` to see the rest."
-            )
-        else:
-            note = (
-                f"…还有 {more} 个未显示;用 `/stage tasks 客户` 只看一个客户的。"
-                if zh
-                else f"… {more} more not shown; `/stage tasks ACCOUNT` shows one account's."
-            )
-        blocks.append(_context([note]))
-    return SlackMessage(fallback, _dicts(blocks))
 
 
 # ---------------------------------------------------------------- help and errors
@@ -558,19 +388,15 @@ def _task_list(tl: TaskList, p: Pipeline, lang: Lang) -> SlackMessage:
 
 def help_message(lang: Lang = "en", topic: str | None = None) -> SlackMessage:
     """Usage of `/stage`; raises grammar.UsageError for an unknown topic, like help_text."""
-    body = help_text(topic, lang)
-    intro = "用法:`/stage 命令`" if lang == "zh" else "Usage: `/stage COMMAND`"
-    chunks = _pack(escape(body).splitlines(), SECTION_TEXT - size(intro) - 10)
-    blocks = [_section((intro + "\n" if n == 0 else "") + f"```{chunk}```") for n, (chunk, _) in enumerate(chunks)][
-        :MAX_BLOCKS
-    ]
-    plain_intro = "用法:/stage 命令" if lang == "zh" else "Usage: /stage COMMAND"
-    return SlackMessage(_fallback(f"{plain_intro}\n{body}"), _dicts(blocks))
+    card = views.card_for_help(topic, lang)
+    text = "\n".join(_plain_line(line) for line in (card.lead, *card.lines))
+    return SlackMessage(_fallback(text), _dicts(draw(card, lang)))
 
 
 def error_message(message: str) -> SlackMessage:
     """A user-safe error (already in the user's language) as one warning section."""
-    return SlackMessage(_fallback(message), _dicts([_section(":warning: " + escape(message))]))
+    card = views.card_for_error(message)
+    return SlackMessage(_fallback(card.text), _dicts(draw(card, "en")))
 
 
 # ---------------------------------------------------------------- notifications
@@ -583,7 +409,16 @@ def _segment(seg: Segment) -> str:
         return mention(seg.ref)
     if seg.kind == "code":
         return f"`{escape(seg.text)}`"
+    if seg.kind == "command":
+        return f"`{COMMAND}{escape(seg.text)}`"
     return _bold(_name(seg.text, 1000))
+
+
+def _plain_line(line: Line) -> str:
+    """A view-model line as plain text, a command with Slack's prefix."""
+    return "".join(
+        seg if isinstance(seg, str) else (COMMAND if seg.kind == "command" else "") + seg.text for seg in line
+    )
 
 
 def mrkdwn(line: Line) -> str:
@@ -611,16 +446,70 @@ def _rows(chunks: list[tuple[str, int]], used: int, budget: int, newest_last: bo
     return [_section(c) for c, _ in kept], sum(n for _, n in kept)
 
 
+def _row_units(rows: Sequence[Row], lang: Lang) -> list[_Unit]:
+    """A list's rows as units: rows without a button packed into sections under their group's heading,
+    a row with a button as its own section and the button's block."""
+    units: list[_Unit] = []
+    run: list[str] = []
+    heading = False
+
+    def flush() -> None:
+        for n, (chunk, count) in enumerate(_pack(run)):
+            units.append(_Unit([_section(chunk)], count - (1 if n == 0 and heading else 0)))
+        run.clear()
+
+    group: Line | None = None
+    for row in rows:
+        item = "\n".join(mrkdwn(line) for line in row.lines)
+        if row.group is not None and row.group != group:
+            flush()
+            run.append(mrkdwn(row.group))
+            heading, group = True, row.group
+        if row.buttons and row.beside:
+            flush()
+            heading = False
+            beside = _button(row.buttons[0], lang)
+            units.append(_Unit([_section(item, block_id=f"stagebot:{row.key}", accessory=beside)], 1))
+        elif row.buttons:
+            flush()
+            heading = False
+            units.append(_Unit([_section(item), _actions(row.buttons, lang, f"stagebot:{row.key}")], 1))
+        elif row.lines:
+            run.append(item)
+    flush()
+    return units
+
+
+def _list(card: Card, head: list[Block], lang: Lang) -> list[Block]:
+    """A list's rows, as many as fit in a message, then its notes and a line on the rows not shown."""
+    blocks, shown = _take(head, _row_units(card.rows, lang), MAX_BLOCKS - 1)  # and one note
+    notes = [mrkdwn(line) for line in card.notes]
+    hidden = card.hidden + sum(1 for r in card.rows if r.lines) - shown
+    if hidden and card.more:
+        notes.append(escape(card.more.format(n=hidden, shown=shown, command=COMMAND + card.command)))
+    if notes:
+        blocks.append(_context(notes))
+    return blocks
+
+
 def draw(card: Card, lang: Lang) -> list[Block]:
     """A view-model card as blocks: header, fields, lines (a list cut to fit, saying so), context notes
     and the buttons."""
     blocks: list[Block] = [] if card.compact else [_header(_title(card.title))]
+    if card.rows:
+        return _list(card, blocks, lang)
     if card.fields:
         blocks.append(_fields((f.label, mrkdwn(f.value)) for f in card.fields))
-    if card.table:  # monospace, each section a whole number of rows
-        chunks = _pack([mrkdwn(line) for line in card.lines], SECTION_TEXT - 10)
-        return blocks + [_section(f"```{chunk}```") for chunk, _ in chunks]
-    chunks = _pack([mrkdwn(line) for line in card.lines])
+    if card.table:  # monospace, each section a whole number of rows; the lead above the first
+        lead = mrkdwn(card.lead)
+        chunks = _pack([mrkdwn(line) for line in card.lines], SECTION_TEXT - size(lead) - 10)
+        return blocks + [
+            _section((lead + "\n" if n == 0 and lead else "") + f"```{chunk}```") for n, (chunk, _) in enumerate(chunks)
+        ]
+    items = [mrkdwn(line) for line in card.lines]
+    if items and card.tone == "warn":
+        items[0] = ":warning: " + items[0]
+    chunks = _pack(items)
     if card.more is None:
         blocks += [_section(chunk) for chunk, _ in chunks]
     else:  # a list: room is kept for two notes
@@ -677,35 +566,9 @@ def claimed_card(
 # ---------------------------------------------------------------- App Home
 
 
-def _approval_request(ap: ApprovalView) -> ev.ApprovalRequested:
-    # The Home buttons come from the same buttons_for() as the channel card, so their values match.
-    return ev.ApprovalRequested(
-        account_id=ap.account_id,
-        account=ap.account,
-        at=ap.requested_at,
-        actor=ap.requested_by,
-        approval_id=ap.id,
-        from_stage=ap.from_stage,
-        to_stage=ap.to_stage,
-        reject_to=ap.reject_to,
-        team=ap.team,
-        reason=ap.reason,
-    )
-
-
-def _handoff_opened(a: AccountView, h: HandoffView) -> ev.HandoffOpened:
-    return ev.HandoffOpened(
-        account_id=a.id,
-        account=a.name,
-        at=h.opened_at,
-        actor=a.owner or "-",
-        handoff_id=h.id,
-        stage=h.stage,
-        from_teams=(),
-        to_team=h.to_team,
-        owner=a.owner,
-        amount=a.amount,
-    )
+def _more_line(card: Card) -> Callable[[int], str]:
+    """The line under a Home part cut short, for `n` not shown."""
+    return lambda n: escape((card.more or "").format(n=n, command=COMMAND + card.command))
 
 
 @dataclass
@@ -743,70 +606,22 @@ def home_view(
     Each list shows at most text.MAX_LINES items; the 100 blocks are shared round robin between
     the parts, and a cut part ends with "… and N more".
     """
-    p, zh = pipeline, lang == "zh"
+    p = pipeline
     approvals = waiting.approvals if isinstance(waiting, ApprovalList) else tuple(waiting)
-    waiting_units: list[_Unit] = []
-    for ap in approvals:
-        e = _approval_request(ap)
-        waiting_units.append(
-            _Unit(
-                [
-                    _section(_approval_item(ap, p, lang)),
-                    _actions(
-                        buttons_for(e), lang, f"stagebot:home:approval:{ap.id}:{views.revision(ap.model_dump_json())}"
-                    ),
-                ],
-                1,
-            )
-        )
-    for a, h in handoffs:
-        e2 = _handoff_opened(a, h)
-        (take,) = buttons_for(e2)
-        line = (
-            f"🤝 {_bold(_name(a.name))} — {_stage(p, h.stage, lang)} · "
-            + (f"待{_team(p, h.to_team, lang)}接手" if zh else f"open for {_team(p, h.to_team, lang)}")
-            + f" · {tx.utc(h.opened_at)}"
-        )
-        bid = f"stagebot:home:handoff:{h.id}:{views.revision(a.model_dump_json(), h.model_dump_json())}"
-        waiting_units.append(_Unit([_section(line, block_id=bid, accessory=_button(take, lang))], 1))
-
     parts = [
         _Part(
-            "我的客户(按阶段)" if zh else "My accounts by stage",
-            _list_units(mine, p, lang, max_items=MAX_ITEMS),
-            mine.total,
-            "你名下还没有客户。" if zh else "You own no accounts yet.",
-            lambda n: f"…还有 {n} 个;用 `/stage list --mine` 查看" if zh else f"… and {n} more — `/stage list --mine`",
-        ),
-        _Part(
-            "待我处理" if zh else "Waiting on you",
-            waiting_units,
-            len(approvals) + len(handoffs),
-            "没有等你处理的审批或交接。" if zh else "No approvals or handoffs are waiting on you.",
-            lambda n: f"…还有 {n} 项;用 `/stage approvals` 查看" if zh else f"… and {n} more — `/stage approvals`",
-        ),
-        _Part(
-            "超期未推进(超过 SLA)" if zh else "Stale (past SLA)",
-            _list_units(stale, p, lang, max_items=MAX_ITEMS, since=True),
-            stale.total,
-            "没有超期的客户。" if zh else "Nothing is past its SLA.",
-            lambda n: f"…还有 {n} 个;用 `/stage list --mine` 查看" if zh else f"… and {n} more — `/stage list --mine`",
-        ),
+            _plain_line(c.title),
+            _row_units(c.rows, lang),
+            c.hidden + sum(1 for r in c.rows if r.lines),
+            c.text,
+            _more_line(c),
+        )
+        for c in views.home_cards(mine, approvals, handoffs, stale, p, lang)
     ]
     if reports:
-        parts.append(
-            _Part(
-                "团队报表" if zh else "Team figures",
-                [_Unit([_report_section(r, p, lang)], 1) for r in reports],
-                len(reports),
-                "",
-                lambda n: (
-                    f"…还有 {n} 个团队;用 `/stage report --team 团队` 查看"
-                    if zh
-                    else f"… and {n} more teams — `/stage report --team TEAM`"
-                ),
-            )
-        )
+        figures = views.home_part("reports", (), len(reports), lang)
+        units = [_Unit([_report_section(r, p, lang)], 1) for r in reports]
+        parts.append(_Part(_plain_line(figures.title), units, len(reports), figures.text, _more_line(figures)))
     # Fixed blocks: a header per part, a divider between parts, and one note per part.
     budget = MAX_VIEW_BLOCKS - len(parts) * 2 - (len(parts) - 1) - (len(notice) + 1 if notice else 0)
     text_left = VIEW_TEXT - sum(size(part.title) + 300 for part in parts)  # 300: room for each part's note

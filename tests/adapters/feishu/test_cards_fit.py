@@ -63,14 +63,14 @@ def test_short_strings_carry_both_languages_and_body_texts_one() -> None:
 @pytest.mark.parametrize(
     ("stages", "mine", "command"),
     [
-        (("SQL", "P0"), False, "list P0"),  # several stages: the stage of the first account not shown
-        (("SQL", "P0"), True, "list P0 --mine"),
-        (("SQL",), False, "list SQL --mine"),  # one stage already: narrow to one's own
-        (("SQL",), True, None),
+        (("SQL", "P0"), False, "list SQL"),  # several stages: one stage at a time
+        (("SQL", "P0"), True, "list SQL --mine"),
+        (("SQL",), False, "list SQL"),
+        (("SQL",), True, "list SQL --mine"),
     ],
 )
-def test_a_list_too_big_says_how_many_more_and_which_command_shows_them(
-    stages: tuple[str, ...], mine: bool, command: str | None
+def test_a_list_too_big_says_how_many_more_and_which_command_narrows_it(
+    stages: tuple[str, ...], mine: bool, command: str
 ) -> None:
     per = 30 if len(stages) > 1 else 60
     groups = tuple((st, tuple(account(i + 100 * k, st) for i in range(per))) for k, st in enumerate(stages))
@@ -81,22 +81,20 @@ def test_a_list_too_big_says_how_many_more_and_which_command_shows_them(
     shown = text.count(EMOJI_NAME)
     assert 0 < shown < 60
     last = text.rsplit("\n", 1)[-1]
-    if command:
-        assert last == f"… and {250 - shown} more: `{command}` shows them"
-    else:
-        assert last == f"… and {250 - shown} more not shown"
+    assert last == f"… {250 - shown} more not shown; narrow with `{command}`."  # the words Slack says, unprefixed
     # The Chinese card says the same in Chinese.
     assert body_text(cards.reply(al, P, "zh")).rsplit("\n", 1)[-1].startswith("…还有 ")
 
 
-def test_a_list_cut_at_60_rows_names_the_stage_of_the_61st() -> None:
+def test_a_list_cut_at_60_rows_counts_the_rest_under_their_stages() -> None:
     def group(stage: str, first: int) -> tuple[str, tuple[AccountView, ...]]:
         return stage, tuple(account(n, stage).model_copy(update={"name": f"a{n}"}) for n in range(first, first + 50))
 
     groups = (group("SQL", 0), group("P0", 100), group("P1", 200))
     text = body_text(cards.reply(AccountList(groups=groups, total=150), P, "en"))
-    assert text.count("\n  #") == 60
-    assert text.endswith("… and 90 more: `list P0` shows them")  # not P1, the last group's stage
+    assert text.count("\n• #") == 60
+    assert text.splitlines()[0] == "SQL Opportunity (商机) — 50" and "\nP0 " in text and "\nP1 " not in text
+    assert text.endswith("… 90 more not shown; narrow with `list SQL`.")
 
 
 def test_a_long_history_keeps_the_newest_changes() -> None:
@@ -143,11 +141,12 @@ def test_tasks_not_shown_lose_their_done_buttons_too() -> None:
     card = cards.reply(TaskList(tasks=tasks), P, "en")
     judged(card)
     text = body_text(card)
-    shown = [t.id for t in tasks if f"(done {t.id})" in text]
+    lines = text.splitlines()
+    shown = [t.id for t in tasks if any(line.startswith(f"#{t.id} ") for line in lines)]
     assert shown == list(range(1, len(shown) + 1)) and 0 < len(shown) < 10
     assert [b["behaviors"][0]["value"]["task"] for b in card_buttons(card)] == shown
-    first_hidden = tasks[len(shown)]
-    assert text.endswith(f"… and {40 - len(shown)} more: `tasks #{first_hidden.account_id}` shows them")
+    assert [b["text"]["content"] for b in card_buttons(card)] == [f"Done #{n}" for n in shown]
+    assert text.endswith(f"… {40 - len(shown)} more not shown; `tasks ACCOUNT` shows one account's.")
 
 
 # ---------------------------------------------------------------------------------------------------- the bot
@@ -181,7 +180,7 @@ def test_a_list_of_hundreds_of_emoji_names_is_answered_not_refused(feishu: Feish
     assert len(call.raw) <= rules.CARD_BODY_LIMIT
     text = card_texts(got.content)
     shown = text.count(EMOJI_NAME)
-    assert f"… and {300 - shown} more: `list " in text
+    assert f"… {300 - shown} more not shown; narrow with `list " in text
 
 
 def test_a_move_with_the_longest_name_and_reason_posts_a_card(feishu: FeishuDriver) -> None:
