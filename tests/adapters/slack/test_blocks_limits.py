@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from itertools import cycle, islice
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import HealthCheck, given, settings, target
@@ -41,6 +41,7 @@ from lifecycle.domain.views import (
     History,
     HistoryLine,
     Outcome,
+    OutcomeKind,
     Report,
     StageFigures,
     TaskList,
@@ -221,22 +222,7 @@ def summary() -> Iterator[None]:
 # ---------------------------------------------------------------- replies to commands
 
 
-OUTCOME_KINDS = [
-    "added",
-    "moved",
-    "approval_requested",
-    "approved",
-    "rejected",
-    "ticked",
-    "already_ticked",
-    "assigned",
-    "renewed",
-    "claimed",
-    "signal",
-    "task_opened",
-    "task_done",
-    "snoozed",
-]
+OUTCOME_KINDS = list(get_args(OutcomeKind))  # every kind the core can answer with
 
 
 @EXAMPLES
