@@ -26,6 +26,7 @@ from hypothesis.control import currently_in_test_context
 
 from adapters.common.grammar import SPECS
 from adapters.slack import blocks as sb
+from adapters.slack.app import HOME_NOTICE_BLOCKS
 from lifecycle.domain import events as ev
 from lifecycle.domain.pipeline import load_preset
 from lifecycle.domain.views import (
@@ -513,6 +514,7 @@ def _account_list(listed: list[AccountView], stage: str | None = None, mine: boo
     st.lists(handoffs, min_size=1, max_size=3),
     st.lists(reports, max_size=3),
     langs,
+    st.one_of(st.none(), texts(MAX_REASON * 3)),
 )
 def test_app_home(
     drawn: list[AccountView],
@@ -521,6 +523,7 @@ def test_app_home(
     handed: list[tuple[AccountView, HandoffView]],
     team_reports: list[Report],
     lang: str,
+    answer: str | None,
 ) -> None:
     n_mine, n_stale, n_waiting, n_handoffs = sizes
     view = sb.home_view(
@@ -531,6 +534,8 @@ def test_app_home(
         lang=lang,  # type: ignore[arg-type]
         handoffs=many(handed, n_handoffs),
         reports=team_reports,
+        # A press in the Home puts its answer on top, as adapters/slack/app.py does.
+        notice=sb.error_message(answer).blocks[:HOME_NOTICE_BLOCKS] if answer is not None else (),
     )
     accepted("App Home view", view["blocks"], view=view)
 
