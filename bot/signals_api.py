@@ -13,11 +13,11 @@ import hmac
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.server import Handler
 from lifecycle.core import Lifecycle
@@ -40,6 +40,16 @@ class SignalIn(BaseModel):
     at: AwareDatetime | None = None
     id: str | None = Field(default=None, min_length=1, max_length=128)
     source: str = Field(default="api", min_length=1, max_length=64)
+
+    @field_validator("at")
+    @classmethod
+    def _has_utc(cls, at: datetime | None) -> datetime | None:
+        if at is not None:
+            try:
+                at.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("out of range: this time has no UTC equivalent") from None
+        return at
 
     @model_validator(mode="after")
     def _one_account(self) -> SignalIn:

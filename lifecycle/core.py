@@ -8,6 +8,7 @@ from lifecycle.db.uow import Database, retry_disconnects
 from lifecycle.delivery.outbox import DeliveryProblem, delivery_problems
 from lifecycle.domain import commands as c
 from lifecycle.domain.clock import Clock, SystemClock
+from lifecycle.domain.limits import checked, delivery_key
 from lifecycle.domain.pipeline import Pipeline
 from lifecycle.domain.rules import Rules
 from lifecycle.domain.views import Outcome, ReadModel
@@ -30,15 +31,17 @@ class Lifecycle:
 
     def execute(self, cmd: c.Command) -> Outcome:
         """Run a command; once more if the database connection was lost mid-way (its idempotency
-        key turns the second run into a replay if the first did commit)."""
+        key turns the second run into a replay if the first did commit). Text the storage cannot
+        hold is refused here, naming the field (lifecycle/domain/limits.py)."""
         handler = HANDLERS[type(cmd)]
+        cmd = checked(cmd)
         return retry_disconnects(
             lambda: handler(cmd, uow=self.db.uow(), clock=self.clock, rules=self.rules), what=type(cmd).__name__
         )
 
     def first_delivery(self, key: str) -> bool:
         """Whether this platform delivery (event id, message id) is new; it is recorded as seen."""
-        return first_delivery(self.db, key, self.clock.now())
+        return first_delivery(self.db, delivery_key(key), self.clock.now())
 
     def delivery_problems(self, target: str, *, since: datetime | None = None) -> list[DeliveryProblem]:
         """Notifications `target` refused for good, by error, most recent first (for admins)."""
@@ -46,6 +49,7 @@ class Lifecycle:
 
     def ask(self, query: c.Query) -> ReadModel:
         handler = QUERIES[type(query)]
+        query = checked(query)
         return retry_disconnects(
             lambda: handler(query, uow=self.db.reader(), clock=self.clock, rules=self.rules), what=type(query).__name__
         )

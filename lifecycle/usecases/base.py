@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -36,13 +35,11 @@ from lifecycle.domain.events import (
     Event,
 )
 from lifecycle.domain.i18n import Text
+from lifecycle.domain.limits import MAX_REASON
 from lifecycle.domain.pipeline import Stage
 from lifecycle.domain.rules import Rules
 from lifecycle.domain.views import Outcome
 from lifecycle.read.accounts import AccountRecord
-
-MAX_NAME = 200
-MAX_REASON = 1000
 
 # Hot-path statements are built once with bind parameters: rebuilding them per call (and
 # recomputing their cache keys) was a third of a stage move's time. They run on the session's
@@ -61,7 +58,6 @@ def apply_command(cmd: C, body: Body[C], *, uow: UnitOfWork, clock: Clock, rules
     """Run `body` in one transaction under the command's idempotency key."""
     if not cmd.key:
         raise InvalidInput(Text("Every command needs an idempotency key.", "每个命令都需要幂等键。"))
-    _refuse_nul(cmd)
     with uow:
         s = uow.conn
         now = clock.now()
@@ -92,17 +88,6 @@ def apply_command(cmd: C, body: Body[C], *, uow: UnitOfWork, clock: Clock, rules
             # adapters' error boundary to log with a reference rather than blamed on "someone else".
             raise
         return outcome
-
-
-def _refuse_nul(cmd: c.Command) -> None:
-    """A NUL character cannot be stored (PostgreSQL refuses it in text): refuse the command whole,
-    whichever way it came in (chat, buttons, the signals API), before anything is written."""
-    for f in fields(cmd):
-        value = getattr(cmd, f.name)
-        if isinstance(value, str) and "\x00" in value:
-            raise InvalidInput(
-                Text(f"The {f.name.replace('_', ' ')} contains a NUL character.", f"{f.name} 含有 NUL 字符。")
-            )
 
 
 def replayed(stored: str) -> Outcome:

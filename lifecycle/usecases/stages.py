@@ -28,6 +28,7 @@ from lifecycle.domain.events import (
     StageChanged,
 )
 from lifecycle.domain.i18n import Text
+from lifecycle.domain.limits import MAX_NAME
 from lifecycle.domain.machine import decide
 from lifecycle.domain.pipeline import Automation, Stage, TransitionKind
 from lifecycle.domain.rules import Rules
@@ -36,7 +37,6 @@ from lifecycle.read.accounts import AccountRecord, account_view, changed, find_a
 from lifecycle.usecases.automations import AUTOMATION, on_entry, perform
 from lifecycle.usecases.base import (
     INSERT_HISTORY,
-    MAX_NAME,
     Body,
     apply_command,
     bump,

@@ -22,10 +22,11 @@ from lifecycle.domain.access import Actor
 from lifecycle.domain.clock import Clock
 from lifecycle.domain.errors import LifecycleError, UnknownStage
 from lifecycle.domain.i18n import Text
+from lifecycle.domain.limits import MAX_NAME
 from lifecycle.domain.pipeline import Pipeline
 from lifecycle.domain.rules import Rules
 from lifecycle.read.accounts import name_key
-from lifecycle.usecases.base import MAX_NAME, bump
+from lifecycle.usecases.base import bump
 
 COLUMNS = ("name", "stage", "owner", "amount", "segment", "external_id", "contract_end")
 VIA = "import"

@@ -23,6 +23,7 @@ from lark_oapi.api.im.v1 import CreateMessageRequestBody, PatchMessageRequestBod
 from adapters.feishu import cards
 from lifecycle.domain import events as ev
 from lifecycle.domain.i18n import Text
+from lifecycle.domain.limits import MAX_NAME, MAX_REASON
 from lifecycle.domain.pipeline import load_preset
 from lifecycle.domain.views import (
     AccountCard,
@@ -42,7 +43,6 @@ from lifecycle.domain.views import (
     TaskList,
     TaskView,
 )
-from lifecycle.usecases.base import MAX_NAME, MAX_REASON
 from lifecycle.usecases.tasks import MAX_TITLE
 from lifecycle.usecases.transfer import MAX_LEN
 from tests.fakes import feishu_card_rules as rules

@@ -28,6 +28,7 @@ from adapters.common.grammar import SPECS
 from adapters.slack import blocks as sb
 from adapters.slack.app import HOME_NOTICE_BLOCKS
 from lifecycle.domain import events as ev
+from lifecycle.domain.limits import MAX_NAME, MAX_REASON
 from lifecycle.domain.pipeline import load_preset
 from lifecycle.domain.views import (
     AccountCard,
@@ -48,7 +49,6 @@ from lifecycle.domain.views import (
     TaskList,
     TaskView,
 )
-from lifecycle.usecases.base import MAX_NAME, MAX_REASON
 from lifecycle.usecases.tasks import MAX_TITLE
 from lifecycle.usecases.transfer import MAX_LEN
 from tests.adapters.slack.samples import T0, every_event
