@@ -12,6 +12,7 @@ through the command's response_url.
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -106,9 +107,9 @@ def build_app(
         )
 
     @app.command(command)
-    def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
+    def on_command(ack: Any, command: dict[str, Any], respond: Any, request: BoltRequest) -> None:
         actor = Actor(PLATFORM, command.get("user_id", ""))
-        key = f"slack:cmd:{command.get('trigger_id') or command.get('response_url', '')}"
+        key = command_key(command, request)
         line = unescape(command.get("text", "") or "")
         channel = command.get("channel_id", "")
         if asks_for_report(core, line, actor):
@@ -202,7 +203,25 @@ def build_app(
 
         later.submit(publish)
 
+    @app.event(re.compile(".*"))
+    def on_other_event(event: dict[str, Any]) -> None:
+        # Acknowledged (bolt acks events itself) and ignored: a 404 would make Slack retry it, and
+        # an app that keeps failing its events gets its event subscriptions turned off.
+        log.info("Slack event %r ignored: stagebot does not handle it", str(event.get("type"))[:64])
+
     return app
+
+
+def command_key(command: dict[str, Any], request: BoltRequest) -> str:
+    """The idempotency key of one slash command: Slack's trigger_id, unique per invocation; without
+    one, the digest of the signed request itself (timestamp and body), so two different commands never
+    share a key and a replay of the same request is recognised."""
+    trigger = command.get("trigger_id")
+    if isinstance(trigger, str) and trigger:
+        return f"slack:cmd:{trigger}"
+    stamp = (request.headers.get("x-slack-request-timestamp") or [""])[0]
+    digest = hashlib.sha256(f"{stamp}:{request.raw_body}".encode("utf-8", "surrogatepass")).hexdigest()
+    return f"slack:cmd:body:{digest}"
 
 
 def unescape(text: str) -> str:
