@@ -145,6 +145,9 @@ class TeamSection(_Section):
 
 class AccessSection(_Section):
     admins: list[str] = []
+    # Who may see accounts, history and reports: people in a team (and admins), or anyone who can
+    # reach the bot. People in no team are told how to be added.
+    read: Literal["members", "everyone"] = "members"
 
     _check_people = field_validator("admins")(_people)
 
@@ -203,6 +206,7 @@ class Settings:
             members={k: t.members for k, t in teams.items()},
             approvers={k: t.approvers for k, t in teams.items()},
             admins=[*self.config.access.admins, *extra_admins],
+            read=self.config.access.read,
         )
 
     def schedule(self) -> Schedule:

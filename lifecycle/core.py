@@ -8,6 +8,8 @@ from lifecycle.db.uow import Database, retry_disconnects
 from lifecycle.delivery.outbox import DeliveryProblem, delivery_problems
 from lifecycle.domain import commands as c
 from lifecycle.domain.clock import Clock, SystemClock
+from lifecycle.domain.errors import NotAuthorized
+from lifecycle.domain.i18n import Text
 from lifecycle.domain.limits import checked, delivery_key
 from lifecycle.domain.pipeline import Pipeline
 from lifecycle.domain.rules import Rules
@@ -50,6 +52,15 @@ class Lifecycle:
     def ask(self, query: c.Query) -> ReadModel:
         handler = QUERIES[type(query)]
         query = checked(query)
+        if not self.rules.roster.may_read(query.actor):
+            raise NotAuthorized(
+                Text(
+                    f"You ({query.actor.ref}) are not in any stagebot team yet, so you cannot see accounts. "
+                    f"Ask an admin to add {query.actor.ref} to a team in the config.",
+                    f"你({query.actor.ref})还不在任何团队中,暂时不能查看客户。"
+                    f"请管理员在配置中把 {query.actor.ref} 加入团队。",
+                )
+            )
         return retry_disconnects(
             lambda: handler(query, uow=self.db.reader(), clock=self.clock, rules=self.rules), what=type(query).__name__
         )

@@ -1,7 +1,8 @@
 """The report for the teams a person works in, as the Slack App Home and the Feishu report menu show it.
 
 A person in teams sees one report per team (the stages that team owns), at most `MAX_TEAMS`;
-someone in no team (an admin, a manager) sees the whole pipeline. Reports are kept for
+someone in no team sees the whole pipeline when they may read at all (an admin, or anyone under
+`[access] read = "everyone"`), and nothing otherwise. Reports are kept for
 `ttl` seconds: opening the App Home over and over must not recompute a report over the whole
 history each time, and the figures say when they were computed.
 """
@@ -31,7 +32,9 @@ class TeamReports:
 
     def teams_of(self, actor: Actor) -> list[str | None]:
         teams = sorted(self.core.rules.roster.teams_of(actor))
-        return list(teams[:MAX_TEAMS]) if teams else [None]
+        if teams:
+            return list(teams[:MAX_TEAMS])
+        return [None] if self.core.rules.roster.may_read(actor) else []
 
     def for_person(self, actor: Actor) -> list[Report]:
         return [self.for_team(actor, team) for team in self.teams_of(actor)]

@@ -264,6 +264,20 @@ def home_view_for(
 ) -> dict[str, Any]:
     """The App Home of one person: their accounts, approvals waiting on them, stale accounts, team
     figures; `notice` (blocks) above them all."""
+    if not core.rules.roster.may_read(actor):  # [access] read = "members", and the viewer is in no team
+        try:
+            core.ask(c.ListAccounts(actor=actor, mine=True, limit=1))
+        except LifecycleError as exc:  # the core's own words: who to ask to be added
+            told = render(Failure(exc.text(lang)), core, lang).blocks or []
+            nothing = AccountList(groups=(), total=0)
+            return blocks.home_view(
+                mine=nothing,
+                waiting=ApprovalList(approvals=()),
+                stale=nothing,
+                pipeline=core.pipeline,
+                lang=lang,
+                notice=[*(notice or ()), *told[:HOME_NOTICE_BLOCKS]],
+            )
     mine = core.ask(c.ListAccounts(actor=actor, mine=True, limit=60))
     waiting = core.ask(c.ListApprovals(actor=actor, mine_to_decide=True))
     stale = core.ask(c.ListAccounts(actor=actor, overdue=True, mine=True, limit=40))

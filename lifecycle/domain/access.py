@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
+
+ReadPolicy = Literal["members", "everyone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,23 +34,27 @@ SYSTEM = Actor("system", "stagebot", "stagebot")
 
 @dataclass(frozen=True)
 class Roster:
-    """Team membership from the config. Approvers of a team count as its members too."""
+    """Team membership from the config. Approvers of a team count as its members too. `read` says who
+    may see accounts, history and reports: team members and admins only, or everyone who can reach
+    the bot (a workspace where all may look)."""
 
     members: Mapping[str, frozenset[str]] = field(default_factory=dict)
     approvers: Mapping[str, frozenset[str]] = field(default_factory=dict)
     admins: frozenset[str] = frozenset()
+    read: ReadPolicy = "members"
 
     @staticmethod
     def build(
         members: Mapping[str, Iterable[str]],
         approvers: Mapping[str, Iterable[str]],
         admins: Iterable[str] = (),
+        read: ReadPolicy = "members",
     ) -> Roster:
         appr = {t: frozenset(v) for t, v in approvers.items()}
         mem = {t: frozenset(v) | appr.get(t, frozenset()) for t, v in members.items()}
         for t, v in appr.items():
             mem.setdefault(t, v)
-        return Roster(mem, appr, frozenset(admins))
+        return Roster(mem, appr, frozenset(admins), read)
 
     def is_admin(self, actor: Actor) -> bool:
         return actor.ref in self.admins or actor == SYSTEM
@@ -63,6 +70,9 @@ class Roster:
 
     def known(self, actor: Actor) -> bool:
         return self.is_admin(actor) or bool(self.teams_of(actor))
+
+    def may_read(self, actor: Actor) -> bool:
+        return self.read == "everyone" or self.known(actor)
 
     def team_members(self, team: str) -> list[str]:
         return sorted(self.members.get(team, ()))

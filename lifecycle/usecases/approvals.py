@@ -38,8 +38,8 @@ def _decide_approval(cmd: c.DecideApproval, s: Connection, now: datetime, rules:
     ap = s.execute(select(APPROVALS).where(APPROVALS.c.id == cmd.approval_id)).first() if found else None
     if ap is None:
         raise NotFound(Text(f"No approval #{cmd.approval_id}.", f"没有审批 #{cmd.approval_id}。"))
-    if ap.status != "pending":
-        raise _already_decided(ap)
+    # Rights first: someone who may not decide this approval learns nothing more about it (not
+    # whether or by whom it was decided).
     if not rules.roster.may_approve(cmd.actor, ap.team):
         team = p.team_by_key[ap.team]
         raise NotAuthorized(
@@ -48,6 +48,8 @@ def _decide_approval(cmd: c.DecideApproval, s: Connection, now: datetime, rules:
                 f"只有{team.zh}的审批人可以处理审批 #{ap.id}。",
             )
         )
+    if ap.status != "pending":
+        raise _already_decided(ap)
     status: Literal["approved", "rejected"] = "approved" if cmd.approve else "rejected"
     note = clean_reason(cmd.note)
     # First decision wins: the conditional update lets exactly one of two racing approvers through.

@@ -3,6 +3,7 @@ recomputed only after the time to live."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from adapters.common.team_reports import TeamReports
@@ -18,8 +19,12 @@ def test_one_report_per_team_and_the_whole_pipeline_for_people_in_none(core: Lif
     assert sales.team == "sales"
     owned = {st.key for st in core.pipeline.stages if "sales" in st.owners}
     assert owned and {f.stage for f in sales.stages} == owned  # the stages sales owns, no others
-    (everything,) = reports.for_person(Actor("console", "nobody"))
+    (everything,) = reports.for_person(ADMIN)  # an admin in no team sees the whole pipeline
     assert everything.team is None and len(everything.stages) == len(core.pipeline.stages)
+    assert reports.for_person(Actor("console", "nobody")) == []  # [access] read = "members"
+    everyone = Lifecycle(core.db, replace(core.rules, roster=replace(core.rules.roster, read="everyone")), core.clock)
+    (whole,) = TeamReports(everyone).for_person(Actor("console", "nobody"))
+    assert whole.team is None
 
 
 def test_figures_are_kept_for_the_time_to_live_then_recomputed(core: Lifecycle) -> None:

@@ -3,6 +3,7 @@ never a 5xx; a command without a trigger_id is still its own delivery; unknown e
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import parse_qsl, urlencode
 
@@ -83,3 +84,14 @@ def test_unknown_event_types_are_acknowledged_so_slack_does_not_retry(slack: Sla
         assert reply.status == 200, (event, reply.status, reply.body)
     body = event_callback({"type": ["app_home_opened"]})  # not an event Slack could send: malformed
     assert slack.request("POST", "/slack/events", body, signed_headers(body, content_type=JSON)).status == 400
+
+
+def test_a_person_in_no_team_sees_how_to_be_added_not_the_accounts(slack: SlackDriver, fake: FakeSlack) -> None:
+    slack.command("add Secret Co --stage SQL")
+    assert "not in any stagebot team" in ephemeral_text(slack.command("list", user="U0STRANGER"))
+    assert "not in any stagebot team" in ephemeral_text(slack.command("show Secret Co", user="U0STRANGER"))
+    event = {"type": "app_home_opened", "user": "U0STRANGER", "channel": "D0X", "tab": "home", "event_ts": "1.0"}
+    assert slack.event(event).status == 200
+    (home,) = fake.wait_for("views.publish", 1)
+    view = json.dumps(home.body["view"])
+    assert "not in any stagebot team" in view and "Secret Co" not in view
