@@ -4,8 +4,9 @@ Commands arrive as `im.message.receive_v1` (a direct chat, or @bot in a group, t
 approvals and handoffs arrive as `card.action.trigger` button presses, answered within the
 callback from local state. The same dispatcher serves the webhook (`POST /feishu/events`,
 webhook.py) and the long connection (longconn.py). The jobs live beside this module: webhook.py
-(request checks), listeners.py (what each event does), parsing.py (the command in a message),
-sender.py (answers going out), identity.py (the bot's own open_id).
+(request checks), envelope.py (what a well-formed event looks like), listeners.py (what each event
+does), parsing.py (the command in a message), sender.py (answers going out), identity.py (the
+bot's own open_id).
 """
 
 from __future__ import annotations
