@@ -132,8 +132,8 @@ class Webhook:
         return isinstance(action, dict) and isinstance(action.get("value"), dict)
 
     def _refuse(self, exc: envelope.Malformed) -> HttpAnswer:
-        """An authentic request that is malformed: a warning naming the field (never its value, nor a
-        traceback: it is the sender's problem, not ours) and a 400 saying what is wrong."""
+        """A request encrypted with our key that is malformed: a warning naming the field (never its
+        value, nor a traceback: it is the sender's problem, not ours) and a 400 saying what is wrong."""
         log.warning("Feishu request refused: %s", exc)
         return _http(400, {"error": f"malformed request: {exc}"})
 
