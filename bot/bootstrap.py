@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot import logs
 from bot.config import Settings
 from lifecycle.core import Lifecycle
 from lifecycle.db.engine import make_engine
@@ -29,6 +30,7 @@ def feishu_client(settings: Settings) -> Any:
     """lark-oapi's client. Imported here, only when Feishu is enabled: the import costs seconds and 100+ MB."""
     import lark_oapi as lark
 
+    logs.adopt("Lark")  # lark-oapi's own stdout handler out: its records go through ours (JSON, masking, level)
     return (
         lark.Client.builder()
         .app_id(settings.secret("FEISHU_APP_ID") or "")

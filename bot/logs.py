@@ -3,6 +3,10 @@ correlation id of the request (or delivery) it belongs to, and every configured 
 
 Masking is the last line of defence, applied to the finished line (message, arguments and any
 traceback): no code path should log a secret in the first place.
+
+Libraries log through the same handler: their records propagate to the root logger, where
+stagebot's handler formats, masks and filters them by the configured level. A library that
+installs a handler of its own (lark-oapi does) is `adopt`ed once imported.
 """
 
 from __future__ import annotations
@@ -89,9 +93,26 @@ def configure(
     handler.addFilter(_Correlation())
     handler.setFormatter(JsonFormatter(secrets) if fmt == "json" else _Masking(secrets, TEXT_FORMAT))
     handler.set_name(HANDLER_NAME)
+    # On the handler too: a library logger with a level of its own (lark-oapi sets "Lark" to WARNING
+    # whenever one of its clients is built) would otherwise pass records below ours.
+    handler.setLevel(level.upper())
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
     return handler
+
+
+def adopt(name: str) -> None:
+    """Route the library logger `name` through stagebot's handler alone: remove the handlers the
+    library put on it and let its records propagate to the root logger.
+
+    lark-oapi's logger "Lark" gets a StreamHandler to stdout when `lark_oapi.core.log` is imported;
+    left in place, every SDK record is printed a second time as plain `[Lark] …` text, outside the
+    JSON format and the masking. So this is called right after lark-oapi is imported (bot/bootstrap.py).
+    """
+    logger = logging.getLogger(name)
+    for own in list(logger.handlers):
+        logger.removeHandler(own)
+    logger.propagate = True

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from adapters.common import strict_json
 from adapters.common.grammar import UsageError
 from lifecycle.domain import commands as c
 from lifecycle.domain.access import Actor
@@ -62,11 +63,12 @@ _STALE = UsageError(
 
 
 def decode(value: str | dict[str, Any], *, actor: Actor, key: str, via: str = "") -> c.Command | c.Query:
-    """A button press as the command it stands for; UsageError for anything unexpected."""
+    """A button press as the command it stands for; UsageError for anything unexpected (a value
+    with a duplicate key too: which of the two would count is a guess)."""
     data: Any = value
     if isinstance(value, str):
         try:
-            data = json.loads(value)
+            data = strict_json.loads(value)
         except (ValueError, RecursionError):
             raise _STALE from None
     if not isinstance(data, dict) or data.get("v") != VERSION:

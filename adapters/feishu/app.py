@@ -4,8 +4,9 @@ Commands arrive as `im.message.receive_v1` (a direct chat, or @bot in a group, t
 approvals and handoffs arrive as `card.action.trigger` button presses, answered within the
 callback from local state. The same dispatcher serves the webhook (`POST /feishu/events`,
 webhook.py) and the long connection (longconn.py). The jobs live beside this module: webhook.py
-(request checks), listeners.py (what each event does), parsing.py (the command in a message),
-sender.py (answers going out), identity.py (the bot's own open_id).
+(request checks), envelope.py (what a well-formed event looks like), listeners.py (what each event
+does), parsing.py (the command in a message), sender.py (answers going out), identity.py (the
+bot's own open_id).
 """
 
 from __future__ import annotations
@@ -13,8 +14,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
+from types import MappingProxyType
+from typing import Any
 
 import lark_oapi as lark
+from lark_oapi.api.application.v6 import P2ApplicationBotMenuV6
+from lark_oapi.api.im.v1 import (
+    P2ImChatAccessEventBotP2pChatEnteredV1,
+    P2ImChatMemberBotAddedV1,
+    P2ImChatMemberBotDeletedV1,
+    P2ImMessageMessageReadV1,
+    P2ImMessageRecalledV1,
+    P2ImMessageReceiveV1,
+)
+from lark_oapi.event.callback.model.p2_card_action_trigger import P2CardActionTrigger
 
 from adapters.feishu.identity import BotIdentity
 from adapters.feishu.listeners import Listeners
@@ -25,17 +38,19 @@ from lifecycle.domain.correlation import CarryingPool
 from lifecycle.domain.i18n import Lang
 
 # Every event type stagebot subscribes to has a listener (see `dispatcher`): lark-oapi answers any
-# other with a 500, so the webhook acknowledges and ignores the rest.
-HANDLED = frozenset(
+# other with a 500, so the webhook acknowledges and ignores the rest. Each maps to the model the
+# SDK's dispatcher builds from it, which the webhook builds first: a request it cannot read is
+# refused with a 400 naming the field, before lark-oapi fails on it (envelope.py).
+HANDLED: Mapping[str, Callable[[dict[str, Any]], Any]] = MappingProxyType(
     {
-        "im.message.receive_v1",
-        "card.action.trigger",
-        "im.chat.member.bot.added_v1",
-        "im.chat.member.bot.deleted_v1",
-        "im.message.message_read_v1",
-        "im.message.recalled_v1",
-        "im.chat.access_event.bot_p2p_chat_entered_v1",
-        "application.bot.menu_v6",
+        "im.message.receive_v1": P2ImMessageReceiveV1,
+        "card.action.trigger": P2CardActionTrigger,
+        "im.chat.member.bot.added_v1": P2ImChatMemberBotAddedV1,
+        "im.chat.member.bot.deleted_v1": P2ImChatMemberBotDeletedV1,
+        "im.message.message_read_v1": P2ImMessageMessageReadV1,
+        "im.message.recalled_v1": P2ImMessageRecalledV1,
+        "im.chat.access_event.bot_p2p_chat_entered_v1": P2ImChatAccessEventBotP2pChatEnteredV1,
+        "application.bot.menu_v6": P2ApplicationBotMenuV6,
     }
 )
 

@@ -181,6 +181,13 @@ class Listeners:
 
     def on_bot_added(self, data: Any) -> None:
         """Added to a group: say which chat id to put in the config, so its team's notifications come here."""
+        try:
+            with correlation.ensured():
+                self._on_bot_added(data)
+        except Exception:  # never into lark-oapi: it would log its own traceback and answer 500
+            log.exception("could not handle the bot being added to a Feishu group")
+
+    def _on_bot_added(self, data: Any) -> None:
         chat_id = getattr(data.event, "chat_id", None)
         if not chat_id:
             return

@@ -1,5 +1,6 @@
 """POST /feishu/events: the checks lark-oapi leaves out (research/feishu.md §0): decrypt, verification
-token, signature, replay window and nonce cache, ignoring unsubscribed events; then the SDK dispatcher.
+token, signature, replay window and nonce cache, ignoring unsubscribed events, the envelope's fields
+(envelope.py: 400 naming a malformed one); then the SDK dispatcher. URL verification is answered here.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import lark_oapi as lark
 from lark_oapi.core.utils.decryptor import AESCipher
 
-from adapters.feishu import cards
+from adapters.feishu import cards, envelope
 from lifecycle.domain.i18n import Lang, Text
 
 log = logging.getLogger("stagebot.feishu")
@@ -50,13 +51,14 @@ class _Nonces:
 
 
 class Webhook:
-    """The HTTP endpoint in front of `dispatcher`, which has a handler for every type in `handled`."""
+    """The HTTP endpoint in front of `dispatcher`, which has a handler for every type in `handled`,
+    mapped to the model lark-oapi builds from an event of that type."""
 
     def __init__(
         self,
         dispatcher: lark.EventDispatcherHandler,
         *,
-        handled: frozenset[str],
+        handled: Mapping[str, Callable[[dict[str, Any]], Any]],
         verification_token: str,
         encrypt_key: str,
         lang: Lang = "en",
@@ -75,7 +77,9 @@ class Webhook:
         """One request: checks, then lark-oapi's own decrypt, verify and dispatch."""
         h = {k.lower(): v for k, v in headers.items()}
         try:
-            outer = json.loads(raw)
+            outer = envelope.loads(raw, "the body")
+        except envelope.Malformed as exc:
+            return _http(400, {"error": str(exc)})
         except (ValueError, RecursionError):
             return _http(400, {"error": "body is not JSON"})
         if not isinstance(outer, dict):
@@ -84,7 +88,9 @@ class Webhook:
             if not isinstance(outer.get("encrypt"), str):
                 return _http(400, {"error": "expected an encrypted body (an Encrypt Key is configured)"})
             try:
-                payload = json.loads(self._cipher.decrypt_str(outer["encrypt"]))
+                payload = envelope.loads(self._cipher.decrypt_str(outer["encrypt"]), "the event")
+            except envelope.Malformed as exc:
+                return self._refuse(exc)
             except (ValueError, UnicodeDecodeError, RecursionError):
                 return _http(400, {"error": "cannot decrypt the body: check the Encrypt Key"})
         else:
@@ -98,24 +104,47 @@ class Webhook:
         if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.verification_token.encode()):
             return _http(401, {"error": "wrong verification token"})
         if payload.get("type") == "url_verification":
-            challenge = payload.get("challenge")
-            if not isinstance(challenge, str):
-                return _http(400, {"error": "url_verification without a challenge"})
-            return self._sdk(raw, h)  # unsigned by design (research §2.3); the SDK answers the challenge
+            return self._challenge(payload)  # unsigned by design (research §2.3)
         refusal = self._check_signature(raw, h)
         if refusal is not None:
             return refusal
-        event_type = header.get("event_type")
-        if payload.get("schema") != "2.0" or event_type not in self.handled:
-            log.info("Feishu event %r ignored: stagebot does not subscribe to it", event_type)
-            return _http(200, {"msg": f"ignored: stagebot does not handle {event_type or 'v1 events'}"})
-        if event_type == "card.action.trigger":
-            action = (payload.get("event") or {}).get("action") if isinstance(payload.get("event"), dict) else None
-            if not isinstance(action, dict) or not isinstance(action.get("value"), dict):
+        if payload.get("schema") != "2.0":
+            log.info("Feishu v1 event ignored: stagebot subscribes to schema 2.0 events only")
+            return _http(200, {"msg": "ignored: stagebot does not handle v1 events"})
+        try:
+            event_type = envelope.check_header(header)
+            if event_type not in self.handled:
+                log.info("Feishu event %r ignored: stagebot does not subscribe to it", event_type)
+                return _http(200, {"msg": f"ignored: stagebot does not handle {event_type}"})
+            if event_type == "card.action.trigger" and not self._our_button(payload):
                 # lark-oapi cannot read a string value (it would answer 500): the button is not ours.
                 stale = Text("This button is not from stagebot, or is damaged.", "这个按钮不是 stagebot 的,或已损坏。")
                 return _http(200, {"toast": cards.toast("error", stale, self.lang)})
+            envelope.check_event(event_type, payload, self.handled[event_type])
+        except envelope.Malformed as exc:
+            return self._refuse(exc)
         return self._sdk(raw, h)
+
+    @staticmethod
+    def _our_button(payload: Mapping[str, Any]) -> bool:
+        event = payload.get("event")
+        action = event.get("action") if isinstance(event, dict) else None
+        return isinstance(action, dict) and isinstance(action.get("value"), dict)
+
+    def _refuse(self, exc: envelope.Malformed) -> HttpAnswer:
+        """A request encrypted with our key that is malformed: a warning naming the field (never its
+        value, nor a traceback: it is the sender's problem, not ours) and a 400 saying what is wrong."""
+        log.warning("Feishu request refused: %s", exc)
+        return _http(400, {"error": f"malformed request: {exc}"})
+
+    def _challenge(self, payload: Mapping[str, Any]) -> HttpAnswer:
+        """URL verification, answered here as JSON: lark-oapi formats it with `'{"challenge":"%s"}'`,
+        unescaped, so a challenge with a quote in it made invalid JSON."""
+        try:
+            challenge = envelope.check_challenge(payload.get("challenge"))
+        except envelope.Malformed as exc:
+            return _http(400, {"error": f"url_verification: {exc}"})
+        return _http(200, {"challenge": challenge})
 
     def _check_signature(self, raw: bytes, h: Mapping[str, str]) -> HttpAnswer | None:
         names = ("x-lark-request-timestamp", "x-lark-request-nonce", "x-lark-signature")

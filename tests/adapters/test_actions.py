@@ -66,6 +66,10 @@ def test_handoff_button_claims_that_handoff() -> None:
         '{"v": 1, "op": "approve", "approval": true}',
         {"v": 1, "op": "claim", "handoff": None},
         "[" * 5000,
+        # Strict JSON: a duplicate key reads as the last one here and as the first one elsewhere.
+        '{"v": 1, "op": "approve", "approval": 1, "approval": 2}',
+        '{"v": 1, "op": "approve", "op": "reject", "approval": 1}',
+        '{"v": 1, "op": "snooze", "account": 1, "days": 1, "x": {"k": 1, "k": 2}}',
     ],
 )
 def test_damaged_values_are_a_user_error(value: object) -> None:

@@ -4,13 +4,15 @@ a fake Feishu Open API in the test process.
 The process is started as an admin would start it (`python -m bot serve --config ...`, the four FEISHU_* secrets
 in its environment, `[server] port = 0`) and driven over loopback HTTP the way Feishu drives it: URL verification,
 messages with commands, card-button callbacks, forged and malformed requests. What the bot sends to Feishu is
-recorded by `FakeFeishu`. One process serves the whole module (lark-oapi takes seconds to import); the last test
-stops it with SIGTERM and checks the exit code and the log, so the tests run in file order.
+recorded by `FakeFeishu`. One process serves the whole module (lark-oapi takes seconds to import), logging JSON
+(STAGEBOT_LOG_FORMAT=json); the last test stops it with SIGTERM and checks the exit code and the log, so the tests
+run in file order.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import subprocess
@@ -78,15 +80,21 @@ class FeishuServer:
     Has what the Slack test's `wait_healthy` uses (proc, request, stderr), so that helper serves here too.
     """
 
-    def __init__(self, proc: subprocess.Popen[bytes], port: int, fake: FakeFeishu, stderr: Path, app_id: str) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[bytes], port: int, fake: FakeFeishu, stderr: Path, app_id: str, stdout: Path
+    ) -> None:
         self.proc = proc
         self.port = port
         self.fake = fake
         self.stderr_path = stderr
+        self.stdout_path = stdout
         self.app_id = app_id
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
 
     def request(self, method: str, path: str, body: bytes | str = b"", headers: dict[str, str] | None = None) -> Reply:
         data = body.encode("utf-8") if isinstance(body, str) else body
@@ -137,7 +145,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeFeishu) -> Iterat
     cfg = tmp / "stagebot.toml"
     cfg.write_text(textwrap.dedent(CONFIG).format(db=tmp / "stagebot.db", api=fake.url))
     app_id = f"cli_{uuid.uuid4().hex[:12]}"
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), **feishu_env(app_id)}
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(REPO),
+        "STAGEBOT_LOG_FORMAT": "json",
+        **feishu_env(app_id),
+    }
     out, err = tmp / "serve.stdout", tmp / "serve.stderr"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(
@@ -149,7 +162,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeFeishu) -> Iterat
             stderr=stderr,
         )
     try:
-        srv = FeishuServer(proc, port_from_log(err, proc), fake, err, app_id)
+        srv = FeishuServer(proc, port_from_log(err, proc), fake, err, app_id, out)
         wait_healthy(srv)  # type: ignore[arg-type]  # duck-typed: proc, request, stderr
         yield srv
     finally:
@@ -295,6 +308,63 @@ def test_bad_requests_are_refused_never_5xx(server: FeishuServer) -> None:
     assert server.request("GET", "/healthz").status == 200
 
 
+def log_records(server: FeishuServer) -> list[dict[str, Any]]:
+    """Every line stagebot wrote to stderr, each one a JSON record (json.loads fails the test otherwise)."""
+    records = []
+    for line in server.stderr().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"a log line that is not JSON: {line!r}")
+    return records
+
+
+def test_malformed_requests_are_400_and_the_log_stays_json_without_tracebacks(server: FeishuServer) -> None:
+    """Encrypted and signed with the right keys, wrong inside (issue 19): each is a 400 naming the field,
+    logged as one JSON warning; lark-oapi never fails on them, so nothing is logged at ERROR, with a traceback,
+    or as lark-oapi's own `[Lark] …` text on stdout."""
+    before = len(log_records(server))
+
+    def malformed(kind: str, event: dict[str, Any], **header: Any) -> dict[str, Any]:
+        payload = envelope(kind, event, token=VERIFICATION_TOKEN, app_id=server.app_id)
+        payload["header"].update(header)  # event_type too
+        return payload
+
+    def message(message_id: str) -> dict[str, Any]:
+        return text_message("list", open_id="ou_admin", message_id=message_id)
+
+    wrong_type = message(mid())
+    wrong_type["message"] = "nonsense"  # lark-oapi's UnmarshalException
+    cases = [
+        ("header.event_type", malformed("im.message.receive_v1", message(mid()), event_type=["x"])),
+        ("header.event_id", malformed("im.message.receive_v1", message(mid()), event_id="e" * 300)),
+        ("header.event_id", malformed("im.message.receive_v1", message(mid()), event_id="ev\x00")),
+        ("event.message.message_id", malformed("im.message.receive_v1", message("om_\x00"))),
+        ("event.message.message_id", malformed("im.message.receive_v1", message("om_" + "x" * 300))),
+        ("event.message", malformed("im.message.receive_v1", wrong_type)),
+        ("event.operator.open_id", malformed("card.action.trigger", card_action({"v": 1}, open_id="ou_\x00"))),
+    ]
+    no_event = malformed("im.message.receive_v1", {})
+    del no_event["event"]
+    cases.append(("event", no_event))
+    for field, payload in cases:
+        reply = server.send(payload)
+        assert reply.status == 400 and field in reply.json["error"], (field, reply)
+
+    challenge = server.send(url_verification('a"b}\\', VERIFICATION_TOKEN))
+    assert challenge.status == 200 and challenge.json == {"challenge": 'a"b}\\'}, challenge
+
+    time.sleep(0.3)  # room for a (wrong) late reply or log line
+    records = log_records(server)[before:]
+    refused = [r for r in records if r["message"].startswith("Feishu request refused")]
+    assert len(refused) == len(cases), records
+    assert all(r["level"] == "warning" and "exc" not in r for r in refused), refused
+    loud = [r for r in records if r["level"] in ("error", "critical") or "exc" in r or r["logger"] == "Lark"]
+    assert loud == [], loud
+    assert "Traceback" not in server.stderr()
+    assert "[Lark]" not in server.stdout()
+
+
 def test_sigterm_stops_it_cleanly(server: FeishuServer) -> None:
     started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
@@ -307,3 +377,5 @@ def test_sigterm_stops_it_cleanly(server: FeishuServer) -> None:
     assert code == 0, log
     assert took < 5.0, f"SIGTERM took {took:.2f}s to stop it:\n{log}"
     assert "Traceback" not in log, log
+    assert log_records(server), "the whole run logged JSON lines only"
+    assert "[Lark]" not in server.stdout()

@@ -172,6 +172,10 @@ def test_damaged_button_values_are_answered_not_crashed(slack: SlackDriver, fake
     answers = fake.wait_for("response_url", 2)
     assert "older message or is damaged" in answers[0].body["text"]
     assert "No approval #999" in answers[1].body["text"]
+    # Strict JSON: a duplicate key is damage, not "the last one wins".
+    twice = '{"v": 1, "op": "approve", "approval": 1, "approval": 999}'
+    assert slack.press(twice, "stagebot:approve", user="U0BOSS").status == 200
+    assert "older message or is damaged" in fake.wait_for("response_url", 3)[2].body["text"]
 
 
 def test_app_home_is_published_once_per_event_even_when_slack_retries(slack: SlackDriver, fake: FakeSlack) -> None:
