@@ -60,7 +60,7 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
     metrics = Metrics(app.db)
     app.dispatcher.observe = metrics.on_delivery
     dispatcher = DispatcherThread(app.dispatcher).start()
-    wsgi = WsgiApp()
+    wsgi = WsgiApp(max_body=settings.config.server.max_body_bytes)
     wsgi.observe = metrics.on_request
     wsgi.route("GET", "/healthz", health_handler(app.db))
     wsgi.route("GET", "/metrics", metrics.handler())
