@@ -1,9 +1,12 @@
-"""The `[server]` resource limits: their defaults, the values refused (with the key named), and
-the app's own body check taking the configured limit."""
+"""The `[server]` resource limits: their defaults, the values refused (with the key named), the
+app's own body check taking the configured limit, and the open-file limit raised to fit."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,8 @@ import pytest
 from bot.config import ConfigError, ServerSection, load_settings
 from bot.server import MAX_BODY, WsgiApp
 from tests.wsgi import call_wsgi
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def problems(tmp_path: Path, server_toml: str) -> list[str]:
@@ -72,3 +77,47 @@ def test_the_app_checks_the_configured_body_limit_too() -> None:
     assert status == 413 and json.loads(body) == {"error": "request body too large"} and seen == []
     status, _, _ = call_wsgi(app, "POST", "/echo", b"x" * 100_000, {})
     assert status == 200 and seen == [b"x" * 100_000]
+
+
+def child(script: str) -> str:
+    """Run `script` in a child process, so this one's open-file limit is left alone; its stdout."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+
+
+def test_the_open_file_limit_is_raised_to_fit_the_connections() -> None:
+    """systemd starts services with a soft limit of 1024 open files; 1000 connections need more."""
+    out = child(
+        """
+        import resource
+        from bot.listener import SPARE_FILES, fit_open_files
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        assert hard == resource.RLIM_INFINITY or hard >= 2 * 1000 + SPARE_FILES, hard
+        print(fit_open_files(1000), resource.getrlimit(resource.RLIMIT_NOFILE) == (2 * 1000 + SPARE_FILES, hard))
+        """
+    )
+    assert out.split() == ["1000", "True"], out
+
+
+def test_a_connection_limit_the_open_file_limit_cannot_hold_is_lowered_with_a_warning() -> None:
+    out = child(
+        """
+        import logging, resource
+        logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=__import__("sys").stdout)
+        from bot.listener import fit_open_files
+        resource.setrlimit(resource.RLIMIT_NOFILE, (456, 456))
+        print(fit_open_files(1000))
+        """
+    )
+    assert out.splitlines() == [
+        "the open-file limit (456) leaves room for 100 connections, not [server] connection_limit = 1000; "
+        "raise it (systemd: LimitNOFILE=2256) or lower connection_limit",
+        "100",
+    ], out
