@@ -11,7 +11,7 @@ What bounds a client (waitress 3.0; file:line in its package):
 - channel_timeout: an *idle* timeout; a channel is closed when its last received byte is older
   (channel.py:165 sets last_activity on every read, server.py:342-351 closes), checked at most
   every cleanup_interval seconds (server.py:266). A client sending a byte every few seconds
-  resets it for ever.
+  resets it for ever, so the channel below adds a deadline on reading a whole request.
 - asyncore_use_poll: by default the loop uses select() (wasyncore.py:145-167), which raises
   ValueError for a descriptor above 1023 and so ends server.run(); poll() has no such ceiling.
 - Out of file descriptors, accept() fails on every pass of the loop (server.py:301-319): hence
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import resource
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +58,29 @@ class JsonErrorTask(ErrorTask):  # type: ignore[misc]  # waitress is untyped
 
 
 class Channel(HTTPChannel):  # type: ignore[misc]  # waitress is untyped
-    """waitress's connection, its refusals in JSON."""
+    """waitress's connection, plus a deadline on reading one request: it must arrive whole within
+    channel_timeout of its first byte, however steadily it trickles (waitress's own timeout only
+    counts idleness). Checked on every pass of the I/O loop (at least once a second); closing is
+    waitress's own `will_close`, as its idle cleanup does. Its refusals are JSON."""
 
     error_task_class = JsonErrorTask
+    request_started: float | None = None  # monotonic time of the first byte of the request being read
+
+    def received(self, data: bytes) -> bool:
+        before = self.request
+        done: bool = super().received(data)
+        if self.request is None:
+            self.request_started = None
+        elif self.request is not before:  # a new request began in this read
+            self.request_started = time.monotonic()
+        return done
+
+    def readable(self) -> bool:
+        started = self.request_started
+        # Only while reading: a request being answered (self.requests) is the app's time, not the client's.
+        if started is not None and not self.requests and time.monotonic() - started > self.adj.channel_timeout:
+            self.will_close = True
+        return bool(super().readable())
 
 
 def fit_open_files(connection_limit: int) -> int:

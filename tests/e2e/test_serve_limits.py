@@ -3,6 +3,7 @@
 - Many slow clients: 200 connections trickling header lines, never finishing, must not take
   GET /healthz down (waitress's default connection_limit of 100 did: the listener stopped
   accepting and the probes waited in the kernel's backlog).
+- A client that stalls or trickles is cut after `[server] channel_timeout`.
 - An oversized body is refused with 413 from its Content-Length, before it is sent; a chunked one
   as soon as it passes the limit; neither reaches the temp dir or memory in full.
 
@@ -199,6 +200,57 @@ def test_healthz_answers_while_200_slow_clients_hold_connections(tmp_path: Path)
         assert not failed, f"{len(failed)} of {len(probes)} probes failed, e.g. {failed[:3]}\n{srv.log()[-2000:]}"
         assert len(probes) >= PROBE_FOR / PROBE_EVERY * 0.8, probes
         assert slowest < PROBE_LIMIT
+
+
+# ------------------------------------------------------------------ channel_timeout
+
+
+def test_a_stalled_or_trickling_request_and_an_idle_connection_are_cut_after_channel_timeout(
+    tmp_path: Path,
+) -> None:
+    """channel_timeout = 2: a partial request followed by silence, a request trickled a line every
+    0.5 s (activity that would reset an idle timer for ever), and an idle keep-alive connection
+    after a complete request are all closed by the server after about 2 s (+ up to 1 s of
+    cleanup granularity)."""
+    timeout = 2
+    with serving(tmp_path, f"channel_timeout = {timeout}") as srv, ExitStack() as held:
+        stalled = held.enter_context(connect(srv.port))
+        stalled.sendall(b"GET /healthz HTTP/1.1\r\nHost: stagebot\r\n")
+        trickling = held.enter_context(connect(srv.port))
+        trickling.sendall(b"GET /healthz HTTP/1.1\r\nHost: stagebot\r\n")
+        keepalive = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+        held.callback(keepalive.close)
+        keepalive.request("GET", "/healthz")
+        resp = keepalive.getresponse()
+        assert resp.status == 200 and not resp.will_close
+        resp.read()
+        assert keepalive.sock is not None
+        idle = keepalive.sock
+
+        started = time.monotonic()
+        closed: dict[str, float] = {}
+        watched = {"stalled": stalled, "trickling": trickling, "idle keep-alive": idle}
+        next_line, lines = started + 0.5, 0
+        while len(closed) < len(watched) and time.monotonic() - started < 3 * timeout + 3:
+            open_ = {name: s for name, s in watched.items() if name not in closed}
+            readable, _, _ = select.select(list(open_.values()), [], [], 0.1)
+            for name, s in open_.items():
+                if s in readable:
+                    try:
+                        data = s.recv(4096)
+                    except ConnectionResetError:
+                        data = b""
+                    assert data == b"", f"{name}: the server sent {data[:200]!r} instead of closing"
+                    closed[name] = time.monotonic() - started
+            if "trickling" not in closed and time.monotonic() >= next_line:
+                lines += 1
+                send_quietly(trickling, f"X-Slow-{lines}: {lines}\r\n".encode())
+                next_line += 0.5
+        assert set(closed) == set(watched), f"still open after {3 * timeout + 3} s: {set(watched) - set(closed)}"
+        for name, seconds in closed.items():
+            assert timeout - 0.5 <= seconds <= timeout + 2, f"{name} closed after {seconds:.2f} s"
+        assert lines >= 2 * timeout - 1  # the trickler kept sending until it was cut
+        assert healthz.probe(srv.port, timeout=1.0) is None
 
 
 # ------------------------------------------------------------------ item 9: oversized bodies
