@@ -91,6 +91,7 @@ def child(script: str) -> str:
     ).stdout
 
 
+@pytest.mark.slow  # a child process
 def test_the_open_file_limit_is_raised_to_fit_the_connections() -> None:
     """systemd starts services with a soft limit of 1024 open files; 1000 connections need more."""
     out = child(
@@ -106,6 +107,7 @@ def test_the_open_file_limit_is_raised_to_fit_the_connections() -> None:
     assert out.split() == ["1000", "True"], out
 
 
+@pytest.mark.slow  # a child process
 def test_a_connection_limit_the_open_file_limit_cannot_hold_is_lowered_with_a_warning() -> None:
     out = child(
         """
