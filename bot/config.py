@@ -47,6 +47,19 @@ class ServerSection(_Section):
     # p99 95-430 ms with 16 threads, 34-57 ms with 32, bench/bench_load.py). Each holds at most one
     # database connection (the pool has room for 32 + 8).
     threads: int = Field(default=32, ge=1, le=256)
+    # Connections held open at once, idle and slow ones included. When they are all taken, new
+    # ones (GET /healthz too) wait in the kernel's listen backlog, so this is well above what
+    # Slack and Feishu need; each is a file descriptor, and serve raises its open-file limit to fit.
+    connection_limit: int = Field(default=1000, ge=10, le=10_000, strict=True)
+    # Seconds a client may take: a connection with nothing arriving for this long is closed, and a
+    # request must arrive whole (headers and body) within this long of its first byte, however
+    # slowly it trickles. Behind a load balancer that keeps idle connections open, set it above
+    # the balancer's idle timeout (AWS ALB: 60 s).
+    channel_timeout: int = Field(default=30, ge=1, le=3600, strict=True)
+    # The largest request body taken, in bytes: a bigger one is answered 413 as soon as its
+    # Content-Length is read, before any of it is (a chunked one once what arrived passes the
+    # limit, chunk framing included). Slack and Feishu payloads are a few kB, big modals tens of kB.
+    max_body_bytes: int = Field(default=1_000_000, ge=65_536, le=100_000_000, strict=True)
 
 
 class SlackSection(_Section):

@@ -60,7 +60,7 @@ def start(settings: Settings, *, workers: int = 16) -> Running:
     metrics = Metrics(app.db)
     app.dispatcher.observe = metrics.on_delivery
     dispatcher = DispatcherThread(app.dispatcher).start()
-    wsgi = WsgiApp()
+    wsgi = WsgiApp(max_body=settings.config.server.max_body_bytes)
     wsgi.observe = metrics.on_request
     wsgi.route("GET", "/healthz", health_handler(app.db))
     wsgi.route("GET", "/metrics", metrics.handler())
@@ -180,12 +180,13 @@ def start_feishu(settings: Settings, running: Running) -> None:
 
 def serve(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT; then stop taking requests and finish in-flight work."""
-    from waitress.server import create_server
+    from bot.listener import listen
 
     cfg = settings.config
     workers = cfg.server.threads
     running = start(settings, workers=workers)
-    server = create_server(running.wsgi, host=cfg.server.host, port=cfg.server.port, threads=workers, ident="stagebot")
+    listener = listen(running.wsgi, cfg.server, threads=workers)
+    server = listener.server
     stopping = threading.Event()
 
     def graceful() -> None:
@@ -194,9 +195,7 @@ def serve(settings: Settings) -> int:
         server.accepting = False
         server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
         server.close()
-        from waitress import wasyncore
-
-        wasyncore.close_all(server._map)  # idle keep-alive connections
+        listener.close_all()  # idle keep-alive connections
 
     def on_signal(signum: int, _frame: Any) -> None:
         if not stopping.is_set():

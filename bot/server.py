@@ -17,11 +17,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from bot.config import ServerSection
 from lifecycle.db.uow import Database
 from lifecycle.domain import correlation
 
 log = logging.getLogger("stagebot.http")
-MAX_BODY = 1_000_000  # Slack payloads are a few kB; a megabyte is plenty
+# `[server] max_body_bytes`'s default. waitress refuses bigger bodies before they are read (see
+# bot/listener.py); the app checks again, so it is safe behind any server.
+MAX_BODY: int = ServerSection.model_fields["max_body_bytes"].default
 
 StartResponse = Callable[..., Any]
 Handler = Callable[[bytes, dict[str, str], str], tuple[int, dict[str, str], bytes]]
@@ -46,8 +49,9 @@ REASONS = {
 class WsgiApp:
     """Routes requests to handlers taking (raw body, lower-case headers, query string)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_body: int = MAX_BODY) -> None:
         self.routes: dict[tuple[str, str], Handler] = {}
+        self.max_body = max_body  # bytes; a bigger declared body is answered 413 unread
         # (route, status, seconds) after each request: the metrics' hook
         self.observe: Callable[[str, int, float], None] = lambda route, status, seconds: None
 
@@ -79,7 +83,7 @@ class WsgiApp:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return _json(400, {"error": "bad Content-Length"})
-        if length > MAX_BODY:
+        if length > self.max_body:
             return _json(413, {"error": "request body too large"})
         raw = environ["wsgi.input"].read(length) if length > 0 else b""
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
