@@ -20,7 +20,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as NotYet
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.request.internals import build_context
@@ -302,10 +302,24 @@ Send = Callable[[str, list[dict[str, Any]] | None], Any]  # (text, blocks or Non
 HOME_NOTICE_BLOCKS = 3  # a button's answer is one section; never let it crowd the Home
 
 
+class UnusableResponseUrl(Exception):
+    """The request's response_url is not an http(s) URL: a signed request Slack itself would never send."""
+
+
+def _is_http_url(value: Any) -> bool:
+    try:
+        url = urlsplit(value) if isinstance(value, str) else None
+        return url is not None and url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0
+    except ValueError:  # a port out of range, a broken IPv6 literal
+        return False
+
+
 def privately(respond: Any) -> Send:
     """Send through a response_url, ephemeral, leaving the message pressed on as it is."""
 
     def send(text: str, rich: list[dict[str, Any]] | None) -> Any:
+        if not _is_http_url(getattr(respond, "response_url", None)):
+            raise UnusableResponseUrl
         if rich is None:
             return respond(text=text, response_type="ephemeral", replace_original=False)
         return respond(text=text, blocks=rich, response_type="ephemeral", replace_original=False)
@@ -340,6 +354,8 @@ def _refusal(call: Callable[[], Any], what: str) -> str | None:
         return str((r.get("error") if r is not None else None) or getattr(r, "status_code", "no answer"))
     except OSError as exc:  # no answer at all; never the URL, which for a response_url is a credential
         return type(exc).__name__
+    except UnusableResponseUrl:
+        return "the request's response_url is not a URL"
     except Exception as exc:
         log.exception("bug while sending %s", what)
         return f"bug: {type(exc).__name__}"

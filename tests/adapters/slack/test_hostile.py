@@ -7,10 +7,12 @@ import json
 import time
 from urllib.parse import parse_qsl, urlencode
 
+import pytest
+
 from tests.adapters.slack.conftest import SlackDriver
 from tests.adapters.slack.test_app import ephemeral_text
 from tests.fakes.slack_api import FakeSlack
-from tests.fakes.slack_requests import FORM, JSON, event_callback, signed_headers, slash_command
+from tests.fakes.slack_requests import FORM, JSON, block_action, event_callback, signed_headers, slash_command
 
 
 def command_without(
@@ -95,3 +97,19 @@ def test_a_person_in_no_team_sees_how_to_be_added_not_the_accounts(slack: SlackD
     (home,) = fake.wait_for("views.publish", 1)
     view = json.dumps(home.body["view"])
     assert "not in any stagebot team" in view and "Secret Co" not in view
+
+
+def test_a_response_url_that_is_not_a_url_is_a_logged_refusal_not_a_bug(
+    slack: SlackDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by the HTTP fuzz suite: a signed press whose response_url was a date logged a traceback
+    ("bug while sending the answer") from urllib's ValueError."""
+    for url in ("0001-01-01T00:00:00+14:00", "ftp://x", "http://[::1", "http://host:99999/x"):
+        body = block_action(user="U0BOSS", action_id="stagebot:claim", value="{}", response_url=url)
+        reply = slack.request("POST", "/slack/events", body, signed_headers(body, content_type=FORM))
+        assert reply.status == 200
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sum("not a URL" in r.getMessage() for r in caplog.records) < 4:
+        time.sleep(0.05)
+    assert sum("not a URL" in r.getMessage() for r in caplog.records) >= 4
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
