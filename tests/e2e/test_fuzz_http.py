@@ -307,7 +307,6 @@ class FuzzServer:
     state: Engine
     sent: dict[str, Sent] = field(default_factory=dict)
     counts: collections.Counter[str] = field(default_factory=collections.Counter)
-    seen_problems: list[tuple[LogProblem, Sent | None]] = field(default_factory=list)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -353,9 +352,8 @@ class FuzzServer:
             sizes = now
 
     def log_problems(self) -> list[tuple[LogProblem, Sent | None]]:
-        found = [(p, self.sent.get(p.cid or "")) for w in self.logs for p in w.new_problems()]
-        self.seen_problems.extend(found)
-        return found
+        """The bad lines written since the last look, each with the request it was logged for, if known."""
+        return [(p, self.sent.get(p.cid or "")) for w in self.logs for p in w.new_problems()]
 
 
 def _header_value(v: Any) -> Any:
