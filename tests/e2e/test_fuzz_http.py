@@ -26,8 +26,8 @@ same requests; about 500 requests in all); e.g. STAGEBOT_FUZZ_EXAMPLES=1000 for 
 example is reported as found, not shrunk (shrinking re-sends hundreds of requests): set
 STAGEBOT_FUZZ_SHRINK=1 for a minimal one. Each test stops at its first failure, as Hypothesis does;
 the last test stops the server with SIGTERM, checks its whole log once more (every distinct bad line,
-with the request it was logged for) and prints, and records as the junit property `requests_sent`, how
-many requests were sent.
+with the request it was logged for) and prints, and records as the junit test-suite property
+`fuzz_requests_sent`, how many requests were sent.
 """
 
 from __future__ import annotations
@@ -1247,18 +1247,20 @@ def test_invalid_requests_are_refused_and_apply_nothing(server: FuzzServer) -> N
 
 
 def test_the_server_stops_cleanly_and_its_whole_log_is_clean(
-    server: FuzzServer, capsys: pytest.CaptureFixture[str], record_property: Callable[[str, object], None]
+    server: FuzzServer, capsys: pytest.CaptureFixture[str], record_testsuite_property: Callable[[str, object], None]
 ) -> None:
     """Last (file order): SIGTERM, a clean exit, and every line of the log checked once more, with each
     problem traced to the request it was logged for. Also says how many requests were sent."""
     total = sum(server.counts.values())
-    record_property("requests_sent", total)
+    record_testsuite_property("fuzz_requests_sent", total)
     for endpoint, n in sorted(server.counts.items()):
-        record_property(f"requests_sent {endpoint}", n)
+        record_testsuite_property(f"fuzz_requests_sent{endpoint.replace('/', '_')}", n)
     with capsys.disabled():
         per = ", ".join(f"{e} {n}" for e, n in sorted(server.counts.items()))
         db = "PostgreSQL" if PG_URL else "SQLite"
-        print(f"\n[fuzz] {total} requests sent ({per}); {EXAMPLES} examples per test; {db}", flush=True)
+        classes = collections.Counter(f"{s.status // 100}xx" if s.status else "no answer" for s in server.sent.values())
+        answers = ", ".join(f"{k} {n}" for k, n in sorted(classes.items()))
+        print(f"\n[fuzz] {total} requests sent ({per}; {answers}); {EXAMPLES} examples per test; {db}", flush=True)
 
     server.proc.send_signal(signal.SIGTERM)
     try:
