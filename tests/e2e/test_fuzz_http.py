@@ -587,6 +587,11 @@ raw_number = st.sampled_from(RAW_NUMBERS).map(Raw)
 hostile = mostly(json_value, raw_number, 8)  # any JSON in a field, now and then a literal no library writes
 odd_str = mostly(json_str, hostile, 3)  # a field meant to be a string: mostly a (hostile) string
 unique = st.uuids().map(lambda u: u.hex)
+# Ids, keys and user ids: what databases and URLs refuse (longer than any column, NUL, a lone surrogate),
+# types that are no id, and any other hostile string. Form fields are always strings, and UTF-8.
+FORM_IDS = ["x" * 5000, "a" * 201, "é" * 150, "a\x00b", "\x00", "", " ", "1.2\n3", "../../x", "%00"]
+form_id = st.one_of(st.sampled_from(FORM_IDS), REPEATED, form_str)
+odd_id = st.one_of(st.sampled_from([*FORM_IDS, "\ud800", "a\udfffb", 0, -1, 2**63, None, ["x"], {"id": 1}]), odd_str)
 
 
 def maybe_drop(draw: st.DrawFn, doc: dict[str, Any], keys: list[str], one_in: int = 4) -> None:
@@ -688,7 +693,7 @@ def slash_commands(draw: st.DrawFn, slack: FakeSlack) -> tuple[str, bytes, str]:
     fields: dict[str, Any] = dict(parse_qsl(base, keep_blank_values=True))
     if now_and_then(draw, 2):
         for name in draw(st.sets(st.sampled_from(HOSTILE_FIELDS), min_size=1, max_size=2)):
-            fields[name] = draw(response_urls(slack) if name == "response_url" else form_str)
+            fields[name] = draw(response_urls(slack) if name == "response_url" else form_id)
     maybe_drop(draw, fields, SLASH_FIELDS, 6)
     pairs = list(fields.items())
     if now_and_then(draw, 6) and pairs:  # a field given twice
@@ -706,9 +711,9 @@ def block_actions(draw: st.DrawFn, slack: FakeSlack) -> tuple[str, bytes, str]:
     action["action_id"] = draw(mostly(st.sampled_from(ACTION_IDS), st.builds(lambda s: "stagebot:" + s, form_str)))
     action["value"] = draw(button_values)
     if now_and_then(draw, 3):
-        action["action_ts"] = draw(odd_str)
+        action["action_ts"] = draw(odd_id)
     if now_and_then(draw, 3):
-        payload["user"]["id"] = draw(odd_str)
+        payload["user"]["id"] = draw(odd_id)
     payload["response_url"] = draw(response_urls(slack))
     if now_and_then(draw, 4):
         payload["container"] = {"type": "view", "view_id": "V0HOME"}
@@ -743,7 +748,7 @@ def event_callbacks(draw: st.DrawFn) -> tuple[str, bytes, str]:
         "type": draw(
             mostly(st.just("app_home_opened"), st.sampled_from([*EVENT_TYPES, ["app_home_opened"]]) | hostile, 3)
         ),
-        "user": draw(mostly(st.sampled_from(SLACK_USERS), odd_str)),
+        "user": draw(mostly(st.sampled_from(SLACK_USERS), odd_id)),
         "channel": draw(mostly(st.just("D0ADMIN"), odd_str)),
         "tab": draw(mostly(st.sampled_from(["home", "home", "messages", None]), odd_str)),
         "event_ts": draw(mostly(st.just("1.0"), odd_str)),
@@ -755,7 +760,7 @@ def event_callbacks(draw: st.DrawFn) -> tuple[str, bytes, str]:
         "api_app_id": "A0APP",
         "event": event if not now_and_then(draw, 10) else draw(json_value),
         "type": draw(mostly(st.just("event_callback"), st.sampled_from(["app_rate_limited", ["event_callback"]]), 8)),
-        "event_id": draw(mostly(st.builds(lambda u: f"Ev{u[:10].upper()}", unique), odd_str, 3)),
+        "event_id": draw(mostly(st.builds(lambda u: f"Ev{u[:10].upper()}", unique), odd_id, 3)),
         "event_time": draw(mostly(st.integers(0, 2**31), hostile, 6)),
         "authorizations": draw(
             mostly(st.just([{"team_id": "T0TEAM", "user_id": "UBOT", "is_bot": True}]), json_value, 8)
@@ -873,14 +878,14 @@ def feishu_messages(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     if now_and_then(draw, 4):
         msg["message_type"] = draw(st.sampled_from(["post", "image", "file", "sticker", ""]) | json_value)
     if now_and_then(draw, 3):
-        msg["message_id"] = draw(odd_str)
+        msg["message_id"] = draw(odd_id)
     if now_and_then(draw, 6):
         msg["chat_type"] = draw(st.sampled_from(["topic_group", "private"]) | json_value)
     mentions = draw(mention_lists)
     if mentions is not None:
         msg["mentions"] = mentions
     if now_and_then(draw, 3):
-        sender["sender_id"]["open_id"] = draw(odd_str)
+        sender["sender_id"]["open_id"] = draw(odd_id)
     if now_and_then(draw, 6):
         msg["parent_id"] = draw(odd_str)
     if now_and_then(draw, 6):
@@ -895,12 +900,12 @@ def feishu_cards(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     event = card_action(
         {},
         open_id=draw(st.sampled_from(FEISHU_USERS)),
-        open_message_id=draw(mostly(st.just(f"om_{uuid.uuid4().hex[:24]}"), odd_str, 3)),
+        open_message_id=draw(mostly(st.just(f"om_{uuid.uuid4().hex[:24]}"), odd_id, 3)),
         open_chat_id=draw(mostly(st.sampled_from(["oc_sales", "oc_cs"]), odd_str)),
     )
     event["action"]["value"] = draw(mostly(button_value_dicts, button_values, 3))
     if now_and_then(draw, 3):
-        event["operator"]["open_id"] = draw(odd_str)
+        event["operator"]["open_id"] = draw(odd_id)
     if now_and_then(draw, 6):
         event["action"]["tag"] = draw(st.sampled_from(["select_static", "input", "overflow"]) | json_value)
     if now_and_then(draw, 6):
@@ -942,7 +947,7 @@ def feishu_events(draw: st.DrawFn, app_id: str) -> tuple[str, Any]:
             st.sampled_from([[event_type], FEISHU_TYPES, {"t": event_type}, event_type.upper()]) | hostile
         )
     if now_and_then(draw, 3):
-        header["event_id"] = draw(odd_str)
+        header["event_id"] = draw(odd_id)
     if now_and_then(draw, 4):
         for name in draw(st.sets(st.sampled_from(["create_time", "app_id", "tenant_key"]), min_size=1, max_size=2)):
             header[name] = draw(odd_str)
@@ -1045,7 +1050,7 @@ BAD: dict[str, st.SearchStrategy[Any]] = {
     "signal": odd_str,
     "value": st.one_of(st.sampled_from([*HUGE_INTS, -1, "lots", "NaN", True]), st.floats(), raw_number, json_value),
     "at": odd_str,
-    "id": odd_str,
+    "id": odd_id,
     "source": odd_str,
 }
 
