@@ -22,7 +22,7 @@ The properties, checked after every request:
   never hear of the commands the forged requests carried.
 
 Sizes: STAGEBOT_FUZZ_EXAMPLES examples per test (default 100, derandomized, so every CI run sends the
-same requests; about 500 requests in all); e.g. STAGEBOT_FUZZ_EXAMPLES=1000 for a long run. A failing
+same requests; about 400 requests in all); e.g. STAGEBOT_FUZZ_EXAMPLES=1000 for a long run. A failing
 example is reported as found, not shrunk (shrinking re-sends hundreds of requests): set
 STAGEBOT_FUZZ_SHRINK=1 for a minimal one. Each test stops at its first failure, as Hypothesis does;
 the last test stops the server with SIGTERM, checks its whole log once more (every distinct bad line,
