@@ -1282,5 +1282,5 @@ def test_the_server_stops_cleanly_and_its_whole_log_is_clean(
     report = "\n\n".join(
         f"[{n}x] {p.show()}" + (f"\n  for {origin.show()}" if origin else "") for p, origin, n in distinct.values()
     )
-    assert not problems, f"{len(problems)} bad log line(s), {len(distinct)} distinct:\n\n{report}"
+    assert not problems, f"{len(problems)} bad log line(s), {len(distinct)} distinct (exit code {code}):\n\n{report}"
     assert code == 0, f"stagebot serve exited with {code}"
