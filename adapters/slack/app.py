@@ -198,8 +198,10 @@ def build_app(
             try:
                 view = home_view_for(core, Actor(PLATFORM, user), lang, team_reports)
                 client.views_publish(user_id=user, view=view)
+            except (LifecycleError, SlackApiError) as exc:  # a user id no one has, or Slack said no
+                log.warning("could not publish the App Home of %r: %s", str(user)[:64], exc)
             except Exception:
-                log.exception("could not publish the App Home of %s", user)
+                log.exception("could not publish the App Home of %r", str(user)[:64])
 
         later.submit(publish)
 
@@ -307,9 +309,12 @@ class UnusableResponseUrl(Exception):
 
 
 def _is_http_url(value: Any) -> bool:
+    """An absolute http(s) URL as Slack writes them: ASCII, printable, no spaces."""
+    if not isinstance(value, str) or not value.isascii() or not value.isprintable() or " " in value:
+        return False
     try:
-        url = urlsplit(value) if isinstance(value, str) else None
-        return url is not None and url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0
+        url = urlsplit(value)
+        return url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0
     except ValueError:  # a port out of range, a broken IPv6 literal
         return False
 

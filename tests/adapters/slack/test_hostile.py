@@ -104,12 +104,24 @@ def test_a_response_url_that_is_not_a_url_is_a_logged_refusal_not_a_bug(
 ) -> None:
     """Found by the HTTP fuzz suite: a signed press whose response_url was a date logged a traceback
     ("bug while sending the answer") from urllib's ValueError."""
-    for url in ("0001-01-01T00:00:00+14:00", "ftp://x", "http://[::1", "http://host:99999/x"):
+    for url in ("0001-01-01T00:00:00+14:00", "ftp://x", "http://[::1", "http://h:99999/x", "http://h/\x06é"):
         body = block_action(user="U0BOSS", action_id="stagebot:claim", value="{}", response_url=url)
         reply = slack.request("POST", "/slack/events", body, signed_headers(body, content_type=FORM))
         assert reply.status == 200
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and sum("not a URL" in r.getMessage() for r in caplog.records) < 4:
+    while time.monotonic() < deadline and sum("not a URL" in r.getMessage() for r in caplog.records) < 5:
         time.sleep(0.05)
-    assert sum("not a URL" in r.getMessage() for r in caplog.records) >= 4
+    assert sum("not a URL" in r.getMessage() for r in caplog.records) >= 5
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize("user", ["U\x00", "U\ud800", "U" * 300])
+def test_an_app_home_for_a_user_id_no_one_can_have_is_answered_not_a_bug(
+    slack: SlackDriver, fake: FakeSlack, caplog: pytest.LogCaptureFixture, user: str
+) -> None:
+    """Found by the fuzz suite on PostgreSQL: "could not publish the App Home" with a DataError traceback."""
+    event = {"type": "app_home_opened", "user": user, "channel": "D0X", "tab": "home", "event_ts": "1.0"}
+    assert slack.event(event).status == 200
+    (home,) = fake.wait_for("views.publish", 1)
+    assert "Your user id" in json.dumps(home.body["view"])  # the core's words, naming the field
+    assert not [r for r in caplog.records if r.exc_info]
