@@ -12,10 +12,11 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation, Overflow
+from decimal import Decimal
 from typing import TypedDict
 
 from lifecycle.domain import commands as c
+from lifecycle.domain import money
 from lifecycle.domain.access import Actor
 from lifecycle.domain.errors import InvalidInput
 from lifecycle.domain.i18n import Text
@@ -227,26 +228,11 @@ def tokenize(text: str) -> list[str]:
 
 
 def parse_amount(raw: str) -> Decimal:
-    s = raw.strip().replace(",", "").replace("，", "").lstrip("$¥￥").lower()
-    mult = Decimal(1)
-    for suffix, m in (("k", 1000), ("m", 1_000_000), ("万", 10_000), ("w", 10_000), ("亿", 100_000_000)):
-        if s.endswith(suffix):
-            s, mult = s[: -len(suffix)], Decimal(m)
-            break
+    """The amount `raw` says (rules in lifecycle.domain.money, shared with CSV import); UsageError if none."""
     try:
-        value = Decimal(s) * mult
-    except Overflow:  # "1e9999999": beyond what Decimal can hold at all
-        raise UsageError(Text(f'"{raw}" is out of range for an amount.', f"金额“{raw}”超出范围。")) from None
-    except InvalidOperation:
-        raise UsageError(
-            Text(
-                f'"{raw}" is not an amount. Write 50000, 50,000, 50k, 1.2m or 5万.',
-                f"“{raw}”不是有效金额。可写作 50000、50,000、50k、1.2m 或 5万。",
-            )
-        ) from None
-    if not value.is_finite() or value < 0 or value >= Decimal("1e14"):
-        raise UsageError(Text(f'"{raw}" is out of range for an amount.', f"金额“{raw}”超出范围。"))
-    return value.quantize(Decimal("0.01"))
+        return money.parse_amount(raw)
+    except InvalidInput as exc:
+        raise UsageError(exc.message) from None
 
 
 def is_number(raw: str) -> bool:
@@ -301,6 +287,9 @@ def _split(spec: Spec, tokens: list[str]) -> tuple[list[str], dict[str, str | bo
                 options[name] = tokens[i]
             else:
                 raise _usage_error(spec, f"{name} needs a value.", f"{name} 需要一个值。")
+            if name == "--amount" and i + 1 < len(tokens) and money.is_unit_word(tokens[i + 1]):
+                i += 1  # `--amount 5 万`, `--amount 1.2 m`: the unit is the amount's, not the account name's
+                options[name] = f"{options[name]} {tokens[i]}"
         else:
             positional.append(tok)
         i += 1

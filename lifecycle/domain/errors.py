@@ -12,6 +12,7 @@
     │   ├── AlreadyInStage     the account is already where it was asked to go
     │   └── AlreadyDecided     the approval was decided by someone else first
     └── InvalidInput           a value is malformed (amount, date, name)
+        └── InvalidAmount      an amount that cannot be read (also a ValueError)
 
 Anything that is not a LifecycleError is a bug: adapters log it with a reference id and show
 "failed, ref <id>" instead of a traceback.
@@ -95,3 +96,8 @@ class AlreadyDecided(Conflict):
 
 class InvalidInput(LifecycleError):
     pass
+
+
+class InvalidAmount(InvalidInput, ValueError):
+    """An amount `lifecycle.domain.money.parse_amount` cannot read. Also a ValueError, as for any text
+    that is not a number, so callers that read a file's cells with `except ValueError` take it as is."""

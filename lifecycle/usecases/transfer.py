@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, TextIO
 
 from sqlalchemy import Connection, insert, select
@@ -23,6 +23,7 @@ from lifecycle.domain.clock import Clock
 from lifecycle.domain.errors import LifecycleError, UnknownStage
 from lifecycle.domain.i18n import Text
 from lifecycle.domain.limits import MAX_NAME
+from lifecycle.domain.money import parse_amount  # InvalidAmount is a ValueError: a row problem below
 from lifecycle.domain.pipeline import Pipeline
 from lifecycle.domain.rules import Rules
 from lifecycle.read.accounts import name_key
@@ -46,9 +47,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
 MAX_LEN = {"segment": 64, "external_id": 128, "owner": 120}
 OWNER = re.compile(r"^[a-z][a-z0-9_-]*:[^\s:]\S*$")
 DATE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z?)?$")
-AMOUNT = re.compile(r"^(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
-CURRENCY = "$€£¥￥"
-MAX_AMOUNT = Decimal("1e14")  # Numeric(16, 2)
 
 
 @dataclass(frozen=True)
@@ -146,26 +144,6 @@ def _map_header(header: list[str]) -> tuple[dict[str, int], list[str]]:
     used = {idx for _, idx in best.values()}
     ignored = [cell for idx, cell in enumerate(header) if idx not in used and cell.strip()]
     return {f: idx for f, (_, idx) in best.items()}, ignored
-
-
-def parse_amount(text: str) -> Decimal:
-    """`50000`, `50,000`, `50000.00`, `$50,000`, `¥5000`; ValueError with the reason otherwise."""
-    t = text.strip().replace(" ", "")
-    if t.startswith("-") or t.startswith("(") or (t[:1] in CURRENCY and t[1:2] == "-"):
-        raise ValueError(f'"{text}" is negative; amounts cannot be negative')
-    t = t.lstrip(CURRENCY)
-    if not AMOUNT.match(t):
-        raise ValueError(f'"{text}" is not an amount (write 50000, 50,000 or $50,000.00)')
-    try:
-        value = Decimal(t.replace(",", ""))
-    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
-        raise ValueError(f'"{text}" is not an amount') from None
-    exp = value.as_tuple().exponent
-    if isinstance(exp, int) and exp < -2:
-        raise ValueError(f'"{text}" has more than 2 decimal places')
-    if value >= MAX_AMOUNT:
-        raise ValueError(f'"{text}" is too large')
-    return value
 
 
 def parse_date(text: str) -> date:

@@ -151,6 +151,52 @@ def test_amounts_and_users() -> None:
     assert parse_user("@bob", "feishu") == "feishu:bob"
 
 
+# Issues 17 and 18: chat amounts go through lifecycle.domain.money (each of these was wrong before).
+@pytest.mark.parametrize(
+    ("line", "name", "amount"),
+    [
+        ("add X --amount 5 万", "X", "50000"),  # was an account "X 万" with amount 5
+        ("add X --amount 1.2 m", "X", "1200000"),
+        ("add X --amount=5 万", "X", "50000"),
+        ("add X --amount 5000 USD --stage P2", "X", "5000"),
+        ("add X --amount 50,00", "X", "50.00"),  # was 5,000
+        ("add X --amount 5千", "X", "5000"),  # was refused
+        ("add X --amount 1.234.567,89", "X", "1234567.89"),
+        ("add X Y --amount 5 w", "X Y", "50000"),
+    ],
+)
+def test_add_amount_forms(line: str, name: str, amount: str) -> None:
+    cmd = p(line)
+    assert isinstance(cmd, c.AddAccount) and (cmd.name, cmd.amount) == (name, Decimal(amount))
+
+
+def test_a_unit_word_after_the_amount_is_not_part_of_the_name() -> None:
+    cmd = p("add X --amount 5 万元")
+    assert isinstance(cmd, c.AddAccount) and (cmd.name, cmd.amount) == ("X", Decimal("50000"))
+    renew = p("renew Acme --amount 1.2 m --until 2027-06-30")
+    assert isinstance(renew, c.RecordRenewal) and (renew.account, renew.amount) == ("Acme", Decimal("1200000"))
+    other = p("add X --stage P2 Corp")  # only --amount takes a unit word
+    assert isinstance(other, c.AddAccount) and other.name == "X Corp"
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("add X --amount -5", "Amounts cannot be negative"),  # was "out of range"
+        ("add X --amount 12.345", "at most 2 decimal places"),  # was 12.34, silently
+        ("add X --amount 12.3456", "more than 2 decimal places"),
+        ("add X --amount 1.234", '"1.234" is ambiguous: write 1234 or 1.23'),
+        ("add X --amount 1e20", "is not an amount"),
+        ("add X --amount 100000000000000", "too large"),
+    ],
+)
+def test_add_amount_refusals(line: str, fragment: str) -> None:
+    with pytest.raises(UsageError) as err:
+        p(line)
+    assert fragment in err.value.text("en")
+    assert err.value.text("zh") != err.value.text("en")
+
+
 def test_help_lists_every_command_with_its_alias() -> None:
     text = help_text()
     for spec in SPECS:
