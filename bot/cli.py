@@ -448,6 +448,10 @@ def _check_config(settings: Settings, out: TextIO) -> int:
     out.write(f"pipeline: {p.key} ({p.en}), {len(p.stages)} stages, {len(p.transitions)} transitions\n")
     teams = settings.config.teams
     out.write(f"teams configured: {', '.join(sorted(teams)) or 'none (console user only)'}\n")
+    people = settings.people()
+    if people:
+        accounts = [f"{p.key} ({'+'.join(r.partition(':')[0] for r in p.refs) or 'no chat id'})" for p in people]
+        out.write(f"people: {len(people)}: {', '.join(accounts)}\n")
     problems: list[str] = []
     current: str | None = None
     engine = make_engine(settings.database_url)

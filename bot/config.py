@@ -332,15 +332,15 @@ def _check_people(config: Config, problems: list[str], warnings: list[str]) -> N
         if not PERSON_KEY.match(key):
             problems.append(f"[people.{key}] a person's key is letters, digits, _ . - (e.g. alice)")
     named = [
-        (f"[teams.{t}] {field}", entry)
+        (f"[teams.{t}.{field}]", entry)
         for t, team in config.teams.items()
         for field, entries in (("members", team.members), ("approvers", team.approvers))
         for entry in entries
-    ] + [("[access] admins", entry) for entry in config.access.admins]
+    ] + [("[access.admins]", entry) for entry in config.access.admins]
     for where, entry in named:
         if ":" not in entry and entry not in people:
             known = ", ".join(sorted(people)) or "none yet; add [people.KEY] sections"
-            problems.append(f"{where}: {entry!r} is not a person of [people] (people: {known})")
+            problems.append(f"{where} {entry!r} is not a person of [people] (people: {known})")
     owners: dict[str, list[str]] = {}
     for key, p in people.items():
         for platform, uid in (("slack", p.slack), ("feishu", p.feishu)):

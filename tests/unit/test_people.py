@@ -122,7 +122,7 @@ def test_config_people_build_the_roster(tmp_path: Path) -> None:
     [
         (
             '[teams.cs]\nmembers = ["carol"]\n',
-            "[teams.cs] members: 'carol' is not a person of [people] (people: alice, bob)",
+            "[teams.cs.members] 'carol' is not a person of [people] (people: alice, bob)",
         ),
         ('[people.al]\nslack = "U0ALICE"\n', "[people] slack id U0ALICE belongs to more than one person: alice, al"),
         (
