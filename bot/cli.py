@@ -50,7 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     con = sub.add_parser("console", parents=[common], help="local chat on stdin/stdout (works piped)")
-    con.add_argument("--as", dest="as_user", metavar="USER", help="act as a configured member, e.g. slack:U0ALICE")
+    con.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        help="act as a configured member: a people key (alice) or slack:U0ALICE",
+    )
     con.add_argument("--lang", choices=["en", "zh"], help="reply language (default: [bot] language)")
     con.add_argument(
         "--wait",
@@ -411,6 +416,8 @@ def _console(settings: Settings, args: argparse.Namespace, stdin: TextIO, out: T
 
     lang = args.lang or settings.config.bot.language
     actor_ref = args.as_user or CONSOLE_USER
+    if ":" not in actor_ref and actor_ref in settings.config.people:  # --as alice: a person of [people]
+        actor_ref = settings.config.people[actor_ref].person(actor_ref).ref
     try:
         actor = Actor.parse(actor_ref)
     except ValueError as exc:

@@ -27,6 +27,7 @@ from lifecycle.domain.views import (
     Report,
     TaskList,
     TaskView,
+    Who,
 )
 
 MAX_LINES = 60  # lists longer than this are cut with a note, on every platform
@@ -61,11 +62,19 @@ def utc(at: datetime | None) -> str:
     return when(at.astimezone(UTC) if at.tzinfo else at) + " UTC"
 
 
+def _known(ref: str | None, people: People | None) -> Who | None:
+    """The person `ref` is, by the ref as stored or by any other platform ref of theirs (a button
+    pressed in Feishu by someone whose identity is their Slack ref)."""
+    if not ref or not people:
+        return None
+    return people.get(ref) or next((w for w in people.values() if ref in w.refs), None)
+
+
 def person(ref: str | None, people: People | None = None) -> str:
     """A person as plain text: their name when the people directory knows them, else `@user`."""
     if not ref:
         return "-"
-    known = people.get(ref) if people else None
+    known = _known(ref, people)
     if known is not None:
         return known.name
     platform, _, user = ref.partition(":")
@@ -425,7 +434,7 @@ def handoff_list(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> str:
 def who(ref: str | None, people: People | None = None) -> Span:
     """A person in a line: their name (or `@user`) as text, and every platform ref of theirs, so each
     renderer mentions them its own way where they have an account on its platform."""
-    known = people.get(ref) if people and ref else None
+    known = _known(ref, people)
     refs = known.refs if known is not None else ((ref,) if ref else ())
     return Span(person(ref, people), "person", ref, refs)
 

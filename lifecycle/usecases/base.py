@@ -209,6 +209,7 @@ def resolve_owner(rules: Rules, typed: str, platform: str) -> str:
     if not roster.configured:
         bare = owner.lstrip("@")
         return bare if ":" in bare else f"{platform}:{bare}"
+    owner = owner.removeprefix(f"{platform}:")  # as typed: the grammar writes `@x` as platform:x
     who = roster.owners()
     listing = ", ".join(who[:20]) + (f" (+{len(who) - 20})" if len(who) > 20 else "")
     raise NotFound(
