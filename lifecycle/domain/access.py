@@ -110,6 +110,7 @@ class Roster:
     read: ReadPolicy = "members"
     people: Mapping[str, Person] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)  # any ref of a person -> their canonical ref
+    by_ref: Mapping[str, Person] = field(default_factory=dict)  # canonical ref -> person
 
     @staticmethod
     def build(
@@ -137,7 +138,7 @@ class Roster:
         mem = {t: refs(v) | appr.get(t, frozenset()) for t, v in members.items()}
         for t, v in appr.items():
             mem.setdefault(t, v)
-        return Roster(mem, appr, refs(admins), read, by_key, alias)
+        return Roster(mem, appr, refs(admins), read, by_key, alias, {p.ref: p for p in by_key.values()})
 
     # ------------------------------------------------------------ identity
 
@@ -157,9 +158,7 @@ class Roster:
         if not ref:
             return None
         canonical = self.aliases.get(ref)
-        if canonical is None:
-            return None
-        return next((p for p in self.people.values() if p.ref == canonical), None)
+        return self.by_ref.get(canonical) if canonical is not None else None
 
     def refs_of(self, ref: str) -> tuple[str, ...]:
         """Every stored form of whoever `ref` is (for SQL `IN`), the canonical one first."""
