@@ -50,7 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     con = sub.add_parser("console", parents=[common], help="local chat on stdin/stdout (works piped)")
-    con.add_argument("--as", dest="as_user", metavar="USER", help="act as a configured member, e.g. slack:U0ALICE")
+    con.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        help="act as a configured member: a people key (alice) or slack:U0ALICE",
+    )
     con.add_argument("--lang", choices=["en", "zh"], help="reply language (default: [bot] language)")
     con.add_argument(
         "--wait",
@@ -411,6 +416,8 @@ def _console(settings: Settings, args: argparse.Namespace, stdin: TextIO, out: T
 
     lang = args.lang or settings.config.bot.language
     actor_ref = args.as_user or CONSOLE_USER
+    if ":" not in actor_ref and actor_ref in settings.config.people:  # --as alice: a person of [people]
+        actor_ref = settings.config.people[actor_ref].person(actor_ref).ref
     try:
         actor = Actor.parse(actor_ref)
     except ValueError as exc:
@@ -448,6 +455,10 @@ def _check_config(settings: Settings, out: TextIO) -> int:
     out.write(f"pipeline: {p.key} ({p.en}), {len(p.stages)} stages, {len(p.transitions)} transitions\n")
     teams = settings.config.teams
     out.write(f"teams configured: {', '.join(sorted(teams)) or 'none (console user only)'}\n")
+    people = settings.people()
+    if people:
+        accounts = [f"{p.key} ({'+'.join(r.partition(':')[0] for r in p.refs) or 'no chat id'})" for p in people]
+        out.write(f"people: {len(people)}: {', '.join(accounts)}\n")
     problems: list[str] = []
     current: str | None = None
     engine = make_engine(settings.database_url)

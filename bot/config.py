@@ -20,12 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from lifecycle.domain.access import Roster
+from lifecycle.domain.access import Person, Roster
 from lifecycle.domain.errors import PipelineError
 from lifecycle.domain.pipeline import Pipeline, load
 from lifecycle.usecases.scheduling import Schedule
 
 USER_REF = re.compile(r"^(slack|feishu|console):[A-Za-z0-9_.\-]+$")
+PERSON_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\".]+$")
+SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+FEISHU_USER = re.compile(r"^ou_[A-Za-z0-9_\-]{1,100}$")
 SLACK_SECRETS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET")
 FEISHU_SECRETS = ("FEISHU_APP_ID", "FEISHU_APP_SECRET", "FEISHU_VERIFICATION_TOKEN", "FEISHU_ENCRYPT_KEY")
 SECRET_NAMES = (*SLACK_SECRETS, "SLACK_APP_TOKEN", *FEISHU_SECRETS, "STAGEBOT_API_TOKEN")
@@ -141,10 +145,45 @@ class PipelineSection(_Section):
 
 
 def _people(v: list[str]) -> list[str]:
-    bad = [r for r in v if not USER_REF.match(r)]
+    bad = [r for r in v if not (USER_REF.match(r) or PERSON_KEY.match(r))]
     if bad:
-        raise ValueError(f"write people as platform:user_id (slack:U0ALICE, feishu:ou_xxx); got {bad}")
+        raise ValueError(
+            f"write people as a key of [people] (alice) or platform:user_id (slack:U0ALICE, feishu:ou_xxx); got {bad}"
+        )
     return v
+
+
+class PersonSection(_Section):
+    """One person of the directory: `[people.alice]`. Teams name them by key."""
+
+    name: str = Field(default="", max_length=100)
+    email: str | None = None
+    slack: str | None = None  # Slack user id (U…/W…): profile, ⋮, Copy member ID
+    feishu: str | None = None  # Feishu open_id of the bot's app (ou_…)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v is not None and not EMAIL.match(v):
+            raise ValueError(f"{v!r} is not an email address (name@example.com)")
+        return v
+
+    @field_validator("slack")
+    @classmethod
+    def _slack(cls, v: str | None) -> str | None:
+        if v is not None and not SLACK_USER.match(v):
+            raise ValueError(f"{v!r} is not a Slack user id (U0ALICE: U or W, then capitals and digits)")
+        return v
+
+    @field_validator("feishu")
+    @classmethod
+    def _feishu(cls, v: str | None) -> str | None:
+        if v is not None and not FEISHU_USER.match(v):
+            raise ValueError(f"{v!r} is not a Feishu open_id (ou_…)")
+        return v
+
+    def person(self, key: str) -> Person:
+        return Person.build(key, self.name, self.email, slack=self.slack, feishu=self.feishu)
 
 
 class TeamSection(_Section):
@@ -183,6 +222,7 @@ class Config(_Section):
     scheduler: SchedulerSection = SchedulerSection()
     signals: SignalsSection = SignalsSection()
     pipeline: PipelineSection = PipelineSection()
+    people: dict[str, PersonSection] = {}
     teams: dict[str, TeamSection] = {}
     access: AccessSection = AccessSection()
     bot: BotSection = BotSection()
@@ -220,7 +260,11 @@ class Settings:
             approvers={k: t.approvers for k, t in teams.items()},
             admins=[*self.config.access.admins, *extra_admins],
             read=self.config.access.read,
+            people=self.people(),
         )
+
+    def people(self) -> list[Person]:
+        return [p.person(key) for key, p in self.config.people.items()]
 
     def schedule(self) -> Schedule:
         sc = self.config.scheduler
@@ -278,6 +322,42 @@ def _validate_sections(data: dict[str, Any], problems: list[str]) -> Config:
                 msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
                 problems.append(f"[{where}] {msg}")
     return Config.model_validate(good)
+
+
+def _check_people(config: Config, problems: list[str], warnings: list[str]) -> None:
+    """The people directory against itself and the teams: keys that name nobody, an account or an
+    email claimed by two people, people nobody can reach on a chat platform."""
+    people = config.people
+    for key in people:
+        if not PERSON_KEY.match(key):
+            problems.append(f"[people.{key}] a person's key is letters, digits, _ . - (e.g. alice)")
+    named = [
+        (f"[teams.{t}.{field}]", entry)
+        for t, team in config.teams.items()
+        for field, entries in (("members", team.members), ("approvers", team.approvers))
+        for entry in entries
+    ] + [("[access.admins]", entry) for entry in config.access.admins]
+    for where, entry in named:
+        if ":" not in entry and entry not in people:
+            known = ", ".join(sorted(people)) or "none yet; add [people.KEY] sections"
+            problems.append(f"{where} {entry!r} is not a person of [people] (people: {known})")
+    owners: dict[str, list[str]] = {}
+    for key, p in people.items():
+        for platform, uid in (("slack", p.slack), ("feishu", p.feishu)):
+            if uid:
+                owners.setdefault(f"{platform}:{uid}", []).append(key)
+        if p.email:
+            owners.setdefault(f"email:{p.email.casefold()}", []).append(key)
+        if not p.slack and not p.feishu:
+            warnings.append(
+                f"[people.{key}] has no slack or feishu id: they cannot use the bot (they can still own "
+                "accounts, named by key or email)"
+            )
+    for ref, keys in owners.items():
+        if len(keys) > 1:
+            kind, _, value = ref.partition(":")
+            what = "email" if kind == "email" else f"{kind} id"
+            problems.append(f"[people] {what} {value} belongs to more than one person: {', '.join(keys)}")
 
 
 def find_config_path(explicit: str | None, env: Mapping[str, str], cwd: Path | None = None) -> Path | None:
@@ -341,6 +421,7 @@ def load_settings(explicit: str | None = None, env: Mapping[str, str] | None = N
                 warnings.append(
                     f"[teams.{gate_team}] has no approvers: its approval gates can only be decided by admins"
                 )
+    _check_people(config, problems, warnings)
     if config.slack.enabled:
         # Socket Mode (SLACK_APP_TOKEN set) receives over a WebSocket: no request signatures to check.
         needed = ("SLACK_BOT_TOKEN",) if env.get("SLACK_APP_TOKEN") else SLACK_SECRETS

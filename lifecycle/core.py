@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
+from typing import TypeVar
 
 from lifecycle.db.uow import Database, retry_disconnects
 from lifecycle.delivery.outbox import DeliveryProblem, delivery_problems
 from lifecycle.domain import commands as c
+from lifecycle.domain.access import join_hint
 from lifecycle.domain.clock import Clock, SystemClock
 from lifecycle.domain.errors import NotAuthorized
 from lifecycle.domain.i18n import Text
 from lifecycle.domain.limits import checked, delivery_key
+from lifecycle.domain.people import with_people
 from lifecycle.domain.pipeline import Pipeline
 from lifecycle.domain.rules import Rules
 from lifecycle.domain.views import Outcome, ReadModel
 from lifecycle.read.queries import QUERIES
 from lifecycle.usecases import HANDLERS
 from lifecycle.usecases.inbound import first_delivery
+
+Q = TypeVar("Q", c.Command, c.Query)
 
 
 class Lifecycle:
@@ -36,10 +42,22 @@ class Lifecycle:
         key turns the second run into a replay if the first did commit). Text the storage cannot
         hold is refused here, naming the field (lifecycle/domain/limits.py)."""
         handler = HANDLERS[type(cmd)]
-        cmd = checked(cmd)
-        return retry_disconnects(
+        cmd = self._as_person(checked(cmd))
+        outcome = retry_disconnects(
             lambda: handler(cmd, uow=self.db.uow(), clock=self.clock, rules=self.rules), what=type(cmd).__name__
         )
+        return with_people(self.rules.roster, outcome)
+
+    def _as_person(self, asked: Q) -> Q:
+        """The command or query as asked by the person behind its actor: whichever platform they
+        write from, the core sees (and stores) one identity (lifecycle/domain/access.py). The platform
+        it came through stays the command's `via`."""
+        actor = self.rules.roster.canonical(asked.actor)
+        if actor is asked.actor:
+            return asked
+        if isinstance(asked, c.Command):
+            return dataclasses.replace(asked, actor=actor, via=asked.channel)  # type: ignore[call-arg]
+        return dataclasses.replace(asked, actor=actor)
 
     def first_delivery(self, key: str) -> bool:
         """Whether this platform delivery (event id, message id) is new; it is recorded as seen."""
@@ -53,14 +71,16 @@ class Lifecycle:
         handler = QUERIES[type(query)]
         query = checked(query)
         if not self.rules.roster.may_read(query.actor):
+            hint = join_hint(query.actor)
             raise NotAuthorized(
                 Text(
                     f"You ({query.actor.ref}) are not in any stagebot team yet, so you cannot see accounts. "
-                    f"Ask an admin to add {query.actor.ref} to a team in the config.",
-                    f"你({query.actor.ref})还不在任何团队中,暂时不能查看客户。"
-                    f"请管理员在配置中把 {query.actor.ref} 加入团队。",
+                    f"Ask an admin to {hint.en}.",
+                    f"你({query.actor.ref})还不在任何团队中,暂时不能查看客户。请管理员{hint.zh}。",
                 )
             )
-        return retry_disconnects(
+        query = self._as_person(query)
+        answer = retry_disconnects(
             lambda: handler(query, uow=self.db.reader(), clock=self.clock, rules=self.rules), what=type(query).__name__
         )
+        return with_people(self.rules.roster, answer)

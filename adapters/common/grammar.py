@@ -107,7 +107,14 @@ SPECS: tuple[Spec, ...] = (
         aliases=("tick",),
     ),
     Spec("history", "历史", "history ACCOUNT", "every stage change of an account", "查看阶段变更历史", "history Acme"),
-    Spec("assign", "分配", "assign ACCOUNT @user", "set the owner person", "设置负责人", "assign Acme @alice"),
+    Spec(
+        "assign",
+        "分配",
+        "assign ACCOUNT KEY|EMAIL|@user",
+        "set the owner person (a people key, an email or a mention)",
+        "设置负责人(人员键名、邮箱或 @提及)",
+        "assign Acme alice",
+    ),
     Spec(
         "renew",
         "续费",
@@ -255,7 +262,8 @@ def _day_start(d: date) -> datetime:
 
 
 def parse_user(raw: str, platform: str) -> str:
-    """`@alice`, `<@U0ALICE|alice>` or `slack:U0ALICE` -> `platform:user_id`."""
+    """`@alice`, `<@U0ALICE|alice>` or `slack:U0ALICE` -> `platform:user_id`. The core reads a word
+    that is no user id of the platform as a people key, an email or a name (Roster.find)."""
     s = raw.strip()
     m = _SLACK_MENTION.match(s)
     if m:

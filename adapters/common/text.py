@@ -23,9 +23,11 @@ from lifecycle.domain.views import (
     History,
     HistoryLine,
     Outcome,
+    People,
     Report,
     TaskList,
     TaskView,
+    Who,
 )
 
 MAX_LINES = 60  # lists longer than this are cut with a note, on every platform
@@ -60,11 +62,23 @@ def utc(at: datetime | None) -> str:
     return when(at.astimezone(UTC) if at.tzinfo else at) + " UTC"
 
 
-def person(ref: str | None) -> str:
+def _known(ref: str | None, people: People | None) -> Who | None:
+    """The person `ref` is, by the ref as stored or by any other platform ref of theirs (a button
+    pressed in Feishu by someone whose identity is their Slack ref)."""
+    if not ref or not people:
+        return None
+    return people.get(ref) or next((w for w in people.values() if ref in w.refs), None)
+
+
+def person(ref: str | None, people: People | None = None) -> str:
+    """A person as plain text: their name when the people directory knows them, else `@user`."""
     if not ref:
         return "-"
+    known = _known(ref, people)
+    if known is not None:
+        return known.name
     platform, _, user = ref.partition(":")
-    return f"@{user}" if platform in ("slack", "feishu", "console") else ref
+    return f"@{user}" if platform in ("slack", "feishu", "console", "person") else ref
 
 
 def stage_title(p: Pipeline, key: str | None, lang: Lang = "en") -> str:
@@ -124,7 +138,7 @@ def outcome_lines(o: Outcome, p: Pipeline, lang: Lang = "en") -> tuple[Line, ...
         ticked = "ticked" if o.kind == "ticked" else "already ticked"
         line = (n, f":{done}“{label}”。") if zh else (n, f": {ticked} “{label}”.")
     elif o.kind == "assigned":
-        owner = who(a.owner) if a.owner else "-"
+        owner = who(a.owner, o.people) if a.owner else "-"
         line = (n, " 的负责人为 ", owner, "。") if zh else (n, " is now owned by ", owner, ".")
     elif o.kind == "renewed":
         kind = ("增购" if o.renewal == "expansion" else "续费") if zh else (o.renewal or "renewal")
@@ -176,7 +190,7 @@ def card(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> str:
         f"{a.name} (#{a.id})",
         f"  {'阶段' if zh else 'Stage'}: {stage_title(p, a.stage, lang)}  {in_stage}{sla}",
         f"  {'负责团队' if zh else 'Owner team'}: {p.owner_labels(st, lang)}"
-        f"   {'负责人' if zh else 'Owner'}: {person(a.owner)}",
+        f"   {'负责人' if zh else 'Owner'}: {person(a.owner, cd.people)}",
         f"  {'金额' if zh else 'Amount'}: {amount(a.amount)}"
         + (f"   {'细分' if zh else 'Segment'}: {a.segment}" if a.segment else "")
         + (f"   {'合同到期' if zh else 'Contract end'}: {a.contract_end}" if a.contract_end else ""),
@@ -194,13 +208,13 @@ def card(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> str:
         )
         for item in cd.checklist:
             mark = "[x]" if item.done else "[ ]"
-            by = f"  — {person(item.by)} {when(item.at)}" if item.done else ""
+            by = f"  — {person(item.by, cd.people)} {when(item.at)}" if item.done else ""
             lines.append(f"    {mark} {item.number}. {item.zh if zh else item.en}{by}")
     if cd.pending_approval:
         ap = cd.pending_approval
         lines.append(
             f"  {'等待审批' if zh else 'Waiting for approval'} #{ap.id} → {ap.to_stage}"
-            f" ({person(ap.requested_by)}, {when(ap.requested_at)})"
+            f" ({person(ap.requested_by, cd.people)}, {when(ap.requested_at)})"
         )
     for h in cd.open_handoffs:
         team = team_label(p, h.to_team, lang)
@@ -223,7 +237,7 @@ def history(h: History, p: Pipeline, lang: Lang = "en") -> str:
         else:
             move = f"{stage_title(p, ln.from_stage, lang)} → {stage_title(p, ln.to_stage, lang)}"
         why = f" — {ln.reason}" if ln.reason else ""
-        lines.append(f"  {when(ln.at)}  {person(ln.actor)} via {ln.via}: {move}{why}")
+        lines.append(f"  {when(ln.at)}  {person(ln.actor, h.people)} via {ln.via}: {move}{why}")
     if h.truncated:
         shown = len(h.lines)
         note = (
@@ -246,7 +260,7 @@ def account_list(al: AccountList, p: Pipeline, lang: Lang = "en") -> str:
         for a in accounts:
             if shown >= MAX_LINES:
                 break
-            lines.append(f"  #{a.id} {a.name}  {person(a.owner)}  {amount(a.amount)}")
+            lines.append(f"  #{a.id} {a.name}  {person(a.owner, al.people)}  {amount(a.amount)}")
             shown += 1
     listed = sum(len(a) for _, a in al.groups)
     if shown < al.total:
@@ -265,15 +279,15 @@ def approval_list(al: ApprovalList, p: Pipeline, lang: Lang = "en") -> str:
     zh = lang == "zh"
     if not al.approvals:
         return "没有待处理的审批。" if zh else "No approvals are waiting."
-    return "\n".join([approvals_head(lang), *(approval_row(ap, lang) for ap in al.approvals[:MAX_LINES])])
+    return "\n".join([approvals_head(lang), *(approval_row(ap, lang, al.people) for ap in al.approvals[:MAX_LINES])])
 
 
-def approval_row(ap: ApprovalView, lang: Lang = "en") -> str:
+def approval_row(ap: ApprovalView, lang: Lang = "en", people: People | None = None) -> str:
     """One waiting approval in a text list, with the commands that decide it."""
     zh = lang == "zh"
     return (
         f"  #{ap.id} {ap.account}: {ap.from_stage} → {ap.to_stage}"
-        f"  {person(ap.requested_by)} {when(ap.requested_at)}"
+        f"  {person(ap.requested_by, people)} {when(ap.requested_at)}"
         f"  ({'approve' if not zh else '批准'} {ap.id} / {'reject' if not zh else '驳回'} {ap.id})"
     )
 
@@ -296,12 +310,12 @@ def task_list(tl: TaskList, p: Pipeline, lang: Lang = "en") -> str:
     zh = lang == "zh"
     if not tl.tasks:
         return "没有待办任务。" if zh else "No open tasks."
-    return "\n".join([tasks_head(tl.account, lang), *(task_row(t, lang) for t in tl.tasks[:MAX_LINES])])
+    return "\n".join([tasks_head(tl.account, lang), *(task_row(t, lang, tl.people) for t in tl.tasks[:MAX_LINES])])
 
 
-def task_row(t: TaskView, lang: Lang = "en") -> str:
+def task_row(t: TaskView, lang: Lang = "en", people: People | None = None) -> str:
     """One open task in a text list, with the command that finishes it."""
-    who_does = f" → {person(t.assignee)}" if t.assignee else ""
+    who_does = f" → {person(t.assignee, people)}" if t.assignee else ""
     return f"  #{t.id} {t.account}: {t.title_zh if lang == 'zh' else t.title_en}{who_does}  (done {t.id})"
 
 
@@ -322,7 +336,13 @@ def report(r: Report, p: Pipeline, lang: Lang = "en") -> str:
         else ("全部时间" if zh else "all time")
     )
     filters = ", ".join(
-        x for x in (r.team and f"team {r.team}", r.owner and person(r.owner), r.segment and f"segment {r.segment}") if x
+        x
+        for x in (
+            r.team and f"team {r.team}",
+            r.owner and person(r.owner, r.people),
+            r.segment and f"segment {r.segment}",
+        )
+        if x
     )
     head = f"报表 · {period}" if zh else f"Report · {period}"
     lines = [head + (f" · {filters}" if filters else "") + f" · {when(r.generated_at)} UTC"]
@@ -411,13 +431,16 @@ def handoff_list(hl: HandoffList, p: Pipeline, lang: Lang = "en") -> str:
     return "\n".join(lines)
 
 
-def who(ref: str | None) -> Span:
-    """A person in a line: `@user` as text, a mention where the platform has them."""
-    return Span(person(ref), "person", ref)
+def who(ref: str | None, people: People | None = None) -> Span:
+    """A person in a line: their name (or `@user`) as text, and every platform ref of theirs, so each
+    renderer mentions them its own way where they have an account on its platform."""
+    known = _known(ref, people)
+    refs = known.refs if known is not None else ((ref,) if ref else ())
+    return Span(person(ref, people), "person", ref, refs)
 
 
-def _owner(ref: str | None, zh: bool) -> Segment:
-    return who(ref) if ref else ("无负责人" if zh else "no owner")
+def _owner(ref: str | None, zh: bool, people: People | None = None) -> Segment:
+    return who(ref, people) if ref else ("无负责人" if zh else "no owner")
 
 
 def notification(e: ev.Event, p: Pipeline, lang: Lang = "en") -> str:
@@ -432,7 +455,7 @@ def notification_line(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
     def t(k: str | None) -> str:
         return stage_title(p, k, lang)
 
-    acc, by = strong(e.account), who(e.actor)
+    acc, by = strong(e.account), who(e.actor, e.people)
     if isinstance(e, ev.StageChanged):
         why = f" — {e.reason}" if e.reason else ""
         if zh:
@@ -469,7 +492,7 @@ def notification_line(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
         contract = f", {'合同到期' if zh else 'contract end'} {e.contract_end}" if e.contract_end else ""
         facts: Line = (
             f"{'金额' if zh else 'amount'} {amount(e.amount)}, {'负责人' if zh else 'owner'} ",
-            who(e.owner) if e.owner else "-",
+            who(e.owner, e.people) if e.owner else "-",
             contract,
         )
         if zh:
@@ -478,7 +501,7 @@ def notification_line(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
     if isinstance(e, ev.HandoffClaimed):
         return (acc, " 已由 ", by, " 接手") if zh else (acc, " taken over by ", by)
     if isinstance(e, ev.OwnerAssigned):
-        owner = who(e.owner) if e.owner else "-"
+        owner = who(e.owner, e.people) if e.owner else "-"
         return (acc, " 的负责人改为 ", owner) if zh else (acc, " is now owned by ", owner)
     if isinstance(e, ev.ChecklistTicked):
         if zh:
@@ -491,13 +514,13 @@ def notification_line(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
         return (acc, f": {kind} of {amount(e.amount)}, contract until {e.contract_end}")
     if isinstance(e, ev.SlaReminder):
         late = e.days_in_stage - e.sla_days
-        up = joined([(who(r),) for r in e.escalate_to], ", ")
+        up = joined([(who(r, e.people),) for r in e.escalate_to], ", ")
         if zh:
             line: Line = (
                 "⏰ ",
                 acc,
                 f" 已在 {t(e.stage)} 停留 {e.days_in_stage} 天,超出 SLA({e.sla_days} 天){late} 天(负责人 ",
-                _owner(e.owner, zh),
+                _owner(e.owner, zh, e.people),
                 f",第 {e.n} 次提醒)",
             )
             return line + ((",请 ", *up, " 关注") if up else ())
@@ -505,13 +528,13 @@ def notification_line(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
             "⏰ ",
             acc,
             f" has been in {t(e.stage)} for {e.days_in_stage} days, {late} past its {e.sla_days}-day SLA (owner ",
-            _owner(e.owner, zh),
+            _owner(e.owner, zh, e.people),
             f"; reminder {e.n})",
         )
         return line + (("; escalated to ", *up) if up else ())
     if isinstance(e, ev.HandoffEscalated):
         team = team_label(p, e.to_team, lang)
-        up = joined([(who(r),) for r in e.escalate_to], ", ")
+        up = joined([(who(r, e.people),) for r in e.escalate_to], ", ")
         if zh:
             return ("⚠ 交接无人接手:", acc, f"({t(e.stage)})等待{team}接手已 {e.hours_open} 小时") + (
                 (",请 ", *up, " 安排") if up else ()
@@ -520,7 +543,7 @@ def notification_line(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
             ("; escalated to ", *up) if up else ()
         )
     if isinstance(e, ev.RenewalDue):
-        owner = _owner(e.owner, zh)
+        owner = _owner(e.owner, zh, e.people)
         if e.contract_end is None:
             if zh:
                 return ("📅 ", acc, f"({t(e.stage)})尚未记录合同到期日,请用 renew 记录(负责人 ", owner, ")")
@@ -539,10 +562,10 @@ def notification_line(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
         link = f" {e.link}" if e.link else ""
         if zh:
             return (f"📝 新任务 #{e.task_id}(", acc, f"):{title}{link}") + (
-                ("(负责人 ", who(e.assignee), ")") if e.assignee else ()
+                ("(负责人 ", who(e.assignee, e.people), ")") if e.assignee else ()
             )
         return (f"📝 Task #{e.task_id} for ", acc, f": {title}{link}") + (
-            (" (for ", who(e.assignee), ")") if e.assignee else ()
+            (" (for ", who(e.assignee, e.people), ")") if e.assignee else ()
         )
     if isinstance(e, ev.AutomationNotice):
         link = f" {e.link}" if e.link else ""
@@ -553,7 +576,7 @@ def notification_line(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
             return (f"✅ 任务 #{e.task_id}(", acc, ")已由 ", by, f" 完成:{title}")
         return (f"✅ Task #{e.task_id} for ", acc, " done by ", by, f": {title}")
     if isinstance(e, ev.ChurnRisk):
-        owner = _owner(e.owner, zh)
+        owner = _owner(e.owner, zh, e.people)
         if zh:
             return (
                 "🚨 流失风险:",
@@ -624,21 +647,33 @@ def approval_note(e: ev.ApprovalRequested, p: Pipeline, lang: Lang = "en") -> Li
     return (" · ".join(parts),)
 
 
-def decided_line(decision: str, actor: str, lang: Lang = "en", *, at: datetime | None = None, note: str = "") -> Line:
+def decided_line(
+    decision: str,
+    actor: str,
+    lang: Lang = "en",
+    *,
+    at: datetime | None = None,
+    note: str = "",
+    people: People | None = None,
+) -> Line:
     """Who approved or rejected, and when if known (and their note)."""
     zh, when_ = lang == "zh", (f" 于 {utc(at)}" if lang == "zh" else f" at {utc(at)}") if at else ""
     if decision == "approved":
-        line: Line = ("✅ 已由 ", who(actor), f"{when_} 批准") if zh else ("✅ Approved by ", who(actor), when_)
+        line: Line = (
+            ("✅ 已由 ", who(actor, people), f"{when_} 批准") if zh else ("✅ Approved by ", who(actor, people), when_)
+        )
     else:
-        line = ("❌ 已由 ", who(actor), f"{when_} 驳回") if zh else ("❌ Rejected by ", who(actor), when_)
+        line = (
+            ("❌ 已由 ", who(actor, people), f"{when_} 驳回") if zh else ("❌ Rejected by ", who(actor, people), when_)
+        )
     return line + ((f" — {note}",) if note else ())
 
 
-def claimed_line(actor: str, lang: Lang = "en", *, at: datetime | None = None) -> Line:
+def claimed_line(actor: str, lang: Lang = "en", *, at: datetime | None = None, people: People | None = None) -> Line:
     """Who took a handoff, and when if known."""
     if lang == "zh":
-        return ("✅ 已由 ", who(actor), f" 于 {utc(at)} 接手" if at else " 接手")
-    return ("✅ Taken by ", who(actor), f" at {utc(at)}" if at else "")
+        return ("✅ 已由 ", who(actor, people), f" 于 {utc(at)} 接手" if at else " 接手")
+    return ("✅ Taken by ", who(actor, people), f" at {utc(at)}" if at else "")
 
 
 def approval_title(account: str, to_stage: str | None, p: Pipeline, lang: Lang = "en") -> Line:
@@ -649,7 +684,7 @@ def handoff_title(account: str, lang: Lang = "en") -> Line:
     return ("交接:" if lang == "zh" else "Handoff: ", strong(account))
 
 
-def history_line(ln: HistoryLine, p: Pipeline, lang: Lang = "en") -> Line:
+def history_line(ln: HistoryLine, p: Pipeline, lang: Lang = "en", people: People | None = None) -> Line:
     """One change in an account's history: when, who, via what, from and to which stage, and why."""
     to = strong(stage_title(p, ln.to_stage, lang))
     if ln.from_stage is None:
@@ -658,7 +693,7 @@ def history_line(ln: HistoryLine, p: Pipeline, lang: Lang = "en") -> Line:
         move = (f"{stage_title(p, ln.from_stage, lang)} → ", to)
     via = f" via {ln.via}" if ln.via else ""
     why = f" — {ln.reason}" if ln.reason else ""
-    return (Span(when(ln.at), "code"), " ", who(ln.actor), f"{via}: ", *move, why)
+    return (Span(when(ln.at), "code"), " ", who(ln.actor, people), f"{via}: ", *move, why)
 
 
 def history_notes(h: History, lang: Lang = "en") -> tuple[str, str | None]:
@@ -744,15 +779,15 @@ def approvals_how(lang: Lang = "en") -> Line:
     return ("Decide with ", command("approve ID"), " or ", command("reject ID REASON"), ".")
 
 
-def account_row(a: AccountView, lang: Lang = "en", *, since: bool = False) -> Line:
+def account_row(a: AccountView, lang: Lang = "en", *, since: bool = False, people: People | None = None) -> Line:
     """One account in a list: number, name, owner, amount (and since when it is in its stage)."""
-    row: list[Segment] = [f"• #{a.id} ", strong(a.name), " · ", who(a.owner), f" · {amount(a.amount)}"]
+    row: list[Segment] = [f"• #{a.id} ", strong(a.name), " · ", who(a.owner, people), f" · {amount(a.amount)}"]
     if since:
         row.append(f" · {'自 ' if lang == 'zh' else 'since '}{when(a.stage_entered_at)}")
     return tuple(row)
 
 
-def approval_item(ap: ApprovalView, p: Pipeline, lang: Lang = "en") -> tuple[Line, Line]:
+def approval_item(ap: ApprovalView, p: Pipeline, lang: Lang = "en", people: People | None = None) -> tuple[Line, Line]:
     """One waiting approval in a list: what moves where, then who asked, when and why."""
     first: Line = (
         strong(f"#{ap.id}"),
@@ -762,12 +797,12 @@ def approval_item(ap: ApprovalView, p: Pipeline, lang: Lang = "en") -> tuple[Lin
         strong(stage_title(p, ap.to_stage, lang)),
     )
     why = f" · {'理由' if lang == 'zh' else 'reason'}: {ap.reason}" if ap.reason else ""
-    return first, (who(ap.requested_by), f" · {utc(ap.requested_at)}{why}")
+    return first, (who(ap.requested_by, people), f" · {utc(ap.requested_at)}{why}")
 
 
-def task_item(t: TaskView, lang: Lang = "en") -> Line:
+def task_item(t: TaskView, lang: Lang = "en", people: People | None = None) -> Line:
     """One open task in a list: number, account, title and who does it."""
-    by: Line = (" → ", who(t.assignee)) if t.assignee else ()
+    by: Line = (" → ", who(t.assignee, people)) if t.assignee else ()
     return (f"#{t.id} ", strong(t.account), f": {t.title_zh if lang == 'zh' else t.title_en}", *by)
 
 

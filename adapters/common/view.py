@@ -22,7 +22,8 @@ class Span:
 
     text: str  # as plain text shows it
     kind: SpanKind = "strong"
-    ref: str | None = None  # a person's `platform:user` ref, for a real mention where the platform has one
+    ref: str | None = None  # a person's `platform:user` ref as stored
+    refs: tuple[str, ...] = ()  # every platform ref of the person: a renderer mentions the one of its platform
 
 
 Segment = str | Span

@@ -26,6 +26,7 @@ from lifecycle.domain.views import (
     HandoffView,
     History,
     Outcome,
+    People,
     Report,
     TaskList,
 )
@@ -51,7 +52,14 @@ def _label(key: str, lang: Lang) -> str:
 
 
 def _approval_fields(
-    p: Pipeline, lang: Lang, *, from_stage: str, to_stage: str, requested_by: str, req: ev.ApprovalRequested | None
+    p: Pipeline,
+    lang: Lang,
+    *,
+    from_stage: str,
+    to_stage: str,
+    requested_by: str,
+    req: ev.ApprovalRequested | None,
+    people: People,
 ) -> tuple[Field, ...]:
     pairs: list[tuple[str, Line]] = [
         ("from", (tx.stage_title(p, from_stage, lang),)),
@@ -59,9 +67,9 @@ def _approval_fields(
     ]
     if req is not None:
         pairs.append(("amount", (tx.amount(req.amount),)))
-    pairs.append(("requested_by", (tx.who(requested_by),)))
+    pairs.append(("requested_by", (tx.who(requested_by, people),)))
     if req is not None and req.owner:
-        pairs.append(("owner", (tx.who(req.owner),)))
+        pairs.append(("owner", (tx.who(req.owner, people),)))
     if req is not None and req.reason:
         pairs.append(("reason", (req.reason,)))
     return tuple(Field(_label(k, lang), v) for k, v in pairs)
@@ -72,7 +80,9 @@ def card_for_event(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Card:
     title, text, buttons = tx.event_title(e, p, lang), tx.notification(e, p, lang), tuple(buttons_for(e))
     tone = _TONE.get(e.kind, "info")
     if isinstance(e, ev.ApprovalRequested):
-        fields = _approval_fields(p, lang, from_stage=e.from_stage, to_stage=e.to_stage, requested_by=e.actor, req=e)
+        fields = _approval_fields(
+            p, lang, from_stage=e.from_stage, to_stage=e.to_stage, requested_by=e.actor, req=e, people=e.people
+        )
         key = _event_key(e, e.approval_id)
         return Card(title, text, fields, notes=(tx.approval_note(e, p, lang),), buttons=buttons, tone=tone, key=key)
     ident = e.handoff_id if isinstance(e, ev.HandoffOpened) else e.account_id
@@ -88,15 +98,16 @@ def decided_card(
 
     With the original `requested` event the amount, owner and reason fields stay on the card.
     """
+    people = {**(requested.people if requested else {}), **e.people}
     fields = _approval_fields(
-        p, lang, from_stage=e.from_stage, to_stage=e.to_stage, requested_by=e.requested_by, req=requested
+        p, lang, from_stage=e.from_stage, to_stage=e.to_stage, requested_by=e.requested_by, req=requested, people=people
     )
     tone: Tone = "good" if e.decision == "approved" else "bad"
     return Card(
         tx.event_title(e, p, lang),
         tx.notification(e, p, lang),
         fields,
-        notes=(tx.decided_line(e.decision, e.actor, lang, at=e.at, note=e.note or ""),),
+        notes=(tx.decided_line(e.decision, e.actor, lang, at=e.at, note=e.note or "", people=e.people),),
         tone=tone,
     )
 
@@ -110,7 +121,7 @@ def claimed_card(
         tx.event_title(e, p, lang),
         tx.notification(e, p, lang),
         lines=(first,),
-        notes=(tx.claimed_line(e.actor, lang, at=e.at),),
+        notes=(tx.claimed_line(e.actor, lang, at=e.at, people=e.people),),
         tone="good",
         compact=True,
     )
@@ -136,7 +147,7 @@ def card_for_account(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> Card:
     pairs: list[tuple[str, Line]] = [
         ("stage", (tx.stage_title(p, a.stage, lang),)),
         ("owner_team", (p.owner_labels(st, lang) if st else "-",)),
-        ("owner", (tx.who(a.owner),)),
+        ("owner", (tx.who(a.owner, cd.people),)),
         ("in_stage", (in_stage,)),
         ("amount", (tx.amount(a.amount),)),
     ]
@@ -150,7 +161,7 @@ def card_for_account(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> Card:
             (strong(_label("checklist", lang)), _label("required", lang) if st and st.require_checklist else "")
         )
         for item in cd.checklist:
-            by: Line = (" — ", tx.who(item.by), f" {tx.when(item.at)}") if item.done and item.by else ()
+            by: Line = (" — ", tx.who(item.by, cd.people), f" {tx.when(item.at)}") if item.done and item.by else ()
             lines.append((f"{'✅' if item.done else '⬜'} {item.number}. ", item.zh if zh else item.en, *by))
     notes: list[Line] = []
     if cd.allowed_next:
@@ -159,7 +170,9 @@ def card_for_account(cd: AccountCard, p: Pipeline, lang: Lang = "en") -> Card:
         ap = cd.pending_approval
         waiting = "等待审批" if zh else "Waiting for approval"
         to = tx.stage_title(p, ap.to_stage, lang)
-        notes.append((f"⏳ {waiting} #{ap.id} → {to} · ", tx.who(ap.requested_by), f" · {tx.utc(ap.requested_at)}"))
+        notes.append(
+            (f"⏳ {waiting} #{ap.id} → {to} · ", tx.who(ap.requested_by, cd.people), f" · {tx.utc(ap.requested_at)}")
+        )
     for h in cd.open_handoffs:
         team, since = tx.team_label(p, h.to_team, lang), tx.utc(h.opened_at)
         notes.append((f"🤝 待{team}接手,自 {since}" if zh else f"🤝 Handoff open for {team} since {since}",))
@@ -178,7 +191,7 @@ def card_for_history(h: History, p: Pipeline, lang: Lang = "en") -> Card:
     zh = lang == "zh"
     ordered = sorted(h.lines, key=lambda ln: ln.at)  # stable for equal times
     recent = ordered[-tx.MAX_LINES :]
-    lines = tuple(tx.history_line(ln, p, lang) for ln in recent)
+    lines = tuple(tx.history_line(ln, p, lang, h.people) for ln in recent)
     if not lines:
         lines = (("还没有阶段变更。" if zh else "No stage changes yet.",),)
     more, cut_by_core = tx.history_notes(h, lang)
@@ -197,9 +210,10 @@ def decision_card(o: Outcome, p: Pipeline, lang: Lang = "en", *, by: str) -> Car
     """The card shown right after a button press (by `by`) decided an approval or took a handoff."""
     a = o.account
     if o.kind == "claimed":
-        title, note = tx.handoff_title(a.name, lang), tx.claimed_line(by, lang)
+        title, note = tx.handoff_title(a.name, lang), tx.claimed_line(by, lang, people=o.people)
     else:
-        title, note = tx.approval_title(a.name, o.to_stage, p, lang), tx.decided_line(o.kind, by, lang)
+        title = tx.approval_title(a.name, o.to_stage, p, lang)
+        note = tx.decided_line(o.kind, by, lang, people=o.people)
     shown = o.model_copy(update={"replayed": False})
     return Card(
         title,
@@ -229,7 +243,7 @@ def account_rows(al: AccountList, p: Pipeline, lang: Lang = "en", *, since: bool
         group: Line = (strong(tx.stage_title(p, stage, lang)), f" — {len(accounts)}")
         taken = accounts[: max(left, 0)]
         left -= len(taken)
-        rows += [Row((tx.account_row(a, lang, since=since),), group) for a in taken]
+        rows += [Row((tx.account_row(a, lang, since=since, people=al.people),), group) for a in taken]
         if not taken:
             rows.append(Row((), group))
     return tuple(rows)
@@ -277,7 +291,7 @@ def card_for_approvals(al: ApprovalList, p: Pipeline, lang: Lang = "en") -> Card
     text, title = tx.approval_list(al, p, lang), tx.list_title("approvals", lang)
     if not al.approvals:
         return _empty(title, text)
-    rows = tuple(Row(tx.approval_item(ap, p, lang)) for ap in al.approvals[: tx.MAX_LINES])
+    rows = tuple(Row(tx.approval_item(ap, p, lang, al.people)) for ap in al.approvals[: tx.MAX_LINES])
     return _list(title, text, len(al.approvals), rows, "approvals", lang, notes=(tx.approvals_how(lang),))
 
 
@@ -302,7 +316,7 @@ def card_for_tasks(tl: TaskList, p: Pipeline, lang: Lang = "en") -> Card:
     done = Text("Done", "完成")
     rows = tuple(
         Row(
-            (tx.task_item(t, lang),),
+            (tx.task_item(t, lang, tl.people),),
             buttons=(Button(done, {"v": 1, "op": "done", "task": t.id}, "primary"),),
             key=f"tasks:{t.id}",
             tag=f"#{t.id}",
@@ -381,6 +395,7 @@ def home_cards(
     stale: AccountList,
     p: Pipeline,
     lang: Lang = "en",
+    people: People | None = None,
 ) -> tuple[Card, Card, Card]:
     """The Home's parts: the viewer's accounts by stage, what waits on the viewer (approvals with
     Approve / Reject, handoffs with Take ownership, the same values as the channel cards), and what is
@@ -388,7 +403,9 @@ def home_cards(
     waiting: list[Row] = []
     for ap in approvals:
         key = f"home:approval:{ap.id}:{revision(ap.model_dump_json())}"
-        waiting.append(Row(tx.approval_item(ap, p, lang), buttons=tuple(buttons_for(_approval_request(ap))), key=key))
+        waiting.append(
+            Row(tx.approval_item(ap, p, lang, people), buttons=tuple(buttons_for(_approval_request(ap))), key=key)
+        )
     for a, h in handoffs:
         key = f"home:handoff:{h.id}:{revision(a.model_dump_json(), h.model_dump_json())}"
         line = tx.home_handoff(a, h, p, lang)

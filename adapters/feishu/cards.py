@@ -16,6 +16,7 @@ are and which command shows them) or clips texts by UTF-8 bytes until the body f
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -48,6 +49,7 @@ TITLE_LIMIT = 100  # characters of a title or summary
 LABEL_LIMIT = 40  # characters of a button label
 CONFIRM_LIMIT = 300  # characters of a confirmation
 MAX_ROW_BUTTONS = 10  # a list's buttons (one per row, for its first rows) in the row under it
+OPEN_ID = re.compile(r"ou_[A-Za-z0-9_\-]{1,100}")  # a Feishu user's open_id, safe inside <at id=…>
 COMMAND = ""  # what a command a reader may type starts with: a direct chat, or after @stagebot in a group
 
 
@@ -166,9 +168,10 @@ def card(
     image: dict[str, Any] | None = None,
     row_buttons: bool = False,
     fields: Sequence[tuple[Text, str]] = (),
+    mentions: Sequence[str] = (),
 ) -> Card:
-    """A card 2.0: header, an optional image, label/value fields, text sections, buttons in a row, an
-    optional grey note.
+    """A card 2.0: header, an optional image, label/value fields, text sections, the people it
+    mentions, buttons in a row, an optional grey note.
 
     `Text` sections are shown in `lang`; a `Listing` is shortened to what fits. With `row_buttons`,
     button n belongs to the listing's row n and goes when its row does.
@@ -181,6 +184,8 @@ def card(
         for b in sections:
             s = b.render(keep, text_bytes) if isinstance(b, Listing) else clip_bytes(b(lang), text_bytes)
             elements.append(_div(s))
+        if mentions:
+            elements.append(_mentions(mentions))
         elements += _buttons(buttons[: min(n_buttons, keep) if row_buttons else n_buttons], lang)
         if note is not None:
             grey = {"text_size": "notation", "text_color": "grey"}
@@ -198,6 +203,30 @@ def card(
 
     rows = max((len(b.rows) for b in sections if isinstance(b, Listing)), default=0)
     return _fit(build, rows, len(buttons))
+
+
+def _mentions(open_ids: Sequence[str]) -> dict[str, Any]:
+    """The people a notification names, as Feishu mentions (card markdown `<at id=ou_…></at>`: shown
+    as their Feishu name, and they are notified). Kept apart from the body, which is plain text, so
+    no customer text is ever read as markdown; only well-formed open_ids get here."""
+    return {"tag": "markdown", "content": " ".join(f"<at id={oid}></at>" for oid in open_ids)}
+
+
+def people_mentioned(cards: Sequence[vw.Card]) -> list[str]:
+    """The Feishu open_ids of the people named in the cards' lines, fields and notes, in order."""
+    out: list[str] = []
+    for c in cards:
+        lines = [c.title, c.lead, *c.lines, *c.notes, *(f.value for f in c.fields)]
+        lines += [line for r in c.rows for line in (*r.lines, r.group or ())]
+        for line in lines:
+            for seg in line:
+                if isinstance(seg, str) or seg.kind != "person":
+                    continue
+                for ref in (seg.ref, *seg.refs):
+                    platform, _, oid = (ref or "").partition(":")
+                    if platform == "feishu" and OPEN_ID.fullmatch(oid) and oid not in out:
+                        out.append(oid)
+    return out
 
 
 def _summary(title: dict[str, Any]) -> dict[str, Any]:
@@ -329,10 +358,12 @@ def draw(
     image: dict[str, Any] | None = None,
     note: Text | None = None,
     extra: Text | None = None,
+    mention: bool = False,
 ) -> Card:
     """A view-model card, built in both languages, as a card 2.0: its short texts in both, its body in
     `lang`; an `image` above the body, a section of Feishu's own (`extra`) below it, and a `note` of
-    Feishu's own replace the card's notes."""
+    Feishu's own replace the card's notes. With `mention` (a notification in a group chat) the people
+    it names who are on Feishu are mentioned below the body."""
     en, zh = build("en"), build("zh")
     shown = zh if lang == "zh" else en
     fields = [
@@ -372,24 +403,25 @@ def draw(
         note=note if note is not None or not shown.notes else Text(*(_lines(c.notes) for c in (en, zh))),
         image=image,
         fields=fields,
+        mentions=people_mentioned([shown]) if mention else (),
     )
 
 
 def notification(e: ev.Event, pipeline: Pipeline, lang: Lang = "en") -> Card:
     """The card posted to an owner team's group chat; approvals and handoffs carry their buttons."""
-    return draw(lambda lg: views.card_for_event(e, pipeline, lg), lang)
+    return draw(lambda lg: views.card_for_event(e, pipeline, lg), lang, mention=True)
 
 
 def decided(e: ev.ApprovalDecided, pipeline: Pipeline, lang: Lang = "en", *, requested: ev.Event | None = None) -> Card:
     """The approval card after the decision: no buttons; who decided and when, for everyone in the chat."""
     req = requested if isinstance(requested, ev.ApprovalRequested) else None
-    return draw(lambda lg: views.decided_card(e, pipeline, lg, requested=req), lang)
+    return draw(lambda lg: views.decided_card(e, pipeline, lg, requested=req), lang, mention=True)
 
 
 def claimed(e: ev.HandoffClaimed, pipeline: Pipeline, lang: Lang = "en", *, opened: ev.Event | None = None) -> Card:
     """The handoff prompt after someone took it: no button; who took it and when."""
     first = opened if isinstance(opened, ev.HandoffOpened) else None
-    return draw(lambda lg: views.claimed_card(e, pipeline, lg, opened=first), lang)
+    return draw(lambda lg: views.claimed_card(e, pipeline, lg, opened=first), lang, mention=True)
 
 
 def decision_from_outcome(o: Outcome, pipeline: Pipeline, lang: Lang = "en", *, by: str) -> Card:

@@ -132,13 +132,14 @@ def clip(s: str, limit: int) -> str:
     return cut + "…"
 
 
-def mention(ref: str | None) -> str:
-    """`slack:U0ALICE` as a <@U0ALICE> mention; any other person ref as escaped plain text."""
-    if ref:
-        platform, _, user = ref.partition(":")
+def mention(ref: str | None, refs: tuple[str, ...] = (), text: str | None = None) -> str:
+    """A person as a <@U0ALICE> mention when they have a Slack account (`ref` or one of `refs`),
+    else as escaped plain text: their name, never another platform's id."""
+    for r in (ref, *refs) if ref else refs:
+        platform, _, user = r.partition(":")
         if platform == "slack" and _SLACK_USER.fullmatch(user):
             return f"<@{user}>"
-    return escape(tx.person(ref))
+    return escape(text if text is not None else tx.person(ref))
 
 
 def _name(s: str, limit: int = NAME_IN_LINE) -> str:
@@ -406,7 +407,7 @@ def _segment(seg: Segment) -> str:
     if isinstance(seg, str):
         return escape(seg)
     if seg.kind == "person":
-        return mention(seg.ref)
+        return mention(seg.ref, seg.refs, seg.text)
     if seg.kind == "code":
         return f"`{escape(seg.text)}`"
     if seg.kind == "command":
@@ -608,6 +609,7 @@ def home_view(
     """
     p = pipeline
     approvals = waiting.approvals if isinstance(waiting, ApprovalList) else tuple(waiting)
+    people = {**mine.people, **stale.people, **(waiting.people if isinstance(waiting, ApprovalList) else {})}
     parts = [
         _Part(
             _plain_line(c.title),
@@ -616,7 +618,7 @@ def home_view(
             c.text,
             _more_line(c),
         )
-        for c in views.home_cards(mine, approvals, handoffs, stale, p, lang)
+        for c in views.home_cards(mine, approvals, handoffs, stale, p, lang, people)
     ]
     if reports:
         figures = views.home_part("reports", (), len(reports), lang)

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from lifecycle.domain.views import People
+
 
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -21,6 +23,7 @@ class _Event(BaseModel):
     at: datetime
     actor: str
     audience: tuple[str, ...] = ()
+    people: People = {}  # the people the event names, as they were when it was emitted
 
     @property
     def subject(self) -> str:

@@ -13,6 +13,19 @@ class _View(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class Who(BaseModel):
+    """A person as renderers need them: the name to show and every platform ref of theirs, so each
+    platform mentions them its own way (Slack `<@U…>`, Feishu `<at id=ou_…>`) or names them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    refs: tuple[str, ...] = ()
+
+
+People = dict[str, Who]  # a ref as it appears in the model -> the person it is
+
+
 class AccountView(_View):
     id: int
     name: str
@@ -61,6 +74,7 @@ class Outcome(_View):
     task_id: int | None = None
     until: datetime | None = None  # snoozed until
     replayed: bool = False
+    people: People = {}  # the people named above (lifecycle/core.py fills it)
 
 
 class ChecklistLine(_View):
@@ -108,6 +122,7 @@ class AccountCard(_View):
     pending_approval: ApprovalView | None = None
     open_handoffs: tuple[HandoffView, ...] = ()
     allowed_next: tuple[str, ...] = ()
+    people: People = {}  # the people named above (lifecycle/core.py fills it)
 
 
 class HistoryLine(_View):
@@ -124,6 +139,7 @@ class History(_View):
     account: AccountView
     lines: tuple[HistoryLine, ...]  # the newest changes, oldest first
     truncated: bool = False  # earlier changes exist that are not included
+    people: People = {}  # the people named above (lifecycle/core.py fills it)
 
 
 class AccountList(_View):
@@ -132,14 +148,17 @@ class AccountList(_View):
     truncated: bool = False
     stage_filter: str | None = None
     mine: bool = False
+    people: People = {}  # the people named above (lifecycle/core.py fills it)
 
 
 class ApprovalList(_View):
     approvals: tuple[ApprovalView, ...]
+    people: People = {}  # the people named above (lifecycle/core.py fills it)
 
 
 class HandoffList(_View):
     handoffs: tuple[tuple[AccountView, HandoffView], ...]
+    people: People = {}  # the people named above (lifecycle/core.py fills it)
 
 
 class TaskView(_View):
@@ -158,6 +177,7 @@ class TaskView(_View):
 class TaskList(_View):
     tasks: tuple[TaskView, ...]
     account: str | None = None
+    people: People = {}  # the people named above (lifecycle/core.py fills it)
 
 
 class StageFigures(_View):
@@ -194,6 +214,7 @@ class Report(_View):
     renewals_next_quarter: int
     renewals_next_quarter_amount: Decimal
     generated_at: datetime
+    people: People = {}  # the people named above (lifecycle/core.py fills it)
 
 
 ReadModel = AccountCard | History | AccountList | ApprovalList | HandoffList | TaskList | Report

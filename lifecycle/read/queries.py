@@ -144,7 +144,7 @@ def list_accounts(q: c.ListAccounts, *, uow: UnitOfWork, clock: Clock, rules: Ru
         if stage is not None:
             where.append(ACC.c.stage == stage.key)
         if q.mine:
-            where.append(ACC.c.owner == q.actor.ref)
+            where.append(ACC.c.owner.in_(rules.roster.refs_of(q.actor.ref)))  # old rows too
         if q.overdue:
             now = clock.now()
             late = [
@@ -218,7 +218,8 @@ def list_tasks(q: c.ListTasks, *, uow: UnitOfWork, clock: Clock, rules: Rules) -
         if q.mine or not q.account:
             teams = list(rules.roster.teams_of(q.actor))
             if not rules.roster.is_admin(q.actor) or q.mine:
-                stmt = stmt.where(or_(TASKS.c.assignee == q.actor.ref, TASKS.c.team.in_(teams)))
+                mine = rules.roster.refs_of(q.actor.ref)
+                stmt = stmt.where(or_(TASKS.c.assignee.in_(mine), TASKS.c.team.in_(teams)))
         rows = s.execute(stmt).all()
     return TaskList(
         tasks=tuple(

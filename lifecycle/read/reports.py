@@ -19,6 +19,7 @@ Definitions:
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -67,6 +68,9 @@ def _quarter_after(today: date) -> tuple[date, date]:
 
 
 def report(q: c.ShowReport, *, uow: UnitOfWork, clock: Clock, rules: Rules) -> Report:
+    if q.owner:  # the person named (a people key, an email, an @mention), as their accounts are stored
+        owner = rules.roster.find(q.owner, q.actor.platform) or q.owner.lstrip("@")
+        q = replace(q, owner=owner if ":" in owner else f"{q.actor.platform}:{owner}")
     now = clock.now()
     p = rules.pipeline
     since = q.since or datetime(1970, 1, 1, tzinfo=UTC)

@@ -37,6 +37,7 @@ from lifecycle.usecases.base import (
     emit,
     insert_ignoring_duplicates,
     require_owner_team,
+    resolve_owner,
     ticked_items,
 )
 
@@ -135,11 +136,9 @@ def assign_owner(cmd: c.AssignOwner, *, uow: UnitOfWork, clock: Clock, rules: Ru
 
 def _assign_owner(cmd: c.AssignOwner, s: Connection, now: datetime, rules: Rules) -> Outcome:
     acc = find_account(s, cmd.account)
-    owner = cmd.owner.strip()
-    if not owner or len(owner) > 120 or any(ch.isspace() for ch in owner):
-        raise InvalidInput(Text("Name one person as the owner, e.g. @alice.", "请指定一位负责人,例如 @alice。"))
     stage = rules.pipeline.stage(acc.stage)
     require_owner_team(rules, cmd.actor, stage, acc.name, Text("assign an owner to", "分配负责人给"))
+    owner = resolve_owner(rules, cmd.owner, cmd.channel)
     version = bump(s, acc, now, owner=owner)
     emit(
         s,

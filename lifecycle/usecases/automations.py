@@ -55,7 +55,7 @@ def perform(s: Connection, rules: Rules, auto: Automation, acc: AccountRecord, n
     if auto.action == "assign":
         team = auto.team or ""
         people = _rotation(rules, team)
-        if not people or acc.owner in rules.roster.members.get(team, ()):
+        if not people or (acc.owner and rules.roster.canonical_ref(acc.owner) in rules.roster.members.get(team, ())):
             return acc  # nobody to assign, or a member of the team owns it already
         owner = people[(_next_turn(s, f"assign:{auto.stage}:{team}") - 1) % len(people)]
         s.execute(update(ACC).where(ACC.c.id == acc.id).values(owner=owner, version=ACC.c.version + 1, updated_at=now))

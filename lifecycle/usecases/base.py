@@ -23,19 +23,21 @@ from lifecycle.db.tables import ACC, HIST, KEYS, OUTBOX, TICKS
 from lifecycle.db.uow import UnitOfWork
 from lifecycle.domain import commands as c
 from lifecycle.domain import correlation
-from lifecycle.domain.access import Actor
+from lifecycle.domain.access import Actor, join_hint
 from lifecycle.domain.clock import Clock
 from lifecycle.domain.errors import (
     Conflict,
     InvalidInput,
     LifecycleError,
     NotAuthorized,
+    NotFound,
 )
 from lifecycle.domain.events import (
     Event,
 )
 from lifecycle.domain.i18n import Text
-from lifecycle.domain.limits import MAX_REASON
+from lifecycle.domain.limits import MAX_PERSON, MAX_REASON
+from lifecycle.domain.people import with_people
 from lifecycle.domain.pipeline import Stage
 from lifecycle.domain.rules import Rules
 from lifecycle.domain.views import Outcome
@@ -103,7 +105,7 @@ def _outbox_rows(rules: Rules, events: Sequence[Event], now: datetime) -> list[d
     """One row per (event, delivery target), in the events' order."""
     correlation_id = correlation.current.get()
     rows = []
-    for event, event_id in ((e, str(uuid.uuid4())) for e in events):
+    for event, event_id in ((with_people(rules.roster, e), str(uuid.uuid4())) for e in events):
         payload = event.model_dump_json()
         for target in rules.targets:
             rows.append(
@@ -183,13 +185,41 @@ def bump(s: Connection, acc: AccountRecord, now: datetime, **values: Any) -> int
 
 def require_known(rules: Rules, actor: Actor) -> None:
     if not rules.roster.known(actor):
+        hint = join_hint(actor)
         raise NotAuthorized(
             Text(
-                f"You ({actor.ref}) are not in any stagebot team yet. "
-                f"Ask an admin to add {actor.ref} to a team in the config.",
-                f"你({actor.ref})还不在任何团队中。请管理员在配置中把 {actor.ref} 加入团队。",
+                f"You ({actor.ref}) are not in any stagebot team yet. Ask an admin to {hint.en}.",
+                f"你({actor.ref})还不在任何团队中。请管理员{hint.zh}。",
             )
         )
+
+
+def resolve_owner(rules: Rules, typed: str, platform: str) -> str:
+    """The canonical ref of the person `typed` names as an owner (a people key, an email, a name, an
+    @mention or a platform ref; lifecycle/domain/access.py `Roster.find`). With nobody configured at
+    all an owner is taken as typed, on the platform it was typed on; otherwise someone the roster does
+    not know is refused, naming who can own."""
+    owner = typed.strip()
+    if not owner or len(owner) > MAX_PERSON or any(ch.isspace() for ch in owner):
+        raise InvalidInput(Text("Name one person as the owner, e.g. @alice.", "请指定一位负责人,例如 @alice。"))
+    roster = rules.roster
+    found = roster.find(owner, platform)
+    if found is not None:
+        return found
+    if not roster.configured:
+        bare = owner.lstrip("@")
+        return bare if ":" in bare else f"{platform}:{bare}"
+    owner = owner.removeprefix(f"{platform}:")  # as typed: the grammar writes `@x` as platform:x
+    who = roster.owners()
+    listing = ", ".join(who[:20]) + (f" (+{len(who) - 20})" if len(who) > 20 else "")
+    raise NotFound(
+        Text(
+            f'"{owner}" is not in the people directory or any team, so they cannot own an account. '
+            f"Name a people key, email or @mention of: {listing or 'nobody yet'}.",
+            f"“{owner}”不在人员目录或任何团队中,不能作为负责人。"
+            f"可指定以下人员(键名、邮箱或 @提及):{listing or '暂无'}。",
+        )
+    )
 
 
 def require_owner_team(rules: Rules, actor: Actor, stage: Stage, acc_name: str, doing: Text) -> None:

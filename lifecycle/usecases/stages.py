@@ -45,6 +45,7 @@ from lifecycle.usecases.base import (
     emit_many,
     require_known,
     require_owner_team,
+    resolve_owner,
     ticked_items,
 )
 
@@ -231,6 +232,7 @@ def _add_account(cmd: c.AddAccount, s: Connection, now: datetime, rules: Rules) 
         require_owner_team(rules, cmd.actor, stage, name, Text("add an account in this stage:", "在该阶段新建"))
     if cmd.amount is not None and cmd.amount < 0:
         raise InvalidInput(Text("The amount cannot be negative.", "金额不能为负数。"))
+    owner = resolve_owner(rules, cmd.owner, cmd.channel) if cmd.owner is not None else None
     existing = s.execute(select(ACC.c.id, ACC.c.name, ACC.c.stage).where(ACC.c.name_key == name_key(name))).first()
     if existing is not None:
         raise Conflict(
@@ -253,7 +255,7 @@ def _add_account(cmd: c.AddAccount, s: Connection, now: datetime, rules: Rules) 
         name_key=name_key(name),
         stage=stage.key,
         stage_entered_at=now,
-        owner=cmd.owner,
+        owner=owner,
         amount=cmd.amount,
         segment=cmd.segment,
         external_id=cmd.external_id or None,
@@ -291,7 +293,7 @@ def _add_account(cmd: c.AddAccount, s: Connection, now: datetime, rules: Rules) 
             actor=cmd.actor.ref,
             audience=stage.owners,
             stage=stage.key,
-            owner=cmd.owner,
+            owner=owner,
             amount=cmd.amount,
         ),
         now,

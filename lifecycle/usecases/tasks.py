@@ -40,7 +40,7 @@ def open_task(
     link: str | None = None,
 ) -> int:
     """Insert a task and announce it to its team; the task id. Used by `todo` and by automations."""
-    owner = acc.owner
+    owner = rules.roster.canonical_ref(acc.owner) if acc.owner else None
     assignee = owner if owner and (team is None or owner in rules.roster.members.get(team, ())) else None
     task_id = int(
         s.execute(
@@ -92,7 +92,8 @@ def _add_task(cmd: c.AddTask, s: Connection, now: datetime, rules: Rules) -> Out
         raise InvalidInput(Text(f"A task is at most {MAX_TITLE} characters.", f"任务最多 {MAX_TITLE} 个字符。"))
     acc = find_account(s, cmd.account)
     stage = rules.pipeline.stage(acc.stage)
-    mine = [t for t in stage.owners if cmd.actor.ref in rules.roster.members.get(t, ())]
+    me = rules.roster.canonical_ref(cmd.actor.ref)
+    mine = [t for t in stage.owners if me in rules.roster.members.get(t, ())]
     team = mine[0] if mine else (stage.owners[0] if stage.owners else None)
     task_id = open_task(
         s, rules, acc, title=Text(title, title), team=team, source="manual", actor=cmd.actor.ref, now=now
@@ -111,7 +112,7 @@ def _complete_task(cmd: c.CompleteTask, s: Connection, now: datetime, rules: Rul
         raise NotFound(Text(f"No task #{cmd.task_id}.", f"没有任务 #{cmd.task_id}。"))
     roster, ref = rules.roster, cmd.actor.ref
     in_team = bool(task.team) and roster.in_any_team(cmd.actor, [task.team])
-    allowed = roster.is_admin(cmd.actor) or ref == task.assignee or in_team
+    allowed = roster.is_admin(cmd.actor) or roster.same(ref, task.assignee) or in_team
     if not allowed:
         raise NotAuthorized(
             Text(

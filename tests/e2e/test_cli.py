@@ -174,3 +174,26 @@ def test_socket_mode_needs_no_signing_secret(tmp_path: Path, monkeypatch: pytest
     (tmp_path / "stagebot.toml").write_text('[slack]\nenabled = true\n[teams.sales]\nslack_channel = "C0S"\n')
     code, out = run(["check-config"], tmp_path, monkeypatch, {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"})
     assert code == 0, out
+
+
+def test_check_config_lists_people_and_who_cannot_use_the_bot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    people = """\
+        [people.alice]
+        slack = "U0ALICE"
+        feishu = "ou_alice"
+        [people.zoe]
+        email = "zoe@acme.example"
+        [teams.sales]
+        members = ["alice", "zoe"]
+        """
+    (tmp_path / "stagebot.toml").write_text(textwrap.dedent(people))
+    code, out = run(["check-config"], tmp_path, monkeypatch)
+    assert code == 0
+    assert "people: 2: alice (slack+feishu), zoe (no chat id)" in out
+    assert "warning: [people.zoe] has no slack or feishu id" in out
+    (tmp_path / "stagebot.toml").write_text(textwrap.dedent(people) + '[people.al]\nslack = "U0ALICE"\n')
+    code, _ = run(["check-config"], tmp_path, monkeypatch)
+    assert code == 1
+    assert "[people] slack id U0ALICE belongs to more than one person: alice, al" in capsys.readouterr().err

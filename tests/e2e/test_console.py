@@ -131,3 +131,29 @@ def test_chinese_replies(tmp_path: Path, lang_args: tuple[str, str]) -> None:
     assert "已新建 示例科技 (#1),阶段 MQL 线索 (Lead)。" in out
     assert "示例科技:MQL 线索 (Lead) → SQL 商机 (Opportunity)。" in out
     assert "不能从SQL 商机推进到P3 初期生产。SQL 可以推进到:PQL 产品验证、P0 签约待接入。" in out
+
+
+def test_as_a_person_of_the_people_directory(tmp_path: Path) -> None:
+    (tmp_path / "stagebot.toml").write_text(
+        textwrap.dedent(
+            """\
+            [people.alice]
+            name = "Alice Wang"
+            email = "alice@acme.example"
+            slack = "U0ALICE"
+            feishu = "ou_alice"
+            [people.sam]
+            name = "Sam Chen"
+            feishu = "ou_sam"
+            [teams.sales]
+            members = ["alice", "sam"]
+            """
+        )
+    )
+    script = "add Delta --stage SQL\nassign Delta alice@acme.example\nassign Delta mallory\nlist --mine\n"
+    out = run_console(tmp_path, script, "--as", "feishu:ou_alice").stdout
+    assert "Delta is now owned by Alice Wang." in out
+    assert '"mallory" is not in the people directory or any team' in out and "alice, sam" in out
+    assert "#1 Delta  Alice Wang" in out  # --mine from Feishu finds what she owns as herself
+    out = run_console(tmp_path, "assign Delta sam\nlist --mine\n", "--as", "alice").stdout
+    assert "Delta is now owned by Sam Chen." in out and "ou_sam" not in out
