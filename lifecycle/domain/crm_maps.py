@@ -141,14 +141,8 @@ class StageLookup:
         missing = self._missing.get(f)
         if missing is not None:
             why = f"maps to {missing.target}, which this pipeline does not have" if missing.target else "has no stage"
-            raise UnknownValue(
-                f'"{value}" ({missing.source}) {why}; map it in [import.stage_map], e.g. "{missing.label}" = "SQL" '
-                f"(stages: {keys})"
-            )
-        raise UnknownValue(
-            f'"{value}" is not a stage (stages: {keys}; HubSpot and Salesforce stage names are also accepted, '
-            "see [import.stage_map])"
-        )
+            raise UnknownValue(f'"{value}" ({missing.source}) {why}; map it in [import.stage_map] (stages: {keys})')
+        raise UnknownValue(f'"{value}" is not a stage (stages: {keys}; or a HubSpot or Salesforce stage name)')
 
 
 def forward_reach(pipeline: Pipeline, source: str) -> set[str]:

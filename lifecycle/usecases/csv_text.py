@@ -1,7 +1,7 @@
 """The text of a CSV file as spreadsheets and CRMs write it: its encoding, its delimiter, its dates.
 
-Encodings, tried in order: a byte-order mark (UTF-8, UTF-16 LE/BE), then UTF-8, then UTF-16
-without a mark when the bytes are full of NULs, then GB18030 (a superset of GBK, what Chinese
+Encodings, tried in order: a byte-order mark (UTF-8, UTF-16 LE/BE), UTF-16 without a mark when
+the bytes are full of NULs (no text file has any), then UTF-8, then GB18030 (a superset of GBK, what Chinese
 Excel saves as "CSV"). The delimiter is whichever of comma, semicolon and tab the header line has
 most of outside quotes. Dates are ISO (2026-03-05, 2026/03/05, with or without a time), or D/M/Y
 and M/D/Y when the file or `--date-format` says which.
@@ -46,10 +46,6 @@ def decode(data: bytes) -> tuple[str, str]:
                 raise Undecodable(
                     f"it starts with a {name} byte-order mark but is not {name} (byte {exc.start})"
                 ) from None
-    try:
-        return data.decode("utf-8"), "UTF-8"
-    except UnicodeDecodeError:
-        pass
     head = data[:4096]
     if head.count(0) * 4 > len(head):  # UTF-16 without a mark: every other byte of ASCII is NUL
         codec = "utf-16-le" if head[1::2].count(0) > head[0::2].count(0) else "utf-16-be"
@@ -57,6 +53,10 @@ def decode(data: bytes) -> tuple[str, str]:
             return data.decode(codec), codec.upper().replace("-LE", " LE").replace("-BE", " BE")
         except UnicodeDecodeError:
             pass
+    try:
+        return data.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError:
+        pass
     try:
         return data.decode("gb18030"), "GB18030"
     except UnicodeDecodeError as exc:
@@ -82,34 +82,35 @@ def sniff_delimiter(text: str) -> str:
 
 @dataclass(frozen=True)
 class DateStyle:
-    """How a file writes day-month-year dates: decided by `--date-format`, or by a value that can
-    only be read one way (25/12/2026 is day first), or undecided (every value could be either)."""
+    """How a file writes day-month-year dates: as `--date-format` says, or as its unambiguous values
+    show (25/12/2026 can only be day first), or undecided (every value could be either way). A file
+    that shows both orders refuses the values of the rarer one, naming a value of the other."""
 
     order: DateOrder | None
-    conflict: str | None = None  # both orders seen: why, for every such row's problem
+    given: bool = False
+    rarer: DateOrder | None = None
+    conflict: str = ""
 
     @staticmethod
     def of(values: list[tuple[int, str]], given: DateOrder | None) -> DateStyle:
         """`values` are (row, text) of the file's date column."""
         if given is not None:
-            return DateStyle(given)
-        dmy = mdy = None
+            return DateStyle(given, given=True)
+        seen: dict[DateOrder, list[tuple[int, str]]] = {"DMY": [], "MDY": []}
         for row, text in values:
-            m = NUMERIC_DATE.match(text.strip())
-            if m is None:
-                continue
-            a, b = int(m[1]), int(m[2])
-            if a > 12 and b <= 12 and dmy is None:
-                dmy = (row, text.strip())
-            elif b > 12 and a <= 12 and mdy is None:
-                mdy = (row, text.strip())
-        if dmy is not None and mdy is not None:
-            return DateStyle(
-                None,
-                f"the file writes dates both ways (row {dmy[0]}: {dmy[1]} is day first, row {mdy[0]}: {mdy[1]} "
-                "is month first); pass --date-format DMY or MDY",
+            kind = _order_of(text)
+            if kind is not None:
+                seen[kind].append((row, text.strip()))
+        if seen["DMY"] and seen["MDY"]:
+            # The rarer order is the odd one out (on a tie, the one met second).
+            rarer: DateOrder = (
+                "DMY" if (len(seen["DMY"]), -seen["DMY"][0][0]) < (len(seen["MDY"]), -seen["MDY"][0][0]) else "MDY"
             )
-        return DateStyle("DMY" if dmy is not None else "MDY" if mdy is not None else None)
+            common: DateOrder = "MDY" if rarer == "DMY" else "DMY"
+            row, text = seen[common][0]
+            first = "day" if common == "DMY" else "month"
+            return DateStyle(None, rarer=rarer, conflict=f"this file writes dates {first} first (row {row}: {text})")
+        return DateStyle("DMY" if seen["DMY"] else "MDY" if seen["MDY"] else None)
 
     def parse(self, text: str) -> date:
         """ValueError with the reason and the fix."""
@@ -121,17 +122,38 @@ class DateStyle:
         if m is None:
             raise ValueError(f'"{text}" is not a date (write 2026-09-01)')
         a, b, year = int(m[1]), int(m[2]), int(m[3])
-        if self.conflict is not None:
-            raise ValueError(self.conflict)
-        if self.order is None:
-            if a == b:
-                return _date(text, year, a, b)
-            if a <= 12 and b <= 12:
-                raise ValueError(
-                    f"ambiguous: {t} could be {a} {MONTHS[b - 1]} or {MONTHS[a - 1]} {b}; pass --date-format DMY or MDY"
-                )
-            return _date(text, year, b, a) if a > 12 else _date(text, year, a, b)
-        return _date(text, year, b, a) if self.order == "DMY" else _date(text, year, a, b)
+        if self.order is not None:
+            if self.given:
+                how = "day/month/year" if self.order == "DMY" else "month/day/year"
+                try:
+                    return date(year, b, a) if self.order == "DMY" else date(year, a, b)
+                except ValueError:
+                    raise ValueError(f'"{text}" is not a date in {how} (--date-format {self.order})') from None
+            return _date(text, year, b, a) if self.order == "DMY" else _date(text, year, a, b)
+        kind = _order_of(t)
+        if kind is not None and kind == self.rarer:
+            first = "day" if kind == "DMY" else "month"
+            raise ValueError(f"{t} is {first} first, but {self.conflict}; pass --date-format DMY or MDY")
+        if kind == "DMY" or a == b:
+            return _date(text, year, b, a)
+        if kind == "MDY" or not (1 <= a <= 12 and 1 <= b <= 12):
+            return _date(text, year, a, b)
+        raise ValueError(
+            f"ambiguous: {t} could be {a} {MONTHS[b - 1]} or {MONTHS[a - 1]} {b}; pass --date-format DMY or MDY"
+        )
+
+
+def _order_of(text: str) -> DateOrder | None:
+    """The order a D/M/Y-style date can only be read in, if one (25/12/2026: DMY; 12/25/2026: MDY)."""
+    m = NUMERIC_DATE.match(text.strip())
+    if m is None:
+        return None
+    a, b = int(m[1]), int(m[2])
+    if a > 12 and b <= 12:
+        return "DMY"
+    if b > 12 and a <= 12:
+        return "MDY"
+    return None
 
 
 def _date(text: str, year: int, month: int, day: int) -> date:
