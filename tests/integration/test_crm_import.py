@@ -444,3 +444,46 @@ def test_export_formats(database: Database, pipeline: Pipeline, rules: Rules, cl
     assert [line.split(",")[1] for line in sf[1:5]] == ["MQL", "Qualification", "PQL", "Closed Won"]
     excel = export(database, "stagebot", pipeline, excel=True)
     assert excel.startswith("\ufeffname,stage,") and excel.count("\r\n") == 11 and "\n" not in excel.replace("\r\n", "")
+
+
+def test_leaving_a_gated_stage_withdraws_its_pending_approval(
+    database: Database, pipeline: Pipeline, rules: Rules, clock: FixedClock
+) -> None:
+    from lifecycle.db.models import Approval
+
+    approvals = table(Approval)
+    apply(database, read_rows(stage_file(Acme="PQL"), pipeline), rules, clock)
+    with database.uow() as uow:
+        acc_id = uow.conn.execute(select(ACC.c.id)).scalar_one()
+        row = {"account_id": acc_id, "from_stage": "PQL", "to_stage": "P0", "reject_to": "SQL", "team": "sales"}
+        uow.conn.execute(
+            approvals.insert(),
+            {**row, "status": "pending", "requested_by": "slack:U0ALICE", "requested_at": clock.now()},
+        )
+        uow.commit()
+    apply(database, read_rows(stage_file(Acme="P0"), pipeline), rules, clock, force=True)
+    with database.reader() as uow:
+        got = uow.conn.execute(select(approvals.c.status, approvals.c.decided_by, approvals.c.note)).one()
+    assert tuple(got) == ("cancelled", "console:import", "account moved by import")
+
+
+def test_a_required_checklist_holds_an_import_unless_forced(
+    database: Database, rules: Rules, clock: FixedClock
+) -> None:
+    import tomllib
+    from importlib import resources
+
+    from lifecycle.domain.pipeline import from_mapping
+
+    data = tomllib.loads(resources.files("lifecycle.presets").joinpath("default.toml").read_text(encoding="utf-8"))
+    next(s for s in data["stages"] if s["key"] == "SQL")["require_checklist"] = True
+    strict = from_mapping(data)
+    strict_rules = Rules(strict, rules.roster, targets=())
+    apply(database, read_rows(stage_file(Acme="SQL"), strict), strict_rules, clock)
+    with pytest.raises(ImportRefused) as err:
+        apply(database, read_rows(stage_file(Acme="P0"), strict), strict_rules, clock)
+    assert str(err.value.problems[0]) == (
+        "row 2, stage: SQL must have its checklist done before leaving it (open: deep_call, pain_confirmed); "
+        "or pass --force"
+    )
+    assert apply(database, read_rows(stage_file(Acme="P0"), strict), strict_rules, clock, force=True).forced == 1
