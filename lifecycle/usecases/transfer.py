@@ -450,7 +450,7 @@ def _shown(value: Any) -> str:
     if value is None or value == "":
         return "(none)"
     if isinstance(value, Decimal):
-        return f"{value:,}"
+        return f"{value:,.2f}"  # as stored: Numeric(16, 2)
     return value.isoformat() if isinstance(value, date) else str(value)
 
 

@@ -170,7 +170,10 @@ def test_crm_exports_import(
             "hubspot_companies_bad.csv",
             ["row 2, Lifecycle Stage: ", "row 4, Company owner: ", "row 8, Lifecycle Stage: "],
         ),
-        ("hubspot_deals_bad.csv", ['row 6, Amount: "150k"', 'row 7, Deal Stage: "Closed Lost" (HubSpot deal stage)']),
+        (
+            "hubspot_deals_bad.csv",
+            ['row 6, Amount: "TBD" is not an amount', 'row 7, Deal Stage: "Closed Lost" (HubSpot deal stage)'],
+        ),
         ("salesforce_opportunities_bad.csv", ["row 3, Amount: ", "row 4, Contract End Date: ambiguous: 4/1/2027"]),
         (
             "chinese_gb18030_bad.csv",
@@ -208,7 +211,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     assert code == 0
     assert out == (
         "dry run of changed.csv, nothing was changed: would add 1, update 1, leave 1 unchanged\n"
-        "row 2 Acme Corp: stage MQL → SQL, amount 50,000.00 → 70,000\n"
+        "row 2 Acme Corp: stage MQL → SQL, amount 50,000.00 → 70,000.00\n"
         "row 4 Hooli: new in MQL\n"
     )
     assert (tmp_path / "stagebot.db").read_bytes() == before
