@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -90,10 +90,41 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--owner", metavar="USER", help="only this owner's accounts (slack:U…, feishu:ou_…)")
     rep.add_argument("--segment", help="only accounts in this segment")
     rep.add_argument("--lang", choices=["en", "zh"], help="labels (default: [bot] language)")
-    imp = sub.add_parser("import", parents=[common], help="import accounts from CSV")
+    imp = sub.add_parser(
+        "import",
+        parents=[common],
+        help="import accounts from CSV (stagebot, HubSpot or Salesforce exports)",
+        description="Validate the whole file, then apply it all or nothing. Reads UTF-8 (with or without "
+        "a BOM), UTF-16 and GB18030; comma, semicolon or tab separated. Exit codes: 0 imported, "
+        "1 row problems (nothing imported), 2 usage (no such file, unreadable).",
+    )
     imp.add_argument("file")
-    exp = sub.add_parser("export", parents=[common], help="export accounts to CSV")
+    imp.add_argument("--dry-run", action="store_true", help="say what would be created and changed; change nothing")
+    imp.add_argument(
+        "--force",
+        action="store_true",
+        help="apply stage changes the pipeline does not allow or that need an approval (recorded as forced)",
+    )
+    imp.add_argument(
+        "--date-format",
+        choices=["DMY", "MDY"],
+        type=str.upper,
+        help="how dates like 3/5/2026 are meant (day first or month first) when the file does not show it",
+    )
+    exp = sub.add_parser(
+        "export",
+        parents=[common],
+        help="export accounts to CSV",
+        description="Write every account as CSV (FILE - for standard output). Exit codes: 0 written, 2 usage.",
+    )
     exp.add_argument("file")
+    exp.add_argument("--excel", action="store_true", help="for Excel: a UTF-8 byte-order mark and CRLF line ends")
+    exp.add_argument(
+        "--format",
+        choices=["stagebot", "hubspot", "salesforce"],
+        default="stagebot",
+        help="column names, and stage values as that CRM's (stages it has no value for keep their key)",
+    )
     outbox = sub.add_parser("outbox", parents=[common], help="notifications waiting or failed")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", metavar="ACTION")
     retry = outbox_sub.add_parser(
@@ -151,9 +182,9 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdo
             parser.parse_args(["pipeline", "--help"])
         return _pipeline_show(settings.pipeline, args.format, out)
     if cmd == "import":
-        return _import(settings, args.file, out)
+        return _import(settings, args, out)
     if cmd == "export":
-        return _export(settings, args.file, out)
+        return _export(settings, args.file, out, fmt=args.format, excel=args.excel)
     if cmd == "report":
         return _report(settings, args, out)
     raise AssertionError(f"no handler for {cmd}")  # argparse only accepts the commands above
@@ -315,37 +346,68 @@ def _database(settings: Settings) -> Database:
     return Database(engine)
 
 
-def _import(settings: Settings, path: str, out: TextIO) -> int:
+def owner_resolver(settings: Settings) -> Callable[[str], str | None]:
+    """How an import turns an owner cell into a person reference: a people key, an email, a name or a
+    platform ref of someone in the roster (stored as their canonical ref, as `assign` does). With no
+    people and no teams configured, any `platform:id` is taken as written."""
+    from lifecycle.usecases.transfer import platform_ref
+
+    roster = settings.roster()
+    if not roster.people and not any(roster.members.values()):
+        return platform_ref
+
+    def resolve(text: str) -> str | None:
+        return roster.find(text, "slack")
+
+    return resolve
+
+
+def _import(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """Validate the whole file, then apply it all or not at all; every bad row is reported."""
     from lifecycle.domain.access import Actor
     from lifecycle.domain.clock import SystemClock
     from lifecycle.domain.errors import LifecycleError
     from lifecycle.domain.rules import Rules
+    from lifecycle.usecases.csv_text import Undecodable, decode
     from lifecycle.usecases.transfer import ImportRefused, RowProblem, import_accounts, read_rows
 
+    path: str = args.file
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            read = read_rows(f, settings.pipeline)
+        with open(path, "rb") as f:
+            text, encoding = decode(f.read())
     except FileNotFoundError:
         print(f"stagebot import: no such file: {path}", file=sys.stderr)
         return 2
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        print(f"stagebot import: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Undecodable as exc:
         print(f"stagebot import: cannot read {path}: {exc}", file=sys.stderr)
         return 2
+    read = read_rows(
+        text,
+        settings.pipeline,
+        stage_map=settings.config.import_.stage_map,
+        owner_of=owner_resolver(settings),
+        date_format=args.date_format,
+    )
+    read.encoding = encoding
+    print(f"stagebot import: read {path} as {encoding}, {read.delimiter_name}-separated", file=sys.stderr)
     if read.ignored:
         print(f"stagebot import: ignoring unknown column(s): {', '.join(read.ignored)}", file=sys.stderr)
 
-    def refuse(problems: list[RowProblem]) -> int:
+    def refuse(problems: list[RowProblem], *, would: bool = False) -> int:
         for prob in problems[:MAX_PROBLEMS_SHOWN]:
             print(prob, file=sys.stderr)
         more = f" (the first {MAX_PROBLEMS_SHOWN} are shown)" if len(problems) > MAX_PROBLEMS_SHOWN else ""
-        print(f"stagebot import: {len(problems)} problem(s){more}; nothing was imported", file=sys.stderr)
+        done = "the import would change nothing" if would else "nothing was imported"
+        print(f"stagebot import: {len(problems)} problem(s){more}; {done}", file=sys.stderr)
         return 1
 
-    if read.problems:
+    if read.problems and not args.dry_run:
         return refuse(read.problems)
     db = _database(settings)
-    bar = _ProgressBar(len(read.rows), sys.stderr) if sys.stderr.isatty() and read.rows else None
+    bar = _ProgressBar(len(read.rows), sys.stderr) if sys.stderr.isatty() and read.rows and not args.dry_run else None
     try:
         result = import_accounts(
             db,
@@ -353,6 +415,8 @@ def _import(settings: Settings, path: str, out: TextIO) -> int:
             actor=Actor("console", "import"),
             clock=SystemClock(),
             rules=Rules(settings.pipeline, settings.roster(), targets=()),
+            force=args.force,
+            dry_run=args.dry_run,
             progress=bar,
         )
     except ImportRefused as exc:
@@ -364,22 +428,39 @@ def _import(settings: Settings, path: str, out: TextIO) -> int:
         if bar is not None:
             bar.close()
         db.dispose()
-    out.write(f"imported {path}: {result.added} added, {result.updated} updated, {result.unchanged} unchanged\n")
+    forced = f", {result.forced} forced" if result.forced else ""
+    if args.dry_run:
+        out.write(
+            f"dry run of {path}, nothing was changed: would add {result.added}, update {result.updated}, "
+            f"leave {result.unchanged} unchanged{forced}\n"
+        )
+        for change in result.changes:
+            out.write(f"{change}\n")
+        problems = sorted([*read.problems, *result.problems], key=lambda p: p.row)
+        return refuse(problems, would=True) if problems else 0
+    updated = [c for c in result.changes if not c.new]
+    for change in updated[:MAX_PROBLEMS_SHOWN]:
+        out.write(f"{change}\n")
+    if len(updated) > MAX_PROBLEMS_SHOWN:
+        out.write(f"... and {len(updated) - MAX_PROBLEMS_SHOWN:,} more changed rows (--dry-run lists them all)\n")
+    out.write(
+        f"imported {path}: {result.added} added, {result.updated} updated, {result.unchanged} unchanged{forced}\n"
+    )
     return 0
 
 
-def _export(settings: Settings, path: str, out: TextIO) -> int:
+def _export(settings: Settings, path: str, out: TextIO, *, fmt: str = "stagebot", excel: bool = False) -> int:
     from lifecycle.usecases.transfer import export_accounts
 
     db = _database(settings)
     try:
         if path == "-":
-            n = export_accounts(db, out)
+            n = export_accounts(db, out, fmt=fmt, pipeline=settings.pipeline, excel=excel)
             where = "standard output"
         else:
             try:
                 with open(path, "w", encoding="utf-8", newline="") as f:
-                    n = export_accounts(db, f)
+                    n = export_accounts(db, f, fmt=fmt, pipeline=settings.pipeline, excel=excel)
             except OSError as exc:
                 print(f"stagebot export: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
                 return 2

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from lifecycle.domain import crm_maps
 from lifecycle.domain.access import Person, Roster
 from lifecycle.domain.errors import PipelineError
 from lifecycle.domain.pipeline import Pipeline, load
@@ -144,6 +145,12 @@ class PipelineSection(_Section):
     preset: str = "default"
 
 
+class ImportSection(_Section):
+    # CRM stage values onto stage keys, over the built-in HubSpot and Salesforce maps:
+    # [import.stage_map] "Closed Won" = "P0". Matched case-insensitively; checked against the pipeline.
+    stage_map: dict[str, str] = {}
+
+
 def _people(v: list[str]) -> list[str]:
     bad = [r for r in v if not (USER_REF.match(r) or PERSON_KEY.match(r))]
     if bad:
@@ -215,6 +222,8 @@ class LoggingSection(_Section):
 
 
 class Config(_Section):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     database: DatabaseSection = DatabaseSection()
     server: ServerSection = ServerSection()
     slack: SlackSection = SlackSection()
@@ -223,6 +232,7 @@ class Config(_Section):
     signals: SignalsSection = SignalsSection()
     pipeline: PipelineSection = PipelineSection()
     people: dict[str, PersonSection] = {}
+    import_: ImportSection = Field(default=ImportSection(), alias="import")  # `import` is a keyword
     teams: dict[str, TeamSection] = {}
     access: AccessSection = AccessSection()
     bot: BotSection = BotSection()
@@ -306,11 +316,14 @@ class Settings:
         return out
 
 
+_FIELD_OF_SECTION = {f.alias: n for n, f in Config.model_fields.items() if f.alias}
+
+
 def _validate_sections(data: dict[str, Any], problems: list[str]) -> Config:
     """Validate each section on its own so one bad section does not hide the others' problems."""
     good: dict[str, Any] = {}
     for name, value in data.items():
-        f = Config.model_fields.get(name)
+        f = Config.model_fields.get(_FIELD_OF_SECTION.get(name, name))
         if f is None or f.annotation is None:
             problems.append(f"[{name}] unknown section")
             continue
@@ -415,6 +428,7 @@ def load_settings(explicit: str | None = None, env: Mapping[str, str] | None = N
                 warnings.append(f"[teams.{key}] has no slack_channel: its Slack notifications have nowhere to go")
             if config.feishu.enabled and not team.feishu_chat:
                 warnings.append(f"[teams.{key}] has no feishu_chat: its Feishu notifications have nowhere to go")
+        problems += crm_maps.config_problems(pipeline, config.import_.stage_map)
         gated = {t.approval.team for t in pipeline.transitions if t.approval is not None}
         for gate_team in sorted(gated):
             if not config.teams.get(gate_team, TeamSection()).approvers and not config.access.admins and config.teams:

@@ -211,17 +211,18 @@ def test_hubspot_headers(database: Database, pipeline: Pipeline, rules: Rules, c
         "9001,Acme Corp,SQL,slack:U0ALICE,Software,9999999,2025-01-01\n"
     )
     r = read(text, pipeline)
-    assert r.problems == [] and r.ignored == ["Annual Revenue", "Create Date"]
+    # HubSpot's Industry is not a segment: it is ignored, and said to be.
+    assert r.problems == [] and r.ignored == ["Industry", "Annual Revenue", "Create Date"]
     assert r.rows[0] == AccountRow(
         2,
         "Acme Corp",
         "SQL",
         "slack:U0ALICE",
         None,
-        "Software",
+        None,
         "9001",
         None,
-        fields=frozenset({"name", "stage", "owner", "segment", "external_id"}),
+        fields=frozenset({"name", "stage", "owner", "external_id"}),
     )
     _, res = load(database, text, pipeline, rules, clock)
     assert res.added == 1
@@ -233,13 +234,13 @@ def test_salesforce_headers(database: Database, pipeline: Pipeline, rules: Rules
         '001A,Globex,slack:U0BOB,Customer,Manufacturing,"¥5,000",2027/01/31,P0 Signed\n'
     ).removeprefix("\ufeff")
     r = read(text, pipeline)
-    assert r.problems == [] and r.ignored == ["Type"]  # Industry is the better segment
+    assert r.problems == [] and r.ignored == ["Type", "Industry"]  # neither is a segment
     row = r.rows[0]
     assert (row.name, row.external_id, row.owner, row.segment, row.amount, row.contract_end, row.stage) == (
         "Globex",
         "001A",
         "slack:U0BOB",
-        "Manufacturing",
+        None,
         Decimal("5000"),
         date(2027, 1, 31),
         "P0",
