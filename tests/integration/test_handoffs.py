@@ -1,10 +1,10 @@
 """Handoff hygiene (issue 17): a handoff is closed when its account leaves the stage that opened
 it, by any road (a move, approval, churn, win-back, archive, an import); `handoffs` and the
-escalation job see only accounts still waiting."""
+escalation job see only accounts still waiting; long waits are told in days."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from lifecycle.db.uow import Database
 from lifecycle.domain import commands as c
 from lifecycle.domain.clock import FixedClock
 from lifecycle.domain.errors import NotFound
+from lifecycle.domain.events import HandoffEscalated
 from lifecycle.domain.rules import Rules
 from lifecycle.domain.views import HandoffList
 from lifecycle.usecases.scheduling import Schedule, run_due
@@ -165,3 +166,31 @@ def test_weeks_of_ticks_escalate_the_waiting_account_once_and_the_churned_never(
         assert sum(totals) == (1 if not reopened else 0)
     (esc,) = emitted(database, "HandoffEscalated")
     assert (esc.account, esc.stage, esc.to_team, esc.hours_open) == ("Gamma", "P0", "cs", 24)
+
+
+def escalation(hours: int) -> HandoffEscalated:
+    opened = datetime(2026, 3, 2, 9, 0, tzinfo=T0.tzinfo)
+    return HandoffEscalated(
+        account_id=1,
+        account="Gamma",
+        at=opened + timedelta(hours=hours),
+        actor="system",
+        audience=("cs",),
+        handoff_id=1,
+        stage="P0",
+        to_team="cs",
+        opened_at=opened,
+        hours_open=hours,
+    )
+
+
+def test_long_waits_are_told_in_days_short_ones_in_hours(rules: Rules) -> None:
+    from adapters.common.text import notification
+
+    p = rules.pipeline
+    assert "waiting 20 days" in notification(escalation(498), p)
+    assert "20 天" in notification(escalation(498), p, "zh")
+    assert "waiting 2 days" in notification(escalation(48), p)
+    assert "waiting 30 hours" in notification(escalation(30), p)
+    assert "30 小时" in notification(escalation(30), p, "zh")
+    assert "waiting 1 hour " in notification(escalation(1), p)
