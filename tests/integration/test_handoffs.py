@@ -8,9 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import select, update
 
 from lifecycle.core import Lifecycle
+from lifecycle.db.migrate import alembic_config, upgrade
 from lifecycle.db.tables import HANDOFFS, OUTBOX
 from lifecycle.db.uow import Database
 from lifecycle.domain import commands as c
@@ -194,3 +196,19 @@ def test_long_waits_are_told_in_days_short_ones_in_hours(rules: Rules) -> None:
     assert "waiting 30 hours" in notification(escalation(30), p)
     assert "30 小时" in notification(escalation(30), p, "zh")
     assert "waiting 1 hour " in notification(escalation(1), p)
+
+
+def test_the_migration_closes_handoffs_an_earlier_version_left_open(core: Lifecycle, database: Database) -> None:
+    signed_as_admin(core, "Beta")
+    signed_as_admin(core, "Gamma")
+    run(core, c.Churn, account="Beta")
+    command.downgrade(alembic_config(database.engine), "0006")  # drops note and closed_at
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE handoffs SET status = 'open'")  # as the earlier version left them
+    upgrade(database.engine)
+    assert [h[2:] for h in handoffs(database, "Beta")] == [
+        ("superseded", "Beta moved to CHURNED"),
+        ("superseded", "Beta moved to CHURNED"),
+    ]
+    assert handoffs(database, "Gamma")[-1] == ("P0", "cs", "open", None)
+    assert waiting(core) == [("Gamma", "P0", "cs")]
