@@ -45,6 +45,13 @@ def duration(seconds: float, lang: Lang = "en") -> str:
     return f"{h}h {m}m" if h else f"{m}m"
 
 
+def waited(hours: int, lang: Lang = "en") -> str:
+    """A wait as people say it: whole days from two days on (`20 days`), hours below (`30 hours`)."""
+    if hours >= 48:
+        return f"{hours // 24} 天" if lang == "zh" else f"{hours // 24} days"
+    return f"{hours} 小时" if lang == "zh" else f"{hours} hour{'' if hours == 1 else 's'}"
+
+
 def amount(value: Decimal | None) -> str:
     if value is None:
         return "-"
@@ -536,10 +543,10 @@ def notification_line(e: ev.Event, p: Pipeline, lang: Lang = "en") -> Line:
         team = team_label(p, e.to_team, lang)
         up = joined([(who(r, e.people),) for r in e.escalate_to], ", ")
         if zh:
-            return ("⚠ 交接无人接手:", acc, f"({t(e.stage)})等待{team}接手已 {e.hours_open} 小时") + (
+            return ("⚠ 交接无人接手:", acc, f"({t(e.stage)})等待{team}接手已 {waited(e.hours_open, lang)}") + (
                 (",请 ", *up, " 安排") if up else ()
             )
-        return ("⚠ Handoff not taken: ", acc, f" ({t(e.stage)}) has waited {e.hours_open} h for {team}") + (
+        return ("⚠ Handoff not taken: ", acc, f" ({t(e.stage)}) has been waiting {waited(e.hours_open)} for {team}") + (
             ("; escalated to ", *up) if up else ()
         )
     if isinstance(e, ev.RenewalDue):

@@ -218,7 +218,8 @@ class Renewal(Base):
 
 
 class Handoff(Base):
-    """Ownership passing to another team (Sales -> CS at P0): open until someone takes it."""
+    """Ownership passing to another team (Sales -> CS at P0): open until someone takes it, or until
+    the account leaves `stage` (superseded, with the reason in `note`)."""
 
     __tablename__ = "handoffs"
 
@@ -232,6 +233,8 @@ class Handoff(Base):
     status: Mapped[str] = mapped_column(String(12), default="open")  # open | claimed | superseded
     claimed_by: Mapped[str | None] = mapped_column(String(120))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when superseded
+    note: Mapped[str | None] = mapped_column(Text)  # why superseded: "Beta moved to CHURNED"
 
 
 class OutboxRow(Base):

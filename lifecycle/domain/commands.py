@@ -155,7 +155,8 @@ class ShowHistory(Query):
 
 @dataclass(frozen=True, kw_only=True)
 class ListHandoffs(Query):
-    """Open handoffs to the actor's teams (all teams for an admin)."""
+    """Open handoffs to the actor's teams (all teams for an admin) of accounts still in the
+    handoff's stage."""
 
     limit: int = 50
 

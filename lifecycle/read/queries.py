@@ -96,7 +96,11 @@ def _card(s: Connection, acc: Row[Any], now: datetime, rules: Rules) -> AccountC
     ).first()
     handoffs = tuple(
         _handoff_view(h)
-        for h in s.execute(select(HANDOFFS).where(HANDOFFS.c.account_id == acc.id, HANDOFFS.c.status == "open"))
+        for h in s.execute(
+            select(HANDOFFS).where(
+                HANDOFFS.c.account_id == acc.id, HANDOFFS.c.status == "open", HANDOFFS.c.stage == acc.stage
+            )
+        )
     )
     seconds = max(0.0, (now - acc.stage_entered_at).total_seconds())
     return AccountCard(
@@ -190,7 +194,7 @@ def list_handoffs(q: c.ListHandoffs, *, uow: UnitOfWork, clock: Clock, rules: Ru
         rows = uow.conn.execute(
             select(HANDOFFS, ACC.c.name.label("account_name"))
             .join(ACC, ACC.c.id == HANDOFFS.c.account_id)
-            .where(HANDOFFS.c.status == "open", HANDOFFS.c.to_team.in_(teams))
+            .where(HANDOFFS.c.status == "open", ACC.c.stage == HANDOFFS.c.stage, HANDOFFS.c.to_team.in_(teams))
             .order_by(HANDOFFS.c.opened_at)
             .limit(q.limit)
         ).all()

@@ -236,7 +236,8 @@ def _claim_handoff(cmd: c.ClaimHandoff, s: Connection, now: datetime, rules: Rul
     else:
         acc = find_account(s, cmd.account or "")
         rows = s.execute(select(HANDOFFS).where(HANDOFFS.c.account_id == acc.id).order_by(HANDOFFS.c.id.desc())).all()
-    open_rows = [r for r in rows if r.status == "open"]
+    # Only a handoff of the stage the account is in is waiting (see stages.apply_transition).
+    open_rows = [r for r in rows if r.status == "open" and r.stage == acc.stage]
     if not open_rows:
         last = next((r for r in rows if r.status == "claimed"), None)
         if last is not None:
@@ -244,6 +245,14 @@ def _claim_handoff(cmd: c.ClaimHandoff, s: Connection, now: datetime, rules: Rul
                 Text(
                     f"{acc.name} was already taken by {last.claimed_by}.",
                     f"{acc.name} 已由 {last.claimed_by} 接手。",
+                )
+            )
+        closed = next((r.note for r in rows if r.status == "superseded" and r.note), None)
+        if closed is not None:
+            raise NotFound(
+                Text(
+                    f"{acc.name} has no open handoff (the last one closed when {closed}).",
+                    f"{acc.name} 没有待接手的交接(上一个已关闭:{closed})。",
                 )
             )
         raise NotFound(Text(f"{acc.name} has no open handoff.", f"{acc.name} 没有待接手的交接。"))

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Table, Update, bindparam, insert, select, upd
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle.db.engine import upsert
-from lifecycle.db.tables import ACC, HIST, KEYS, OUTBOX, TICKS
+from lifecycle.db.tables import ACC, HANDOFFS, HIST, KEYS, OUTBOX, TICKS
 from lifecycle.db.uow import UnitOfWork
 from lifecycle.domain import commands as c
 from lifecycle.domain import correlation
@@ -50,6 +50,20 @@ SELECT_KEY = select(KEYS.c.outcome).where(KEYS.c.key == bindparam("key"))
 INSERT_KEY = insert(KEYS)
 INSERT_OUTBOX = insert(OUTBOX)
 INSERT_HISTORY = insert(HIST)
+
+# Every open handoff of an account that leaves a stage: the ones that stage opened, and any an
+# earlier version left open in a stage the account had already left. Nobody is waiting any more;
+# the next stage opens its own. Also used by imports (transfer.py), as an executemany.
+SUPERSEDE_HANDOFFS = (
+    update(HANDOFFS)
+    .where(HANDOFFS.c.account_id == bindparam("b_account"), HANDOFFS.c.status == "open")
+    .values(status="superseded", closed_at=bindparam("b_now"), note=bindparam("b_note"))
+)
+
+
+def superseded_note(account: str, target: str, *, by_import: bool = False) -> str:
+    """Why a handoff was closed, kept on its row: `Beta moved to CHURNED`."""
+    return f"{account} moved to {target}" + (" by import" if by_import else "")
 
 
 C = TypeVar("C", bound=c.Command)

@@ -263,7 +263,9 @@ def _renewal_event(row: Any, rules: Rules, days_left: int | None, now: datetime)
 _OPEN_HANDOFFS_SINCE = (
     select(HANDOFFS.c.id, HANDOFFS.c.account_id, HANDOFFS.c.stage, HANDOFFS.c.to_team, HANDOFFS.c.opened_at, ACC.c.name)
     .join(ACC, ACC.c.id == HANDOFFS.c.account_id)
-    .where(HANDOFFS.c.status == "open", HANDOFFS.c.opened_at <= bindparam("cutoff"))
+    # Still waiting: open, and the account still in the stage that opened it (a move closes its
+    # handoffs, but rows an earlier version left open must not be escalated for ever).
+    .where(HANDOFFS.c.status == "open", ACC.c.stage == HANDOFFS.c.stage, HANDOFFS.c.opened_at <= bindparam("cutoff"))
     .order_by(HANDOFFS.c.id)
 )
 
@@ -293,7 +295,7 @@ def _quiet_usage(signals: tuple[str, ...]) -> Select[Any]:
 
 
 def _handoffs_due(s: Connection, rules: Rules, schedule: Schedule, now: datetime) -> Iterator[_Due]:
-    """Handoffs still open after the escalation time: escalated once each."""
+    """Handoffs still waiting after the escalation time: escalated once each."""
     cutoff = now - timedelta(hours=schedule.handoff_escalate_hours)
     rows = s.execute(_OPEN_HANDOFFS_SINCE, {"cutoff": cutoff})
 

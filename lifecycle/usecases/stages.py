@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, Update, and_, bindparam, insert, or_, select, true, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lifecycle.db.tables import ACC, APPROVALS, HANDOFFS, HIST
@@ -37,6 +36,7 @@ from lifecycle.read.accounts import AccountRecord, account_view, changed, find_a
 from lifecycle.usecases.automations import AUTOMATION, on_entry, perform
 from lifecycle.usecases.base import (
     INSERT_HISTORY,
+    SUPERSEDE_HANDOFFS,
     Body,
     apply_command,
     bump,
@@ -46,6 +46,7 @@ from lifecycle.usecases.base import (
     require_known,
     require_owner_team,
     resolve_owner,
+    superseded_note,
     ticked_items,
 )
 
@@ -55,21 +56,6 @@ _WITHDRAW_APPROVAL = (
     .where(APPROVALS.c.account_id == bindparam("b_account"), APPROVALS.c.status == "pending")
     .values(status="cancelled", decided_at=bindparam("now"), decided_by=bindparam("by"), note="account moved")
 )
-
-
-@cache
-def _supersede_handoffs(owners: int, new_teams: int) -> Update:
-    """Open handoffs of an account to a team that will not own it, or to one about to get a fresh
-    handoff. One statement per count of teams, a parameter per team: an expanding IN list is
-    rendered again on every execution."""
-    to_team = HANDOFFS.c.to_team
-    gone = and_(*(to_team != bindparam(f"owner{i}") for i in range(owners))) if owners else true()
-    renewed = [to_team == bindparam(f"new{i}") for i in range(new_teams)]
-    return (
-        update(HANDOFFS)
-        .where(HANDOFFS.c.account_id == bindparam("b_account"), HANDOFFS.c.status == "open", or_(gone, *renewed))
-        .values(status="superseded")
-    )
 
 
 _OPEN_HANDOFF = insert(HANDOFFS).returning(HANDOFFS.c.id)
@@ -128,18 +114,8 @@ def apply_transition(
         )
     ]
     handoffs: list[int] = []
-    if set(source.owners) != set(target.owners):
-        # A team that no longer owns the account has nothing left to take over; a team that gets a
-        # fresh handoff below needs only that one.
-        new_teams = [t for t in target.owners if t not in source.owners] if kind in ("advance", "winback") else []
-        s.execute(
-            _supersede_handoffs(len(target.owners), len(new_teams)),
-            {
-                "b_account": acc.id,
-                **{f"owner{i}": team for i, team in enumerate(target.owners)},
-                **{f"new{i}": team for i, team in enumerate(new_teams)},
-            },
-        )
+    # Leaving a stage closes the handoffs it opened, whoever owns the next one.
+    s.execute(SUPERSEDE_HANDOFFS, {"b_account": acc.id, "b_now": now, "b_note": superseded_note(acc.name, target.key)})
     if kind in ("advance", "winback"):
         for team in target.owners:
             if team in source.owners:

@@ -32,7 +32,7 @@ from lifecycle.domain.money import parse_amount  # InvalidAmount is a ValueError
 from lifecycle.domain.pipeline import Pipeline, Transition
 from lifecycle.domain.rules import Rules
 from lifecycle.read.accounts import name_key
-from lifecycle.usecases.base import bump
+from lifecycle.usecases.base import SUPERSEDE_HANDOFFS, bump, superseded_note
 from lifecycle.usecases.csv_text import DELIMITERS, DateOrder, DateStyle, decode, sniff_delimiter
 
 COLUMNS = ("name", "stage", "owner", "amount", "segment", "external_id", "contract_end")
@@ -649,6 +649,7 @@ def import_accounts(
             }
 
         left_gates: list[int] = []
+        left_stages: list[dict[str, Any]] = []
         for up in plan.updates:
             acc, ch = up.acc, up.changes
             if "stage" in ch:
@@ -659,6 +660,8 @@ def import_accounts(
                     source, entered = step, now
                 if any(t.approval is not None for t in p.next_stages(acc.stage)):
                     left_gates.append(acc.id)
+                note = superseded_note(ch.get("name", acc.name), ch["stage"], by_import=True)
+                left_stages.append({"b_account": acc.id, "b_now": now, "b_note": note})
             bump(s, acc, now, **ch)
             done += 1
             if progress is not None and done % BATCH == 0:
@@ -670,6 +673,9 @@ def import_accounts(
                 .where(APPROVALS.c.account_id.in_(ids), APPROVALS.c.status == "pending")
                 .values(status="cancelled", decided_at=now, decided_by=actor.ref, note="account moved by import")
             )
+        for sbatch in _batches(left_stages, BATCH):
+            # Leaving a stage closes its handoffs, as a move in chat does (an import tells no one).
+            s.execute(SUPERSEDE_HANDOFFS, sbatch)
         for batch in _batches(plan.inserts, BATCH):
             values = [_new_account(r, p.first_stage.key, now) for r in batch]
             # A plain executemany, then the new ids by name: INSERT ... RETURNING over many rows is

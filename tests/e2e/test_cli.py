@@ -86,7 +86,7 @@ def test_config_option_after_the_subcommand_and_db_upgrade(tmp_path: Path, monke
     cfg = tmp_path / "conf.toml"
     cfg.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "x.db"}"\n')
     code, out = run(["db", "upgrade", "--config", str(cfg)], tmp_path, monkeypatch)
-    assert code == 0 and "is at revision 0006" in out
+    assert code == 0 and "is at revision 0007" in out
     code, out = run(["--config", str(cfg), "check-config"], tmp_path, monkeypatch)
     assert code == 0 and "schema up to date" in out
 
