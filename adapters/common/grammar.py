@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -207,7 +206,16 @@ for _spec in SPECS:
     for _n in (_spec.name, _spec.zh, *_spec.aliases):
         _BY_NAME[_n.casefold()] = _spec
 
-_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "\u3000": " ", "「": '"', "」": '"'})
+# Quoting (INTERFACES.md, "Quoting"): double quotes, straight or typographic (" “ ” 「 」), group
+# words anywhere; a single quote (' ‘ ’) groups words only as a span that opens at the start of a word
+# and closes at the end of one (`'Acme Corp'`). Anywhere else it is the apostrophe it looks like
+# (`O'Reilly`, `O’Reilly`, `customer's`, `it’s`), kept as typed; so a lone one is never an error.
+_DOUBLE_QUOTES = frozenset('"“”「」')
+_SINGLE_QUOTES = frozenset("'‘’")
+_QUOTE_ERROR = Text(
+    'A quote is not closed. Quote names with spaces like "Acme Corp".',
+    '引号未闭合。含空格的名称请用引号括起来,例如 "Acme Corp"。',
+)
 _SLACK_MENTION = re.compile(r"^<@([A-Z0-9]+)(?:\|[^>]*)?>$")
 
 
@@ -224,14 +232,55 @@ def _usage_error(spec: Spec, problem_en: str, problem_zh: str) -> UsageError:
     )
 
 
+def _single_quote_end(text: str, start: int) -> int:
+    """The index of the single quote closing the span opened at `start`, or -1: the first one that
+    ends a word (followed by whitespace or the end of the text)."""
+    for j in range(start + 1, len(text)):
+        if text[j] in _SINGLE_QUOTES and (j + 1 == len(text) or text[j + 1].isspace()):
+            return j
+    return -1
+
+
 def tokenize(text: str) -> list[str]:
-    text = text.translate(_QUOTES).strip()
-    try:
-        return shlex.split(text)
-    except ValueError:
-        raise UsageError(
-            Text('A quote is not closed. Quote names with spaces like "Acme Corp".', "引号未闭合。")
-        ) from None
+    """Words of `text`: split at whitespace, grouped by quotes (rules above `_DOUBLE_QUOTES`).
+    A backslash keeps the next quote, backslash or space literal; anywhere else it is itself."""
+    tokens: list[str] = []
+    word: list[str] = []
+    in_word = False  # a quoted empty string ("") is still a word
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\" and i + 1 < n and (text[i + 1] in _DOUBLE_QUOTES | _SINGLE_QUOTES or text[i + 1] in "\\ "):
+            word.append(text[i + 1])
+            in_word = True
+            i += 2
+        elif ch.isspace():
+            if in_word:
+                tokens.append("".join(word))
+                word, in_word = [], False
+            i += 1
+        elif ch in _DOUBLE_QUOTES:
+            j = i + 1
+            while j < n and text[j] not in _DOUBLE_QUOTES:
+                if text[j] == "\\" and j + 1 < n and text[j + 1] in _DOUBLE_QUOTES | {"\\"}:
+                    j += 1
+                word.append(text[j])
+                j += 1
+            if j >= n:
+                raise UsageError(_QUOTE_ERROR)
+            in_word = True
+            i = j + 1
+        elif ch in _SINGLE_QUOTES and not in_word and (end := _single_quote_end(text, i)) != -1:
+            word.extend(text[i + 1 : end])
+            in_word = True
+            i = end + 1
+        else:
+            word.append(ch)
+            in_word = True
+            i += 1
+    if in_word:
+        tokens.append("".join(word))
+    return tokens
 
 
 def parse_amount(raw: str) -> Decimal:

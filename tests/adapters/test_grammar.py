@@ -222,3 +222,40 @@ def test_any_text_parses_or_raises_a_user_error(text: str) -> None:
 def test_command_shaped_noise_never_crashes(words: list[str]) -> None:
     with contextlib.suppress(LifecycleError):
         p(" ".join(words))
+
+
+# Issue 17: apostrophes are letters, not quotes (each of these was "A quote is not closed" before).
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("add O'Reilly", "O'Reilly"),
+        ("add O’Reilly", "O’Reilly"),  # macOS / Slack smart punctuation, kept as typed
+        ("add O‘Reilly Media", "O‘Reilly Media"),
+        ("add Customers' Choice", "Customers' Choice"),
+        ("add 'Acme Corp'", "Acme Corp"),  # a span from a word's start to a word's end is a quote
+        ("add ‘Acme Corp’ --segment smb", "Acme Corp"),
+        ("add 'O'Reilly Media'", "O'Reilly Media"),
+        ("add 'tis Corp", "'tis Corp"),  # opens a word but nothing closes it: an apostrophe
+        ("add “O'Reilly Media”", "O'Reilly Media"),
+        ("add 「示例 科技」", "示例 科技"),
+    ],
+)
+def test_apostrophes_in_names_are_literal(line: str, name: str) -> None:
+    cmd = p(line)
+    assert isinstance(cmd, c.AddAccount) and cmd.name == name
+
+
+def test_apostrophes_in_reasons_are_literal() -> None:
+    cmd = p("move Acme SQL customer's first call held")
+    assert isinstance(cmd, c.MoveStage) and cmd.reason == "customer's first call held"
+    smart = p("move O’Reilly P2 it’s a go")
+    assert isinstance(smart, c.MoveStage) and (smart.account, smart.reason) == ("O’Reilly", "it’s a go")
+    note = p("approve 7 customer's call went well")
+    assert isinstance(note, c.DecideApproval) and note.note == "customer's call went well"
+
+
+@pytest.mark.parametrize("line", ['move "Acme P2', "move “Acme P2", "add 「示例 科技", 'add Acme"'])
+def test_an_unclosed_double_quote_is_still_an_error(line: str) -> None:
+    with pytest.raises(UsageError) as err:
+        p(line)
+    assert "quote is not closed" in err.value.text("en") and "引号未闭合" in err.value.text("zh")
