@@ -19,8 +19,11 @@ from lifecycle.domain import money
 from lifecycle.domain.access import Actor
 from lifecycle.domain.errors import InvalidInput
 from lifecycle.domain.i18n import Text
+from lifecycle.usecases.tasks import MAX_SNOOZE_DAYS
 
 MAX_TEXT = 2000
+# Unquoted, an account name is looked up as up to this many leading words (`churn Pied Piper lost`).
+MAX_NAME_WORDS = 12
 # Control characters (NUL above all: PostgreSQL cannot store it) read as spaces, as a person meant them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -323,6 +326,41 @@ def parse_user(raw: str, platform: str) -> str:
     return s if ":" in s else f"{platform}:{s}"
 
 
+def _shown(words: list[str]) -> str:
+    """Words as a person could type them back: quoted when there are several."""
+    text = " ".join(words)
+    return f'"{text}"' if len(words) > 1 else text
+
+
+def _missing(spec: Spec, given: list[str], what_en: str, what_zh: str) -> UsageError:
+    """What is missing, in the usage line filled in with what was given (`move Pied STAGE ...`)."""
+    rest = spec.usage.split(" ")[2:]  # after the verb and ACCOUNT
+    line = " ".join([spec.name, _shown(given), *rest])
+    return UsageError(
+        Text(
+            f"Missing {what_en}: `{line}` (e.g. `{spec.example}`)",
+            f"缺少{what_zh}:`{line}`(例如 `{spec.example}`)",
+        )
+    )
+
+
+def _known_account(pos: list[str], is_account: Callable[[str], bool] | None, *, more: int = 0) -> int:
+    """How many leading words of `pos` make the longest known account name, leaving at least
+    `more` words after it; 0 when none does (or nothing can tell). One word is not asked about:
+    it is the account either way."""
+    if is_account is None:
+        return 0
+    for n in range(min(len(pos) - more, MAX_NAME_WORDS), 1, -1):
+        if is_account(" ".join(pos[:n])):
+            return n
+    return 0
+
+
+def _is_account(pos: list[str], is_account: Callable[[str], bool] | None) -> bool:
+    """Whether all of `pos` (several words) is a known account name."""
+    return is_account is not None and 1 < len(pos) <= MAX_NAME_WORDS and is_account(" ".join(pos))
+
+
 def _split(spec: Spec, tokens: list[str]) -> tuple[list[str], dict[str, str | bool]]:
     positional: list[str] = []
     options: dict[str, str | bool] = {}
@@ -373,8 +411,11 @@ def parse(
     key: str,
     via: str = "",
     is_stage: Callable[[str], bool] | None = None,
+    is_account: Callable[[str], bool] | None = None,
 ) -> Parsed:
-    """Parse one command line. `is_stage` lets `move Acme Corp P2` work without quotes."""
+    """Parse one command line. `is_stage` lets `move Acme Corp P2` work without quotes, and
+    `is_account` (exact account names) lets every verb take an unquoted multi-word name before its
+    text: `churn Pied Piper lost to competitor`."""
     if len(text) > MAX_TEXT:
         raise UsageError(
             Text(
@@ -450,20 +491,35 @@ def parse(
             **common,
         )
     if name == "move":
-        need(2, "the account and the stage", "客户名称和目标阶段")
-        split = 1
-        if is_stage is not None and not is_stage(pos[1]):
-            split = next((i for i in range(2, len(pos)) if is_stage(pos[i])), 1)
+        need(1, "the account and the stage", "客户名称和目标阶段")
+        if len(pos) == 1:
+            raise _missing(spec, pos, "the stage", "目标阶段")
+        split = 0
+        if is_stage is not None and is_account is not None:  # a known name before a stage: `move Acme SQL Corp P2`
+            longest = min(len(pos) - 1, MAX_NAME_WORDS)
+            split = next((n for n in range(longest, 1, -1) if is_stage(pos[n]) and is_account(" ".join(pos[:n]))), 0)
+        if not split and is_stage is not None and not is_stage(pos[1]):
+            split = next((i for i in range(2, len(pos)) if is_stage(pos[i])), 0)
+            if not split and _known_account(pos, is_account) == len(pos):
+                raise _missing(spec, pos, "the stage", "目标阶段")
+        split = split or 1
         return c.MoveStage(
             account=" ".join(pos[:split]), target=pos[split], reason=" ".join(pos[split + 1 :]), **common
         )
     if name == "check":
-        need(2, "the account and the checklist item", "客户名称和检查项")
+        need(1, "the account and the checklist item", "客户名称和检查项")
+        known = _known_account(pos, is_account)
+        if len(pos) == 1 or known == len(pos):
+            raise _missing(spec, pos, "the checklist item", "检查项")
+        if known:
+            return c.TickChecklist(account=" ".join(pos[:known]), item=" ".join(pos[known:]), **common)
         if is_number(pos[-1]):
             return c.TickChecklist(account=" ".join(pos[:-1]), item=pos[-1], **common)
         return c.TickChecklist(account=pos[0], item=" ".join(pos[1:]), **common)
     if name == "assign":
-        need(2, "the account and the person", "客户名称和负责人")
+        need(1, "the account and the person", "客户名称和负责人")
+        if len(pos) == 1 or _is_account(pos, is_account):
+            raise _missing(spec, pos, "the person", "负责人")
         return c.AssignOwner(account=" ".join(pos[:-1]), owner=parse_user(pos[-1], actor.platform), **common)
     if name == "renew":
         need(1, "the account", "客户名称")
@@ -486,8 +542,11 @@ def parse(
     if name == "tasks":
         return c.ListTasks(actor=actor, account=" ".join(pos) or None, mine=bool(opts.get("--mine")))
     if name == "todo":
-        need(2, "the account and the task", "客户名称和任务内容")
-        return c.AddTask(account=pos[0], title=" ".join(pos[1:]), **common)
+        need(1, "the account and the task", "客户名称和任务内容")
+        split = _known_account(pos, is_account) or 1
+        if split == len(pos):
+            raise _missing(spec, pos, "the task", "任务内容")
+        return c.AddTask(account=" ".join(pos[:split]), title=" ".join(pos[split:]), **common)
     if name == "done":
         need(1, "the task number", "任务编号")
         raw = pos[0].lstrip("#")
@@ -497,14 +556,24 @@ def parse(
     if name == "snooze":
         need(1, "the account", "客户名称")
         days = 1
-        if len(pos) > 1 and re.fullmatch(r"\d+[dw天周]?", pos[-1].lower()):
-            raw = pos.pop().lower()
-            days = int(raw.rstrip("dw天周")) * (7 if raw[-1] in "w周" else 1)
+        m = re.fullmatch(r"([-+]?[0-9]+)([dw天周]?)", pos[-1].lower()) if len(pos) > 1 else None
+        if m and not _is_account(pos, is_account):  # `snooze Route 66` when that is a name
+            pos = pos[:-1]
+            number = m.group(1)
+            days = int(number) if len(number) <= 6 else MAX_SNOOZE_DAYS + 1
+            days *= 7 if m.group(2) in ("w", "周") else 1
+            if not 1 <= days <= MAX_SNOOZE_DAYS:
+                raise _usage_error(
+                    spec,
+                    f'"{m.group(0)}": snooze for 1 to {MAX_SNOOZE_DAYS} days.',
+                    f"“{m.group(0)}”:暂停提醒的天数须在 1 到 {MAX_SNOOZE_DAYS} 之间。",
+                )
         return c.SnoozeSla(account=" ".join(pos), days=days, **common)
     if name in ("churn", "winback", "archive"):
         need(1, "the account", "客户名称")
         cls = {"churn": c.Churn, "winback": c.WinBack, "archive": c.Archive}[name]
-        return cls(account=pos[0], reason=" ".join(pos[1:]), **common)
+        split = _known_account(pos, is_account) or 1
+        return cls(account=" ".join(pos[:split]), reason=" ".join(pos[split:]), **common)
     raise AssertionError(f"grammar spec {name} has no parser")  # every SPECS entry is handled above
 
 
