@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from datetime import datetime
 from typing import TypeVar
 
@@ -13,11 +14,12 @@ from lifecycle.domain.access import join_hint
 from lifecycle.domain.clock import Clock, SystemClock
 from lifecycle.domain.errors import NotAuthorized
 from lifecycle.domain.i18n import Text
-from lifecycle.domain.limits import checked, delivery_key
+from lifecycle.domain.limits import MAX_NAME, checked, delivery_key
 from lifecycle.domain.people import with_people
 from lifecycle.domain.pipeline import Pipeline
 from lifecycle.domain.rules import Rules
 from lifecycle.domain.views import Outcome, ReadModel
+from lifecycle.read.accounts import account_names_among
 from lifecycle.read.queries import QUERIES
 from lifecycle.usecases import HANDLERS
 from lifecycle.usecases.inbound import first_delivery
@@ -84,3 +86,15 @@ class Lifecycle:
             lambda: handler(query, uow=self.db.reader(), clock=self.clock, rules=self.rules), what=type(query).__name__
         )
         return with_people(self.rules.roster, answer)
+
+    def account_names_among(self, names: Collection[str]) -> set[str]:
+        """Those of `names` that are exactly an account's name (case and spacing aside): how the chat
+        grammar tells where an unquoted multi-word name ends (`churn Pied Piper lost to competitor`).
+        One query; names only, no other data."""
+        names = [n for n in names if len(n) <= MAX_NAME]
+
+        def look() -> set[str]:
+            with self.db.reader() as uow:
+                return account_names_among(uow.conn, names)
+
+        return retry_disconnects(look, what="account name lookup") if names else set()

@@ -61,6 +61,28 @@ def is_stage_of(core: Lifecycle) -> Callable[[str], bool]:
     return is_stage
 
 
+def is_account_of(core: Lifecycle, actor: Actor) -> Callable[[str], bool] | None:
+    """Exact account names, for the grammar to split `churn Pied Piper lost to competitor`; None for
+    someone who may not read accounts (the split would tell them which names exist).
+
+    The grammar asks about the longest run of words first, then shorter ones of the same words; the
+    first question looks all of them up in one query, and the rest are answered from it."""
+    if not core.rules.roster.may_read(actor):
+        return None
+    asked: set[str] = set()
+    known: set[str] = set()
+
+    def is_account(name: str) -> bool:
+        if name not in asked:
+            words = name.split(" ")
+            prefixes = {" ".join(words[:n]) for n in range(1, len(words) + 1)}
+            known.update(core.account_names_among(prefixes))
+            asked.update(prefixes)
+        return name in known
+
+    return is_account
+
+
 def asks_for_report(core: Lifecycle, line: str, actor: Actor) -> bool:
     """Whether the line asks for the report, the one command that reads the whole history (most
     of a second over a million rows): adapters with a reply deadline run it off the request thread.
@@ -78,7 +100,9 @@ def run_command(obj: c.Command | c.Query, core: Lifecycle) -> Outcome | ReadMode
 def answer(core: Lifecycle, line: str, *, actor: Actor, key: str, via: str = "", lang: Lang = "en") -> Answer:
     """The answer to one command line; never raises for bad input."""
     try:
-        parsed = parse(line, actor=actor, key=key, via=via, is_stage=is_stage_of(core))
+        parsed = parse(
+            line, actor=actor, key=key, via=via, is_stage=is_stage_of(core), is_account=is_account_of(core, actor)
+        )
         if isinstance(parsed, Help):
             help_text(parsed.topic, lang)  # raises UsageError for an unknown topic
             telemetry.answered(via, "command", parsed)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -20,8 +19,11 @@ from lifecycle.domain import money
 from lifecycle.domain.access import Actor
 from lifecycle.domain.errors import InvalidInput
 from lifecycle.domain.i18n import Text
+from lifecycle.usecases.tasks import MAX_SNOOZE_DAYS
 
 MAX_TEXT = 2000
+# Unquoted, an account name is looked up as up to this many leading words (`churn Pied Piper lost`).
+MAX_NAME_WORDS = 12
 # Control characters (NUL above all: PostgreSQL cannot store it) read as spaces, as a person meant them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -207,7 +209,16 @@ for _spec in SPECS:
     for _n in (_spec.name, _spec.zh, *_spec.aliases):
         _BY_NAME[_n.casefold()] = _spec
 
-_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "\u3000": " ", "「": '"', "」": '"'})
+# Quoting (INTERFACES.md, "Quoting"): double quotes, straight or typographic (" “ ” 「 」), group
+# words anywhere; a single quote (' ‘ ’) groups words only as a span that opens at the start of a word
+# and closes at the end of one (`'Acme Corp'`). Anywhere else it is the apostrophe it looks like
+# (`O'Reilly`, `O’Reilly`, `customer's`, `it’s`), kept as typed; so a lone one is never an error.
+_DOUBLE_QUOTES = frozenset('"“”「」')
+_SINGLE_QUOTES = frozenset("'‘’")
+_QUOTE_ERROR = Text(
+    'A quote is not closed. Quote names with spaces like "Acme Corp".',
+    '引号未闭合。含空格的名称请用引号括起来,例如 "Acme Corp"。',
+)
 _SLACK_MENTION = re.compile(r"^<@([A-Z0-9]+)(?:\|[^>]*)?>$")
 
 
@@ -224,14 +235,55 @@ def _usage_error(spec: Spec, problem_en: str, problem_zh: str) -> UsageError:
     )
 
 
+def _single_quote_end(text: str, start: int) -> int:
+    """The index of the single quote closing the span opened at `start`, or -1: the first one that
+    ends a word (followed by whitespace or the end of the text)."""
+    for j in range(start + 1, len(text)):
+        if text[j] in _SINGLE_QUOTES and (j + 1 == len(text) or text[j + 1].isspace()):
+            return j
+    return -1
+
+
 def tokenize(text: str) -> list[str]:
-    text = text.translate(_QUOTES).strip()
-    try:
-        return shlex.split(text)
-    except ValueError:
-        raise UsageError(
-            Text('A quote is not closed. Quote names with spaces like "Acme Corp".', "引号未闭合。")
-        ) from None
+    """Words of `text`: split at whitespace, grouped by quotes (rules above `_DOUBLE_QUOTES`).
+    A backslash keeps the next quote, backslash or space literal; anywhere else it is itself."""
+    tokens: list[str] = []
+    word: list[str] = []
+    in_word = False  # a quoted empty string ("") is still a word
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\" and i + 1 < n and (text[i + 1] in _DOUBLE_QUOTES | _SINGLE_QUOTES or text[i + 1] in "\\ "):
+            word.append(text[i + 1])
+            in_word = True
+            i += 2
+        elif ch.isspace():
+            if in_word:
+                tokens.append("".join(word))
+                word, in_word = [], False
+            i += 1
+        elif ch in _DOUBLE_QUOTES:
+            j = i + 1
+            while j < n and text[j] not in _DOUBLE_QUOTES:
+                if text[j] == "\\" and j + 1 < n and text[j + 1] in _DOUBLE_QUOTES | {"\\"}:
+                    j += 1
+                word.append(text[j])
+                j += 1
+            if j >= n:
+                raise UsageError(_QUOTE_ERROR)
+            in_word = True
+            i = j + 1
+        elif ch in _SINGLE_QUOTES and not in_word and (end := _single_quote_end(text, i)) != -1:
+            word.extend(text[i + 1 : end])
+            in_word = True
+            i = end + 1
+        else:
+            word.append(ch)
+            in_word = True
+            i += 1
+    if in_word:
+        tokens.append("".join(word))
+    return tokens
 
 
 def parse_amount(raw: str) -> Decimal:
@@ -272,6 +324,41 @@ def parse_user(raw: str, platform: str) -> str:
     if not s or any(ch.isspace() for ch in s):
         raise UsageError(Text(f'"{raw}" is not a person. Write @name.', f"“{raw}”不是有效的人员,请写作 @姓名。"))
     return s if ":" in s else f"{platform}:{s}"
+
+
+def _shown(words: list[str]) -> str:
+    """Words as a person could type them back: quoted when there are several."""
+    text = " ".join(words)
+    return f'"{text}"' if len(words) > 1 else text
+
+
+def _missing(spec: Spec, given: list[str], what_en: str, what_zh: str) -> UsageError:
+    """What is missing, in the usage line filled in with what was given (`move Pied STAGE ...`)."""
+    rest = spec.usage.split(" ")[2:]  # after the verb and ACCOUNT
+    line = " ".join([spec.name, _shown(given), *rest])
+    return UsageError(
+        Text(
+            f"Missing {what_en}: `{line}` (e.g. `{spec.example}`)",
+            f"缺少{what_zh}:`{line}`(例如 `{spec.example}`)",
+        )
+    )
+
+
+def _known_account(pos: list[str], is_account: Callable[[str], bool] | None, *, more: int = 0) -> int:
+    """How many leading words of `pos` make the longest known account name, leaving at least
+    `more` words after it; 0 when none does (or nothing can tell). One word is not asked about:
+    it is the account either way."""
+    if is_account is None:
+        return 0
+    for n in range(min(len(pos) - more, MAX_NAME_WORDS), 1, -1):
+        if is_account(" ".join(pos[:n])):
+            return n
+    return 0
+
+
+def _is_account(pos: list[str], is_account: Callable[[str], bool] | None) -> bool:
+    """Whether all of `pos` (several words) is a known account name."""
+    return is_account is not None and 1 < len(pos) <= MAX_NAME_WORDS and is_account(" ".join(pos))
 
 
 def _split(spec: Spec, tokens: list[str]) -> tuple[list[str], dict[str, str | bool]]:
@@ -324,8 +411,11 @@ def parse(
     key: str,
     via: str = "",
     is_stage: Callable[[str], bool] | None = None,
+    is_account: Callable[[str], bool] | None = None,
 ) -> Parsed:
-    """Parse one command line. `is_stage` lets `move Acme Corp P2` work without quotes."""
+    """Parse one command line. `is_stage` lets `move Acme Corp P2` work without quotes, and
+    `is_account` (exact account names) lets every verb take an unquoted multi-word name before its
+    text: `churn Pied Piper lost to competitor`."""
     if len(text) > MAX_TEXT:
         raise UsageError(
             Text(
@@ -401,20 +491,35 @@ def parse(
             **common,
         )
     if name == "move":
-        need(2, "the account and the stage", "客户名称和目标阶段")
-        split = 1
-        if is_stage is not None and not is_stage(pos[1]):
-            split = next((i for i in range(2, len(pos)) if is_stage(pos[i])), 1)
+        need(1, "the account and the stage", "客户名称和目标阶段")
+        if len(pos) == 1:
+            raise _missing(spec, pos, "the stage", "目标阶段")
+        split = 0
+        if is_stage is not None and is_account is not None:  # a known name before a stage: `move Acme SQL Corp P2`
+            longest = min(len(pos) - 1, MAX_NAME_WORDS)
+            split = next((n for n in range(longest, 1, -1) if is_stage(pos[n]) and is_account(" ".join(pos[:n]))), 0)
+        if not split and is_stage is not None and not is_stage(pos[1]):
+            split = next((i for i in range(2, len(pos)) if is_stage(pos[i])), 0)
+            if not split and _known_account(pos, is_account) == len(pos):
+                raise _missing(spec, pos, "the stage", "目标阶段")
+        split = split or 1
         return c.MoveStage(
             account=" ".join(pos[:split]), target=pos[split], reason=" ".join(pos[split + 1 :]), **common
         )
     if name == "check":
-        need(2, "the account and the checklist item", "客户名称和检查项")
+        need(1, "the account and the checklist item", "客户名称和检查项")
+        known = _known_account(pos, is_account)
+        if len(pos) == 1 or known == len(pos):
+            raise _missing(spec, pos, "the checklist item", "检查项")
+        if known:
+            return c.TickChecklist(account=" ".join(pos[:known]), item=" ".join(pos[known:]), **common)
         if is_number(pos[-1]):
             return c.TickChecklist(account=" ".join(pos[:-1]), item=pos[-1], **common)
         return c.TickChecklist(account=pos[0], item=" ".join(pos[1:]), **common)
     if name == "assign":
-        need(2, "the account and the person", "客户名称和负责人")
+        need(1, "the account and the person", "客户名称和负责人")
+        if len(pos) == 1 or _is_account(pos, is_account):
+            raise _missing(spec, pos, "the person", "负责人")
         return c.AssignOwner(account=" ".join(pos[:-1]), owner=parse_user(pos[-1], actor.platform), **common)
     if name == "renew":
         need(1, "the account", "客户名称")
@@ -437,8 +542,11 @@ def parse(
     if name == "tasks":
         return c.ListTasks(actor=actor, account=" ".join(pos) or None, mine=bool(opts.get("--mine")))
     if name == "todo":
-        need(2, "the account and the task", "客户名称和任务内容")
-        return c.AddTask(account=pos[0], title=" ".join(pos[1:]), **common)
+        need(1, "the account and the task", "客户名称和任务内容")
+        split = _known_account(pos, is_account) or 1
+        if split == len(pos):
+            raise _missing(spec, pos, "the task", "任务内容")
+        return c.AddTask(account=" ".join(pos[:split]), title=" ".join(pos[split:]), **common)
     if name == "done":
         need(1, "the task number", "任务编号")
         raw = pos[0].lstrip("#")
@@ -448,14 +556,24 @@ def parse(
     if name == "snooze":
         need(1, "the account", "客户名称")
         days = 1
-        if len(pos) > 1 and re.fullmatch(r"\d+[dw天周]?", pos[-1].lower()):
-            raw = pos.pop().lower()
-            days = int(raw.rstrip("dw天周")) * (7 if raw[-1] in "w周" else 1)
+        m = re.fullmatch(r"([-+]?[0-9]+)([dw天周]?)", pos[-1].lower()) if len(pos) > 1 else None
+        if m and not _is_account(pos, is_account):  # `snooze Route 66` when that is a name
+            pos = pos[:-1]
+            number = m.group(1)
+            days = int(number) if len(number) <= 6 else MAX_SNOOZE_DAYS + 1
+            days *= 7 if m.group(2) in ("w", "周") else 1
+            if not 1 <= days <= MAX_SNOOZE_DAYS:
+                raise _usage_error(
+                    spec,
+                    f'"{m.group(0)}": snooze for 1 to {MAX_SNOOZE_DAYS} days.',
+                    f"“{m.group(0)}”:暂停提醒的天数须在 1 到 {MAX_SNOOZE_DAYS} 之间。",
+                )
         return c.SnoozeSla(account=" ".join(pos), days=days, **common)
     if name in ("churn", "winback", "archive"):
         need(1, "the account", "客户名称")
         cls = {"churn": c.Churn, "winback": c.WinBack, "archive": c.Archive}[name]
-        return cls(account=pos[0], reason=" ".join(pos[1:]), **common)
+        split = _known_account(pos, is_account) or 1
+        return cls(account=" ".join(pos[:split]), reason=" ".join(pos[split:]), **common)
     raise AssertionError(f"grammar spec {name} has no parser")  # every SPECS entry is handled above
 
 

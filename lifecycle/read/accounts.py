@@ -3,6 +3,7 @@ the reads and the use cases (a change starts by finding its account)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from types import SimpleNamespace
 from typing import Any, TypeAlias
 
@@ -58,6 +59,16 @@ def valid_id(n: int) -> bool:
 
 def name_key(name: str) -> str:
     return " ".join(name.split()).casefold()
+
+
+def account_names_among(s: Connection, names: Collection[str]) -> set[str]:
+    """Those of `names` that are exactly some account's name (case and spacing aside): no prefixes,
+    no #ID. One query, whatever the number of names."""
+    keys = {n: k for n in names if (k := name_key(n)) and "\x00" not in k}
+    if not keys:
+        return set()
+    found = set(s.execute(select(ACC.c.name_key).where(ACC.c.name_key.in_(set(keys.values())))).scalars())
+    return {n for n, k in keys.items() if k in found}
 
 
 def find_account(s: Connection, ref: str) -> Row[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -10,11 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.common.dispatch import Failure, answer, is_account_of
 from adapters.common.grammar import SPECS, Help, UsageError, help_text, parse, parse_amount, parse_user
+from lifecycle.core import Lifecycle
 from lifecycle.domain import commands as c
 from lifecycle.domain.access import Actor
 from lifecycle.domain.errors import LifecycleError
 from lifecycle.domain.pipeline import load_preset
+from lifecycle.domain.views import History, Outcome
+from tests.conftest import ADMIN, EVE
 
 ME = Actor("slack", "U0ALICE")
 PIPE = load_preset("default")
@@ -116,7 +121,8 @@ def test_commands(text: str, expected: object) -> None:
     [
         ("mvoe Acme P2", "Did you mean `move`"),
         ("frobnicate", "Unknown command"),
-        ("move Acme", "Usage: move ACCOUNT STAGE"),
+        ("move", "Missing the account and the stage. Usage: move ACCOUNT STAGE"),
+        ("move Acme", "Missing the stage: `move Acme STAGE [REASON...]`"),  # said "the account and the stage"
         ("add", "Missing the account name"),
         ("add Acme --amount", "--amount needs a value"),
         ("add Acme --amount lots", "is not an amount"),
@@ -125,7 +131,7 @@ def test_commands(text: str, expected: object) -> None:
         ('move "Acme P2', "quote is not closed"),
         ("renew Acme --amount 5", "Give both --amount and --until"),
         ("approve seven", "is not an approval number"),
-        ("assign Acme", "Usage: assign"),
+        ("assign Acme", "Missing the person: `assign Acme KEY|EMAIL|@user`"),  # said "the account and the person"
         ("x" * 3000, "commands are at most"),
     ],
 )
@@ -222,3 +228,134 @@ def test_any_text_parses_or_raises_a_user_error(text: str) -> None:
 def test_command_shaped_noise_never_crashes(words: list[str]) -> None:
     with contextlib.suppress(LifecycleError):
         p(" ".join(words))
+
+
+# Issue 17: apostrophes are letters, not quotes (each of these was "A quote is not closed" before).
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("add O'Reilly", "O'Reilly"),
+        ("add O’Reilly", "O’Reilly"),  # macOS / Slack smart punctuation, kept as typed
+        ("add O‘Reilly Media", "O‘Reilly Media"),
+        ("add Customers' Choice", "Customers' Choice"),
+        ("add 'Acme Corp'", "Acme Corp"),  # a span from a word's start to a word's end is a quote
+        ("add ‘Acme Corp’ --segment smb", "Acme Corp"),
+        ("add 'O'Reilly Media'", "O'Reilly Media"),
+        ("add 'tis Corp", "'tis Corp"),  # opens a word but nothing closes it: an apostrophe
+        ("add “O'Reilly Media”", "O'Reilly Media"),
+        ("add 「示例 科技」", "示例 科技"),
+    ],
+)
+def test_apostrophes_in_names_are_literal(line: str, name: str) -> None:
+    cmd = p(line)
+    assert isinstance(cmd, c.AddAccount) and cmd.name == name
+
+
+def test_apostrophes_in_reasons_are_literal() -> None:
+    cmd = p("move Acme SQL customer's first call held")
+    assert isinstance(cmd, c.MoveStage) and cmd.reason == "customer's first call held"
+    smart = p("move O’Reilly P2 it’s a go")
+    assert isinstance(smart, c.MoveStage) and (smart.account, smart.reason) == ("O’Reilly", "it’s a go")
+    note = p("approve 7 customer's call went well")
+    assert isinstance(note, c.DecideApproval) and note.note == "customer's call went well"
+
+
+@pytest.mark.parametrize("line", ['move "Acme P2', "move “Acme P2", "add 「示例 科技", 'add Acme"'])
+def test_an_unclosed_double_quote_is_still_an_error(line: str) -> None:
+    with pytest.raises(UsageError) as err:
+        p(line)
+    assert "quote is not closed" in err.value.text("en") and "引号未闭合" in err.value.text("zh")
+
+
+# Issue 17: an unquoted multi-word name works for every verb that takes an account and then text.
+KNOWN = {"pied piper", "acme corp asia", "route 66", "o'reilly media"}
+
+
+def pk(text: str):
+    """`p` with a directory of exact account names, as adapters.common.dispatch passes one."""
+    return parse(text, actor=ME, key="k1", via="slack", is_stage=is_stage, is_account=lambda n: n.casefold() in KNOWN)
+
+
+W = {"actor": ME, "key": "k1", "via": "slack"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("churn Pied Piper lost to competitor", c.Churn(account="Pied Piper", reason="lost to competitor", **W)),
+        ("流失 pied piper 预算取消", c.Churn(account="pied piper", reason="预算取消", **W)),
+        ("winback Pied Piper new budget", c.WinBack(account="Pied Piper", reason="new budget", **W)),
+        ("archive Pied Piper gone for good", c.Archive(account="Pied Piper", reason="gone for good", **W)),
+        ("churn Pied Piper", c.Churn(account="Pied Piper", **W)),
+        ("churn O'Reilly Media it’s over", c.Churn(account="O'Reilly Media", reason="it’s over", **W)),
+        ("todo Pied Piper send the guide", c.AddTask(account="Pied Piper", title="send the guide", **W)),
+        ("check Pied Piper test email", c.TickChecklist(account="Pied Piper", item="test email", **W)),
+        ("check Route 66 2", c.TickChecklist(account="Route 66", item="2", **W)),
+        ("snooze Route 66", c.SnoozeSla(account="Route 66", days=1, **W)),
+        ("snooze Pied Piper 2w", c.SnoozeSla(account="Pied Piper", days=14, **W)),
+        ("assign Pied Piper @bob", c.AssignOwner(account="Pied Piper", owner="slack:bob", **W)),
+        (
+            "move Acme Corp Asia SQL kick-off",
+            c.MoveStage(account="Acme Corp Asia", target="SQL", reason="kick-off", **W),
+        ),
+        ("move Pied Piper P2 sent", c.MoveStage(account="Pied Piper", target="P2", reason="sent", **W)),
+        ("show Pied Piper", c.ShowAccount(actor=ME, account="Pied Piper")),
+        ("history Pied Piper", c.ShowHistory(actor=ME, account="Pied Piper")),
+        ("claim Pied Piper", c.ClaimHandoff(account="Pied Piper", **W)),
+        ("tasks Pied Piper", c.ListTasks(actor=ME, account="Pied Piper")),
+        (
+            "renew Pied Piper --amount 5k --until 2027-01-01",
+            c.RecordRenewal(account="Pied Piper", amount=Decimal("5000.00"), until=date(2027, 1, 1), **W),
+        ),
+        # A name nobody has: the first word, as before (the core then resolves it as a name or prefix).
+        ("churn Pied lost to competitor", c.Churn(account="Pied", reason="lost to competitor", **W)),
+        ("todo Globex call back", c.AddTask(account="Globex", title="call back", **W)),
+    ],
+)
+def test_unquoted_multi_word_names_for_every_verb(text: str, expected: object) -> None:
+    assert pk(text) == expected
+
+
+# Issue 17: a missing argument is named as missing; the account that was given is not (each was wrong before).
+@pytest.mark.parametrize(
+    ("text", "en", "zh"),
+    [
+        ("move Pied", "Missing the stage: `move Pied STAGE [REASON...]`", "缺少目标阶段:`move Pied STAGE"),
+        ("move Pied Piper", 'Missing the stage: `move "Pied Piper" STAGE', "缺少目标阶段"),
+        ("todo Pied", "Missing the task: `todo Pied TEXT...`", "缺少任务内容:`todo Pied TEXT...`"),
+        ("todo Pied Piper", 'Missing the task: `todo "Pied Piper" TEXT...`', "缺少任务内容"),
+        ("check Alpha", "Missing the checklist item: `check Alpha ITEM`", "缺少检查项:`check Alpha ITEM`"),
+        ("check Pied Piper", 'Missing the checklist item: `check "Pied Piper" ITEM`', "缺少检查项"),
+        ("assign Pied Piper", 'Missing the person: `assign "Pied Piper" KEY|EMAIL|@user`', "缺少负责人"),
+        ("snooze Pied -1", '"-1": snooze for 1 to 90 days.', "暂停提醒的天数须在 1 到 90 之间"),
+        ("snooze Pied 0", '"0": snooze for 1 to 90 days.', "1 到 90"),
+        ("snooze Pied Piper 13w", '"13w": snooze for 1 to 90 days.', "1 到 90"),
+        ("snooze Pied 99999999999999999999", "snooze for 1 to 90 days", "1 到 90"),
+        ("todo", "Missing the account and the task.", "缺少客户名称和任务内容"),
+    ],
+)
+def test_missing_arguments_are_named(text: str, en: str, zh: str) -> None:
+    with pytest.raises(UsageError) as err:
+        pk(text)
+    assert en in err.value.text("en")
+    assert zh in err.value.text("zh")
+
+
+def test_multi_word_names_through_a_real_core(core: Lifecycle) -> None:
+    """adapters.common.dispatch gives the grammar the exact account names (was: reason "Piper lost to ...")."""
+
+    def run(line: str, actor: Actor = ADMIN) -> object:
+        return answer(core, line, actor=actor, key=uuid.uuid4().hex, via="console")
+
+    assert isinstance(run('add "Pied Piper" --stage P5'), Outcome)
+    assert isinstance(run("add O’Reilly Media --stage P5"), Outcome)
+    assert isinstance(run("churn pied  piper lost to competitor"), Outcome)
+    assert isinstance(run("churn O’Reilly Media it’s over"), Outcome)
+    for name, reason in (("Pied Piper", "lost to competitor"), ("O’Reilly Media", "it’s over")):
+        history = run(f"history {name}")
+        assert isinstance(history, History) and history.lines[-1].reason == reason
+    todo = run("todo Pied Piper")
+    assert isinstance(todo, Failure) and 'Missing the task: `todo "Pied Piper" TEXT...`' in todo.message
+    # Someone who may not read accounts learns no names from how their line was split.
+    assert is_account_of(core, EVE) is None
+    assert is_account_of(core, ADMIN) is not None

@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 
 from adapters.common.actions import decode
 from adapters.common.dispatch import Failure, NotAvailable, answer, render_text
-from adapters.common.grammar import SPECS, Help, UsageError
+from adapters.common.grammar import SPECS, Help, UsageError, parse
 from lifecycle.core import Lifecycle
+from lifecycle.domain import commands as c
 from lifecycle.domain import errors as lifecycle_errors
 from lifecycle.domain.access import Actor
-from lifecycle.domain.views import Outcome, ReadModel
+from lifecycle.domain.views import History, Outcome, ReadModel
 from tests.conftest import ADMIN, ALICE, BOB, CAROL, EVE
 
 ACTORS = [ADMIN, ALICE, BOB, CAROL, EVE]
@@ -262,3 +263,53 @@ button_values = st.fixed_dictionaries(
 def test_button_values_decode_or_raise_a_user_error(value: object) -> None:
     with contextlib.suppress(UsageError):
         decode(value, actor=ADMIN, key="k")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------ apostrophes
+
+# Issue 17: words with apostrophes, straight or curly, anywhere but at a word's start (`O'Reilly`,
+# `O’Reilly`, `customers'`): unquoted they are literal, so a name or a reason comes back as typed.
+APOSTROPHES = ["'", "’", "‘"]
+letters = st.text(st.characters(categories=["L", "Nd"]), min_size=1, max_size=6)
+apostrophe_word = st.lists(st.tuples(letters, st.sampled_from([*APOSTROPHES, ""])), min_size=1, max_size=3).map(
+    lambda parts: "".join(a + b for a, b in parts)
+)
+apostrophe_words = st.lists(apostrophe_word, min_size=1, max_size=4)
+# Anything but double quotes and backslashes, apostrophes at a word's start included, inside double quotes.
+quotable = st.text(
+    st.characters(categories=["L", "Nd", "Zs", "Po", "Pd"], exclude_characters='"\\“”「」')
+    | st.sampled_from(APOSTROPHES),
+    min_size=1,
+    max_size=30,
+).filter(lambda s: s.strip())
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=apostrophe_words, reason=apostrophe_words, verb=st.sampled_from(["churn", "winback", "archive", "流失"]))
+def test_names_and_reasons_with_apostrophes_round_trip(name: list[str], reason: list[str], verb: str) -> None:
+    typed = " ".join(name)
+    add = parse(f"add {typed}", actor=ADMIN, key="k")
+    assert isinstance(add, c.AddAccount) and add.name == typed
+    known = typed.casefold()
+    cmd = parse(f"{verb} {typed} {' '.join(reason)}", actor=ADMIN, key="k", is_account=lambda n: n.casefold() == known)
+    assert isinstance(cmd, c.Churn | c.WinBack | c.Archive)
+    assert (cmd.account, cmd.reason) == (typed, " ".join(reason))
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=quotable, quotes=st.sampled_from(['""', "“”", "「」"]))
+def test_double_quoted_names_round_trip(name: str, quotes: str) -> None:
+    add = parse(f"add {quotes[0]}{name}{quotes[1]}", actor=ADMIN, key="k")
+    assert isinstance(add, c.AddAccount) and add.name == name
+
+
+@settings(SETTINGS, max_examples=60)  # three commands on a database per example
+@given(name=apostrophe_words, reason=apostrophe_words)
+def test_apostrophe_names_round_trip_through_a_real_core(core: Lifecycle, name: list[str], reason: list[str]) -> None:
+    typed = " ".join([*name, uuid.uuid4().hex[:8]])  # one account per example
+    added = answer(core, f"add {typed} --stage P5", actor=ADMIN, key=uuid.uuid4().hex, via="console")
+    assert isinstance(added, Outcome) and added.account.name == typed, added
+    churned = answer(core, f"churn {typed} {' '.join(reason)}", actor=ADMIN, key=uuid.uuid4().hex, via="console")
+    assert isinstance(churned, Outcome), churned
+    history = answer(core, f"history {typed}", actor=ADMIN, key="-", via="console")
+    assert isinstance(history, History) and history.lines[-1].reason == " ".join(reason)
