@@ -3,6 +3,11 @@
 Where the file comes from: `--config PATH`, else `$STAGEBOT_CONFIG`, else `./stagebot.toml` if it
 exists, else built-in defaults (SQLite at ./stagebot.db, the default pipeline). Every problem is
 collected and reported at once. Secret values are read from the environment and never printed.
+
+Relative paths written in a config file (the SQLite database, a pipeline file) are relative to that
+file's directory, so `stagebot` finds the same database from any directory. The built-in default
+and `$STAGEBOT_DATABASE_URL` are not in a file: their relative paths are relative to the current
+directory.
 """
 
 from __future__ import annotations
@@ -373,6 +378,22 @@ def _check_people(config: Config, problems: list[str], warnings: list[str]) -> N
             problems.append(f"[people] {what} {value} belongs to more than one person: {', '.join(keys)}")
 
 
+def anchor_sqlite_url(url: str, base: Path) -> str:
+    """`url` with a relative SQLite file path made absolute against `base` (a config file's
+    directory). Anything else is returned as written: other databases, absolute paths, memory
+    (`sqlite://`, `sqlite:///:memory:`), `file:` URIs, and what is not a URL (reported elsewhere)."""
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return url
+    db = u.database
+    if u.get_backend_name() != "sqlite" or db in (None, "", ":memory:") or db.startswith("file:"):
+        return url
+    if Path(db).is_absolute():
+        return url
+    return u.set(database=str(base.resolve() / db)).render_as_string(hide_password=False)
+
+
 def find_config_path(explicit: str | None, env: Mapping[str, str], cwd: Path | None = None) -> Path | None:
     if explicit:
         return Path(explicit)
@@ -400,6 +421,9 @@ def load_settings(explicit: str | None = None, env: Mapping[str, str] | None = N
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     config = _validate_sections(data, problems)
+    if path is not None:  # relative to the config file; the built-in default stays relative to the cwd
+        url = anchor_sqlite_url(config.database.url, path.parent)
+        config.database = config.database.model_copy(update={"url": url})
 
     preset = config.pipeline.preset
     if (preset.endswith(".toml") or "/" in preset) and path is not None and not Path(preset).is_absolute():

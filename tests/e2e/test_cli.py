@@ -12,7 +12,7 @@ from bot.cli import main
 
 
 def run(
-    args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None
+    args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None, stdin: str = ""
 ) -> tuple[int, str]:
     monkeypatch.chdir(cwd)
     for name in ("STAGEBOT_CONFIG", "STAGEBOT_DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
@@ -20,7 +20,7 @@ def run(
     for k, v in (env or {}).items():
         monkeypatch.setenv(k, v)
     out = io.StringIO()
-    code = main(args, stdin=io.StringIO(""), stdout=out)
+    code = main(args, stdin=io.StringIO(stdin), stdout=out)
     return code, out.getvalue()
 
 
@@ -197,3 +197,44 @@ def test_check_config_lists_people_and_who_cannot_use_the_bot(
     code, _ = run(["check-config"], tmp_path, monkeypatch)
     assert code == 1
     assert "[people] slack id U0ALICE belongs to more than one person: alice, al" in capsys.readouterr().err
+
+
+def test_relative_database_path_in_a_config_file_is_next_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf, here, elsewhere = tmp_path / "conf", tmp_path / "here", tmp_path / "elsewhere"
+    for d in (conf, here, elsewhere):
+        d.mkdir()
+    cfg = conf / "stagebot.toml"
+    cfg.write_text('[database]\nurl = "sqlite:///data.db"\n')
+    code, _ = run(["console", "--config", str(cfg)], here, monkeypatch, stdin='add "Acme Rel" --stage SQL\n')
+    assert code == 0
+    assert (conf / "data.db").exists() and not (here / "data.db").exists()
+    code, out = run(["export", "-", "--config", str(cfg)], elsewhere, monkeypatch)
+    assert code == 0 and "Acme Rel" in out
+    assert list(elsewhere.iterdir()) == []
+    # ./ counts as relative; STAGEBOT_CONFIG names the file the same way
+    cfg.write_text('[database]\nurl = "sqlite:///./data.db"\n')
+    code, out = run(["export", "-"], elsewhere, monkeypatch, {"STAGEBOT_CONFIG": str(cfg)})
+    assert code == 0 and "Acme Rel" in out
+
+
+def test_database_url_relative_to_the_cwd_without_a_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.config import load_settings
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    cfg = conf / "s.toml"
+    cfg.write_text('[database]\nurl = "sqlite:///data.db"\n')
+    assert load_settings(str(cfg), {}).database_url == f"sqlite:///{conf.resolve() / 'data.db'}"
+    # the environment variable is not in the file: as written, relative to the current directory
+    env = {"STAGEBOT_DATABASE_URL": "sqlite:///env.db"}
+    assert load_settings(str(cfg), env).database_url == "sqlite:///env.db"
+    for url in ("sqlite://", "sqlite:///:memory:", f"sqlite:///{tmp_path / 'abs.db'}"):
+        cfg.write_text(f'[database]\nurl = "{url}"\n')
+        assert load_settings(str(cfg), {}).database_url == url
+    # built-in default, no file at all
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(None, {"STAGEBOT_CONFIG": ""}).config.database.url == "sqlite:///stagebot.db"
