@@ -259,6 +259,9 @@ class Settings:
     source: str
     env: Mapping[str, str] = field(repr=False, default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Problems `check-config` fails on that `serve` and `console` still run with: a team that owns
+    # stages but has no channel on an enabled platform (its notifications there are dropped).
+    channel_problems: list[str] = field(default_factory=list)
 
     @property
     def database_url(self) -> str:
@@ -443,15 +446,29 @@ def load_settings(explicit: str | None = None, env: Mapping[str, str] | None = N
         problems.append("[database] url: not a database URL (e.g. sqlite:///stagebot.db)")
 
     warnings: list[str] = []
+    channel_problems: list[str] = []
     if pipeline is not None:
         known = set(pipeline.team_by_key)
+        owning = {o for stage in pipeline.stages for o in stage.owners}
         for key, team in config.teams.items():
             if key not in known:
                 problems.append(f"[teams.{key}] is not a team of the pipeline; teams: {', '.join(sorted(known))}")
-            if config.slack.enabled and not team.slack_channel:
-                warnings.append(f"[teams.{key}] has no slack_channel: its Slack notifications have nowhere to go")
-            if config.feishu.enabled and not team.feishu_chat:
-                warnings.append(f"[teams.{key}] has no feishu_chat: its Feishu notifications have nowhere to go")
+            for enabled, name, setting, channel in (
+                (config.slack.enabled, "Slack", "slack_channel", team.slack_channel),
+                (config.feishu.enabled, "Feishu", "feishu_chat", team.feishu_chat),
+            ):
+                if not enabled or channel:
+                    continue
+                if key in owning:
+                    channel_problems.append(
+                        f"[teams.{key}] has no {setting}: {name} notifications of its stages have nowhere to go; "
+                        f"set {setting} in [teams.{key}]"
+                    )
+                else:
+                    warnings.append(
+                        f"[teams.{key}] has no {setting} (it owns no stage of the pipeline); "
+                        f"set {setting} in [teams.{key}] if it should get {name} notifications"
+                    )
         problems += crm_maps.config_problems(pipeline, config.import_.stage_map)
         gated = {t.approval.team for t in pipeline.transitions if t.approval is not None}
         for gate_team in sorted(gated):
@@ -470,4 +487,11 @@ def load_settings(explicit: str | None = None, env: Mapping[str, str] | None = N
         ]
     if problems or pipeline is None:
         raise ConfigError(problems)
-    return Settings(config=config, pipeline=pipeline, source=source, env=env, warnings=warnings)
+    return Settings(
+        config=config,
+        pipeline=pipeline,
+        source=source,
+        env=env,
+        warnings=warnings,
+        channel_problems=channel_problems,
+    )

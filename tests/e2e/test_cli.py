@@ -30,7 +30,7 @@ def test_check_config_defaults_ok(
     code, out = run(["check-config"], tmp_path, monkeypatch)
     assert code == 0
     assert "config: built-in defaults" in out and "pipeline: default" in out and out.endswith("OK\n")
-    assert "run `stagebot db upgrade`" in out  # a fresh directory has no schema yet
+    assert "database file stagebot.db does not exist yet" in out  # and check-config did not create it
 
 
 def test_check_config_lists_every_problem(
@@ -238,3 +238,64 @@ def test_database_url_relative_to_the_cwd_without_a_config_file(
     # built-in default, no file at all
     monkeypatch.chdir(tmp_path)
     assert load_settings(None, {"STAGEBOT_CONFIG": ""}).config.database.url == "sqlite:///stagebot.db"
+
+
+def test_check_config_changes_nothing_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = run(["check-config"], tmp_path, monkeypatch)
+    assert code == 0, out
+    assert list(tmp_path.iterdir()) == []
+    assert "database file stagebot.db does not exist yet: `stagebot db upgrade` or `console` creates it" in out
+    cfg = tmp_path / "conf.toml"
+    cfg.write_text('[database]\nurl = "sqlite:///sub/x.db"\n')
+    code, out = run(["check-config", "--config", str(cfg)], tmp_path, monkeypatch)
+    assert code == 0, out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf.toml"]
+    assert f"database file {tmp_path.resolve() / 'sub' / 'x.db'} does not exist yet" in out
+
+
+def test_check_config_refuses_an_enabled_platform_with_a_team_without_its_channel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
+    (tmp_path / "stagebot.toml").write_text(
+        '[slack]\nenabled = true\n[teams.sales]\nslack_channel = "C0S"\n[teams.cs]\nmembers = ["slack:U1"]\n'
+    )
+    code, out = run(["check-config"], tmp_path, monkeypatch, slack)
+    assert code == 1
+    assert "problem: [teams.cs] has no slack_channel" in out and "set slack_channel" in out
+    assert "1 problem(s)" in out  # sales has its channel
+    feishu = {n: "x" for n in ("FEISHU_APP_ID", "FEISHU_APP_SECRET", "FEISHU_VERIFICATION_TOKEN", "FEISHU_ENCRYPT_KEY")}
+    (tmp_path / "stagebot.toml").write_text('[feishu]\nenabled = true\n[teams.sales]\nslack_channel = "C0S"\n')
+    code, out = run(["check-config"], tmp_path, monkeypatch, feishu)
+    assert code == 1 and "problem: [teams.sales] has no feishu_chat" in out and "set feishu_chat" in out
+    # A team that owns no stage (here: only listed by the pipeline) gets a warning, not a problem.
+    pipeline = textwrap.dedent(
+        """\
+        key = "custom"
+        zh = "自定义"
+        en = "Custom"
+        initial = "NEW"
+        teams = [{ key = "ops", zh = "运营", en = "Ops" }, { key = "audit", zh = "审计", en = "Audit" }]
+        [[stages]]
+        key = "NEW"
+        zh = "新建"
+        en = "New"
+        owners = ["ops"]
+        [[stages]]
+        key = "DONE"
+        zh = "完成"
+        en = "Done"
+        terminal = true
+        [[transitions]]
+        from = "NEW"
+        to = "DONE"
+        """
+    )
+    (tmp_path / "custom.toml").write_text(pipeline)
+    (tmp_path / "stagebot.toml").write_text(
+        '[pipeline]\npreset = "custom.toml"\n[slack]\nenabled = true\n[teams.ops]\nslack_channel = "C0OPS"\n'
+        '[teams.audit]\nmembers = ["slack:U2"]\n'
+    )
+    code, out = run(["check-config"], tmp_path, monkeypatch, slack)
+    assert code == 0, out
+    assert "warning: [teams.audit] has no slack_channel (it owns no stage of the pipeline)" in out
