@@ -13,6 +13,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+from urllib.parse import quote
+
+from sqlalchemy.engine import make_url
 
 from bot.config import ConfigError, Settings, load_settings
 from lifecycle.domain.pipeline import Pipeline
@@ -540,22 +543,31 @@ def _check_config(settings: Settings, out: TextIO) -> int:
     if people:
         accounts = [f"{p.key} ({'+'.join(r.partition(':')[0] for r in p.refs) or 'no chat id'})" for p in people]
         out.write(f"people: {len(people)}: {', '.join(accounts)}\n")
-    problems: list[str] = []
+    problems: list[str] = list(settings.channel_problems)
     current: str | None = None
-    engine = make_engine(settings.database_url)
-    try:
-        current, head = current_revision(engine), head_revision(engine)
-        state = "up to date" if current == head else f"at {current or 'empty'}, head {head}: run `stagebot db upgrade`"
-        out.write(f"database: {settings.database_url_safe} (schema {state})\n")
-    except Exception as exc:  # any driver error: report it, never a traceback
-        problems.append(f"[database] cannot connect to {settings.database_url_safe}: {type(exc).__name__}")
-    finally:
-        engine.dispose()
+    url, missing = readonly_url(settings.database_url)
+    if missing is not None:
+        out.write(
+            f"database: {settings.database_url_safe} (note: database file {missing} does not exist yet: "
+            "`stagebot db upgrade` or `console` creates it)\n"
+        )
+    else:
+        engine = make_engine(url)
+        try:
+            current, head = current_revision(engine), head_revision(engine)
+            state = (
+                "up to date" if current == head else f"at {current or 'empty'}, head {head}: run `stagebot db upgrade`"
+            )
+            out.write(f"database: {settings.database_url_safe} (schema {state})\n")
+        except Exception as exc:  # any driver error: report it, never a traceback
+            problems.append(f"[database] cannot connect to {settings.database_url_safe}: {type(exc).__name__}")
+        finally:
+            engine.dispose()
     try:
         from lifecycle.db.uow import Database
         from lifecycle.delivery.outbox import delivery_problems
 
-        engine = make_engine(settings.database_url)
+        engine = make_engine(url)
         for dp in delivery_problems(Database(engine), since=recent()) if current is not None else []:
             problems.append(
                 f"[{dp.target}] {dp.count} notification(s) could not be delivered: {dp.error} "
@@ -571,6 +583,24 @@ def _check_config(settings: Settings, out: TextIO) -> int:
         out.write(f"problem: {prob}\n")
     out.write("OK\n" if not problems else f"{len(problems)} problem(s)\n")
     return 1 if problems else 0
+
+
+def readonly_url(url: str) -> tuple[str, str | None]:
+    """The database URL check-config reads through, so that it changes nothing on disk, and the
+    SQLite file it names if that does not exist (then nothing is opened: connecting would create it).
+
+    A SQLite file is opened read-only (`mode=ro`); SQLite may still leave its `-wal`/`-shm` side
+    files next to an existing database, as any reader of a WAL database does. Memory databases and
+    PostgreSQL are returned as they are (reading the schema revision writes nothing there)."""
+    u = make_url(url)
+    db = u.database
+    if u.get_backend_name() != "sqlite" or db in (None, "", ":memory:") or db.startswith("file:"):
+        return url, None
+    if not Path(db).exists():
+        return url, db
+    target = "file:" + quote(str(Path(db).resolve()))
+    ro = u.set(database=target).update_query_dict({"mode": "ro", "uri": "true"})
+    return ro.render_as_string(hide_password=False), None
 
 
 def _outbox_retry(settings: Settings, target: str | None, out: TextIO) -> int:

@@ -3,6 +3,11 @@
 Where the file comes from: `--config PATH`, else `$STAGEBOT_CONFIG`, else `./stagebot.toml` if it
 exists, else built-in defaults (SQLite at ./stagebot.db, the default pipeline). Every problem is
 collected and reported at once. Secret values are read from the environment and never printed.
+
+Relative paths written in a config file (the SQLite database, a pipeline file) are relative to that
+file's directory, so `stagebot` finds the same database from any directory. The built-in default
+and `$STAGEBOT_DATABASE_URL` are not in a file: their relative paths are relative to the current
+directory.
 """
 
 from __future__ import annotations
@@ -254,6 +259,9 @@ class Settings:
     source: str
     env: Mapping[str, str] = field(repr=False, default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Problems `check-config` fails on that `serve` and `console` still run with: a team that owns
+    # stages but has no channel on an enabled platform (its notifications there are dropped).
+    channel_problems: list[str] = field(default_factory=list)
 
     @property
     def database_url(self) -> str:
@@ -373,6 +381,22 @@ def _check_people(config: Config, problems: list[str], warnings: list[str]) -> N
             problems.append(f"[people] {what} {value} belongs to more than one person: {', '.join(keys)}")
 
 
+def anchor_sqlite_url(url: str, base: Path) -> str:
+    """`url` with a relative SQLite file path made absolute against `base` (a config file's
+    directory). Anything else is returned as written: other databases, absolute paths, memory
+    (`sqlite://`, `sqlite:///:memory:`), `file:` URIs, and what is not a URL (reported elsewhere)."""
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return url
+    db = u.database
+    if u.get_backend_name() != "sqlite" or db in (None, "", ":memory:") or db.startswith("file:"):
+        return url
+    if Path(db).is_absolute():
+        return url
+    return u.set(database=str(base.resolve() / db)).render_as_string(hide_password=False)
+
+
 def find_config_path(explicit: str | None, env: Mapping[str, str], cwd: Path | None = None) -> Path | None:
     if explicit:
         return Path(explicit)
@@ -400,6 +424,9 @@ def load_settings(explicit: str | None = None, env: Mapping[str, str] | None = N
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
     config = _validate_sections(data, problems)
+    if path is not None:  # relative to the config file; the built-in default stays relative to the cwd
+        url = anchor_sqlite_url(config.database.url, path.parent)
+        config.database = config.database.model_copy(update={"url": url})
 
     preset = config.pipeline.preset
     if (preset.endswith(".toml") or "/" in preset) and path is not None and not Path(preset).is_absolute():
@@ -419,15 +446,29 @@ def load_settings(explicit: str | None = None, env: Mapping[str, str] | None = N
         problems.append("[database] url: not a database URL (e.g. sqlite:///stagebot.db)")
 
     warnings: list[str] = []
+    channel_problems: list[str] = []
     if pipeline is not None:
         known = set(pipeline.team_by_key)
+        owning = {o for stage in pipeline.stages for o in stage.owners}
         for key, team in config.teams.items():
             if key not in known:
                 problems.append(f"[teams.{key}] is not a team of the pipeline; teams: {', '.join(sorted(known))}")
-            if config.slack.enabled and not team.slack_channel:
-                warnings.append(f"[teams.{key}] has no slack_channel: its Slack notifications have nowhere to go")
-            if config.feishu.enabled and not team.feishu_chat:
-                warnings.append(f"[teams.{key}] has no feishu_chat: its Feishu notifications have nowhere to go")
+            for enabled, name, setting, channel in (
+                (config.slack.enabled, "Slack", "slack_channel", team.slack_channel),
+                (config.feishu.enabled, "Feishu", "feishu_chat", team.feishu_chat),
+            ):
+                if not enabled or channel:
+                    continue
+                if key in owning:
+                    channel_problems.append(
+                        f"[teams.{key}] has no {setting}: {name} notifications of its stages have nowhere to go; "
+                        f"set {setting} in [teams.{key}]"
+                    )
+                else:
+                    warnings.append(
+                        f"[teams.{key}] has no {setting} (it owns no stage of the pipeline); "
+                        f"set {setting} in [teams.{key}] if it should get {name} notifications"
+                    )
         problems += crm_maps.config_problems(pipeline, config.import_.stage_map)
         gated = {t.approval.team for t in pipeline.transitions if t.approval is not None}
         for gate_team in sorted(gated):
@@ -446,4 +487,11 @@ def load_settings(explicit: str | None = None, env: Mapping[str, str] | None = N
         ]
     if problems or pipeline is None:
         raise ConfigError(problems)
-    return Settings(config=config, pipeline=pipeline, source=source, env=env, warnings=warnings)
+    return Settings(
+        config=config,
+        pipeline=pipeline,
+        source=source,
+        env=env,
+        warnings=warnings,
+        channel_problems=channel_problems,
+    )

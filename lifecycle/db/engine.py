@@ -26,7 +26,8 @@ def make_engine(url: str, *, echo: bool = False, **kwargs: Any) -> Engine:
             kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {}).setdefault("check_same_thread", False)
         engine = create_engine(url, echo=echo, **kwargs)
-        _sqlite_setup(engine, wal=not memory)
+        # A read-only file (`file:…?mode=ro&uri=true`, check-config) keeps its journal mode.
+        _sqlite_setup(engine, wal=not memory and u.query.get("mode") != "ro")
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     # serve runs [server] threads request threads (32 by default), the dispatcher, the scheduler and

@@ -12,7 +12,7 @@ from bot.cli import main
 
 
 def run(
-    args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None
+    args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str] | None = None, stdin: str = ""
 ) -> tuple[int, str]:
     monkeypatch.chdir(cwd)
     for name in ("STAGEBOT_CONFIG", "STAGEBOT_DATABASE_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"):
@@ -20,7 +20,7 @@ def run(
     for k, v in (env or {}).items():
         monkeypatch.setenv(k, v)
     out = io.StringIO()
-    code = main(args, stdin=io.StringIO(""), stdout=out)
+    code = main(args, stdin=io.StringIO(stdin), stdout=out)
     return code, out.getvalue()
 
 
@@ -30,7 +30,7 @@ def test_check_config_defaults_ok(
     code, out = run(["check-config"], tmp_path, monkeypatch)
     assert code == 0
     assert "config: built-in defaults" in out and "pipeline: default" in out and out.endswith("OK\n")
-    assert "run `stagebot db upgrade`" in out  # a fresh directory has no schema yet
+    assert "database file stagebot.db does not exist yet" in out  # and check-config did not create it
 
 
 def test_check_config_lists_every_problem(
@@ -197,3 +197,105 @@ def test_check_config_lists_people_and_who_cannot_use_the_bot(
     code, _ = run(["check-config"], tmp_path, monkeypatch)
     assert code == 1
     assert "[people] slack id U0ALICE belongs to more than one person: alice, al" in capsys.readouterr().err
+
+
+def test_relative_database_path_in_a_config_file_is_next_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf, here, elsewhere = tmp_path / "conf", tmp_path / "here", tmp_path / "elsewhere"
+    for d in (conf, here, elsewhere):
+        d.mkdir()
+    cfg = conf / "stagebot.toml"
+    cfg.write_text('[database]\nurl = "sqlite:///data.db"\n')
+    code, _ = run(["console", "--config", str(cfg)], here, monkeypatch, stdin='add "Acme Rel" --stage SQL\n')
+    assert code == 0
+    assert (conf / "data.db").exists() and not (here / "data.db").exists()
+    code, out = run(["export", "-", "--config", str(cfg)], elsewhere, monkeypatch)
+    assert code == 0 and "Acme Rel" in out
+    assert list(elsewhere.iterdir()) == []
+    # ./ counts as relative; STAGEBOT_CONFIG names the file the same way
+    cfg.write_text('[database]\nurl = "sqlite:///./data.db"\n')
+    code, out = run(["export", "-"], elsewhere, monkeypatch, {"STAGEBOT_CONFIG": str(cfg)})
+    assert code == 0 and "Acme Rel" in out
+
+
+def test_database_url_relative_to_the_cwd_without_a_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.config import load_settings
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    cfg = conf / "s.toml"
+    cfg.write_text('[database]\nurl = "sqlite:///data.db"\n')
+    assert load_settings(str(cfg), {}).database_url == f"sqlite:///{conf.resolve() / 'data.db'}"
+    # the environment variable is not in the file: as written, relative to the current directory
+    env = {"STAGEBOT_DATABASE_URL": "sqlite:///env.db"}
+    assert load_settings(str(cfg), env).database_url == "sqlite:///env.db"
+    for url in ("sqlite://", "sqlite:///:memory:", f"sqlite:///{tmp_path / 'abs.db'}"):
+        cfg.write_text(f'[database]\nurl = "{url}"\n')
+        assert load_settings(str(cfg), {}).database_url == url
+    # built-in default, no file at all
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(None, {"STAGEBOT_CONFIG": ""}).config.database.url == "sqlite:///stagebot.db"
+
+
+def test_check_config_changes_nothing_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out = run(["check-config"], tmp_path, monkeypatch)
+    assert code == 0, out
+    assert list(tmp_path.iterdir()) == []
+    assert "database file stagebot.db does not exist yet: `stagebot db upgrade` or `console` creates it" in out
+    cfg = tmp_path / "conf.toml"
+    cfg.write_text('[database]\nurl = "sqlite:///sub/x.db"\n')
+    code, out = run(["check-config", "--config", str(cfg)], tmp_path, monkeypatch)
+    assert code == 0, out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conf.toml"]
+    assert f"database file {tmp_path.resolve() / 'sub' / 'x.db'} does not exist yet" in out
+
+
+def test_check_config_refuses_an_enabled_platform_with_a_team_without_its_channel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slack = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
+    (tmp_path / "stagebot.toml").write_text(
+        '[slack]\nenabled = true\n[teams.sales]\nslack_channel = "C0S"\n[teams.cs]\nmembers = ["slack:U1"]\n'
+    )
+    code, out = run(["check-config"], tmp_path, monkeypatch, slack)
+    assert code == 1
+    assert "problem: [teams.cs] has no slack_channel" in out and "set slack_channel" in out
+    assert "1 problem(s)" in out  # sales has its channel
+    feishu = {n: "x" for n in ("FEISHU_APP_ID", "FEISHU_APP_SECRET", "FEISHU_VERIFICATION_TOKEN", "FEISHU_ENCRYPT_KEY")}
+    (tmp_path / "stagebot.toml").write_text('[feishu]\nenabled = true\n[teams.sales]\nslack_channel = "C0S"\n')
+    code, out = run(["check-config"], tmp_path, monkeypatch, feishu)
+    assert code == 1 and "problem: [teams.sales] has no feishu_chat" in out and "set feishu_chat" in out
+    # A team that owns no stage (here: only listed by the pipeline) gets a warning, not a problem.
+    pipeline = textwrap.dedent(
+        """\
+        key = "custom"
+        zh = "自定义"
+        en = "Custom"
+        initial = "NEW"
+        teams = [{ key = "ops", zh = "运营", en = "Ops" }, { key = "audit", zh = "审计", en = "Audit" }]
+        [[stages]]
+        key = "NEW"
+        zh = "新建"
+        en = "New"
+        owners = ["ops"]
+        [[stages]]
+        key = "DONE"
+        zh = "完成"
+        en = "Done"
+        terminal = true
+        [[transitions]]
+        from = "NEW"
+        to = "DONE"
+        """
+    )
+    (tmp_path / "custom.toml").write_text(pipeline)
+    (tmp_path / "stagebot.toml").write_text(
+        '[pipeline]\npreset = "custom.toml"\n[slack]\nenabled = true\n[teams.ops]\nslack_channel = "C0OPS"\n'
+        '[teams.audit]\nmembers = ["slack:U2"]\n'
+    )
+    code, out = run(["check-config"], tmp_path, monkeypatch, slack)
+    assert code == 0, out
+    assert "warning: [teams.audit] has no slack_channel (it owns no stage of the pipeline)" in out
