@@ -99,7 +99,7 @@ def test_state_survives_between_runs_and_bad_input_gets_short_answers(tmp_path: 
     assert 'Unknown stage "P9". Stages: MQL, SQL, PQL, P0, P1, P2, P3, P4, P5, CHURNED, ARCHIVED.' in out
     assert 'No account named "Nobody".' in out
     assert "Beta Ltd: MQL Lead (线索) → SQL Opportunity (商机)." in out
-    assert "Usage: move ACCOUNT STAGE" in out
+    assert "Missing the stage: `move Beta STAGE [REASON...]`" in out  # the account was given
 
 
 def test_as_a_member_follows_team_permissions(tmp_path: Path) -> None:
