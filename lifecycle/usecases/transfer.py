@@ -27,7 +27,7 @@ from lifecycle.domain.clock import Clock
 from lifecycle.domain.crm_maps import StageLookup, UnknownValue, export_value, forward_reach
 from lifecycle.domain.errors import LifecycleError
 from lifecycle.domain.i18n import Text
-from lifecycle.domain.limits import MAX_NAME
+from lifecycle.domain.limits import LIMITS, MAX_NAME
 from lifecycle.domain.money import parse_amount  # InvalidAmount is a ValueError: a row problem below
 from lifecycle.domain.pipeline import Pipeline, Transition
 from lifecycle.domain.rules import Rules
@@ -90,7 +90,7 @@ EXPORT_HEADERS: dict[str, tuple[str, ...]] = {
     "hubspot": ("Company name", "Lifecycle Stage", "Company owner", "Amount", "Segment", "Record ID", "Renewal Date"),
     "salesforce": ("Account Name", "Stage", "Account Owner", "Amount", "Segment", "Account ID", "Contract End Date"),
 }
-MAX_LEN = {"segment": 64, "external_id": 128, "owner": 120}
+MAX_LEN = {f: LIMITS[f] for f in ("segment", "external_id", "owner")}  # the core's limits (domain/limits.py)
 OWNER = re.compile(r"^[a-z][a-z0-9_-]*:[^\s:]\S*$")
 DATE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z?)?$")
 

@@ -44,7 +44,8 @@ def test_the_same_signed_request_twice_is_applied_once(slack: SlackDriver) -> No
     first = slack.request("POST", "/slack/events", body, headers)
     second = slack.request("POST", "/slack/events", body, headers)
     assert first.status == second.status == 200
-    assert "Twice" in first.body and "Twice" in second.body
+    assert "Added Twice" in ephemeral_text(first)
+    assert "Repeat of a request already applied" in ephemeral_text(second)
     assert names(slack).count("Twice") == 1
 
 
@@ -52,8 +53,10 @@ def test_an_overlong_trigger_id_is_still_one_command(slack: SlackDriver) -> None
     fields = dict(parse_qsl(slash_command("add LongTrig", user="U0ADMIN", response_url=slack.fake.response_url("c"))))
     fields["trigger_id"] = "T" * 300
     body = urlencode(fields)
-    reply = slack.request("POST", "/slack/events", body, signed_headers(body, content_type=FORM))
-    assert "LongTrig" in ephemeral_text(reply)
+    first = slack.request("POST", "/slack/events", body, signed_headers(body, content_type=FORM))
+    again = slack.request("POST", "/slack/events", body, signed_headers(body, content_type=FORM))
+    assert "Added LongTrig" in ephemeral_text(first)
+    assert "Repeat of a request already applied" in ephemeral_text(again)
 
 
 def test_overlong_fields_are_refused_naming_the_field(slack: SlackDriver) -> None:
